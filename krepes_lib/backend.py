@@ -1,0 +1,216 @@
+"""Array backend: CuPy on a usable GPU, NumPy otherwise — the same code for both.
+
+Book: *Notation and conventions* (``book/notation.md``), section "Arrays, devices and dtypes".
+
+Policy
+------
+* **Everything follows X.** Numerical functions call :func:`get_xp` on their array
+  arguments and compute in that namespace. Mixing host (NumPy) and device (CuPy)
+  arrays in one call is an error, never a silent transfer.
+* **float32 by default**, float64 on request (``dtype="float64"`` or
+  ``KREPES_DTYPE=float64``). :func:`resolve_dtype` is the single place that decides.
+* **Randomness is drawn on the host** from a seeded :class:`numpy.random.Generator`
+  (:func:`host_rng`) and moved to the device afterwards, so a seed gives the same
+  landmarks, batches and augmentations on a laptop and on a GPU.
+* GPU detection is cached and tolerant: an installed CuPy without a driver or a
+  device means "no GPU", not an import error. ``KREPES_BACKEND=numpy`` forces the
+  host; ``KREPES_BACKEND=cupy`` demands a GPU and fails loudly without one.
+"""
+from __future__ import annotations
+
+import functools
+import os
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "gpu_available",
+    "default_xp",
+    "get_xp",
+    "is_device_array",
+    "to_host",
+    "to_device",
+    "asarray",
+    "resolve_dtype",
+    "host_rng",
+    "eps",
+    "synchronize",
+    "scipy_linalg",
+]
+
+_BACKEND_ENV = "KREPES_BACKEND"
+_DTYPE_ENV = "KREPES_DTYPE"
+
+
+@functools.lru_cache(maxsize=1)
+def _cupy_or_none():
+    """Import CuPy and check that a device really works; ``None`` otherwise (cached)."""
+    try:
+        import cupy  # noqa: F401
+
+        if cupy.cuda.runtime.getDeviceCount() < 1:
+            return None
+        # A tiny kernel launch catches "driver too old" and similar late failures.
+        float(cupy.asarray([1.0], dtype=cupy.float32).sum())
+        return cupy
+    except Exception:  # ImportError, CUDARuntimeError, missing libcuda, ...
+        return None
+
+
+def gpu_available() -> bool:
+    """True when CuPy imports and a CUDA device answers (cached after the first call).
+
+    ``KREPES_BACKEND=numpy`` makes this False whatever the machine has.
+    """
+    if os.environ.get(_BACKEND_ENV, "").lower() == "numpy":
+        return False
+    return _cupy_or_none() is not None
+
+
+def default_xp():
+    """The namespace new arrays are created in when no input array decides it.
+
+    CuPy when :func:`gpu_available`, NumPy otherwise. ``KREPES_BACKEND=cupy`` raises a
+    clear error when no GPU can be used.
+    """
+    choice = os.environ.get(_BACKEND_ENV, "").lower()
+    if choice not in ("", "numpy", "cupy", "auto"):
+        raise ValueError(
+            f"{_BACKEND_ENV}={choice!r} is not understood; use 'numpy', 'cupy' or 'auto' (default)."
+        )
+    if choice == "numpy":
+        return np
+    cp = _cupy_or_none()
+    if choice == "cupy" and cp is None:
+        raise RuntimeError(
+            f"{_BACKEND_ENV}=cupy but no usable GPU: install the 'gpu' extra "
+            "(pip install 'krepes-companion[gpu]') on a machine with a CUDA driver, or unset it."
+        )
+    return cp if cp is not None else np
+
+
+def is_device_array(a: Any) -> bool:
+    """True for a CuPy array (checked without importing CuPy)."""
+    return type(a).__module__.split(".")[0] == "cupy"
+
+
+def get_xp(*arrays: Any):
+    """The array namespace of the arguments: "everything follows X".
+
+    ``None`` and Python scalars are ignored. With no array argument, NumPy is returned
+    (create arrays with :func:`default_xp` when you want the GPU).
+
+    Raises
+    ------
+    TypeError
+        When host (NumPy) and device (CuPy) arrays are mixed; move them with
+        :func:`to_device` / :func:`to_host` first.
+    """
+    on_device = None
+    for a in arrays:
+        if a is None or isinstance(a, (int, float, complex, bool, np.generic)):
+            continue
+        dev = is_device_array(a)
+        if on_device is None:
+            on_device = dev
+        elif on_device != dev:
+            raise TypeError(
+                "get_xp: host (NumPy) and device (CuPy) arrays were mixed in one call; "
+                "move them to one place with krepes_lib.backend.to_device(x, xp) or to_host(x)."
+            )
+    if on_device:
+        import cupy
+
+        return cupy
+    return np
+
+
+def to_host(a: Any) -> np.ndarray:
+    """A NumPy copy of ``a`` (no copy when it is already a NumPy array)."""
+    if is_device_array(a):
+        return a.get()
+    return np.asarray(a)
+
+
+def to_device(a: Any, xp=None, dtype=None):
+    """``a`` as an array of namespace ``xp`` (default: :func:`default_xp`), optionally cast."""
+    xp = default_xp() if xp is None else xp
+    if xp is np:
+        out = to_host(a)
+    else:
+        out = xp.asarray(a)
+    if dtype is not None:
+        out = out.astype(resolve_dtype(dtype), copy=False)
+    return out
+
+
+def resolve_dtype(dtype: Any = None) -> np.dtype:
+    """The floating dtype to compute in: float32 by default, float64 on request.
+
+    ``dtype=None`` reads ``KREPES_DTYPE`` (default ``float32``). Only float32 and
+    float64 are accepted.
+    """
+    if dtype is None:
+        dtype = os.environ.get(_DTYPE_ENV, "float32")
+    dt = np.dtype(dtype)
+    if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
+        raise ValueError(f"dtype={dtype!r}: krepes_lib computes in 'float32' (default) or 'float64'.")
+    return dt
+
+
+def asarray(x: Any, xp=None, dtype=None, name: str = "X", check_finite: bool = True):
+    """Validate and convert an input array.
+
+    Parameters
+    ----------
+    x : array-like
+        The data.
+    xp : module, optional
+        Target namespace; default: the namespace of ``x`` if it is an array, else NumPy.
+    dtype : str or dtype, optional
+        See :func:`resolve_dtype`.
+    name : str
+        Parameter name used in error messages.
+    check_finite : bool
+        Raise a ValueError naming ``name`` when ``x`` holds NaN or inf.
+    """
+    if xp is None:
+        xp = get_xp(x) if hasattr(x, "shape") else np
+    out = to_device(x, xp, dtype=resolve_dtype(dtype))
+    if check_finite and out.size and not bool(xp.isfinite(out).all()):
+        bad = int((~xp.isfinite(out)).sum())
+        raise ValueError(
+            f"{name} contains {bad} NaN or infinite value(s); clean or impute them "
+            f"(e.g. numpy.nan_to_num) before passing {name}."
+        )
+    return out
+
+
+def host_rng(seed: int | np.random.Generator | None) -> np.random.Generator:
+    """A host-side :class:`numpy.random.Generator` (pass a Generator through unchanged)."""
+    if isinstance(seed, np.random.Generator):
+        return seed
+    return np.random.default_rng(seed)
+
+
+def eps(dtype) -> float:
+    """Machine epsilon of ``dtype`` (used for dtype-aware tolerances)."""
+    return float(np.finfo(np.dtype(dtype)).eps)
+
+
+def synchronize(xp) -> None:
+    """Wait for queued device work (no-op on NumPy); call before reading a timer."""
+    if xp is not np:
+        xp.cuda.Stream.null.synchronize()
+
+
+def scipy_linalg(xp):
+    """``scipy.linalg`` or ``cupyx.scipy.linalg`` to match ``xp`` (triangular solves etc.)."""
+    if xp is np:
+        import scipy.linalg
+
+        return scipy.linalg
+    import cupyx.scipy.linalg
+
+    return cupyx.scipy.linalg
