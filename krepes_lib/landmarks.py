@@ -1,0 +1,227 @@
+"""Landmark selection x̃_1..x̃_m and class coverage κ.
+
+Book: *Theory* (``book/theory.md``), section "Landmark selection", equations
+(lm-kmeanspp), (lm-rls), (lm-rls-nys) and (lm-kappa); spec §2.
+
+Each strategy returns a :class:`Landmarks` record holding the points *and* their indices
+into X (Falkon's ``center_selection`` habit). All random draws happen on the host with a
+seeded :class:`numpy.random.Generator`, so the same seed selects the same landmarks on a
+CPU and on a GPU; only the distance / kernel arithmetic runs in X's namespace.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .backend import asarray, get_xp, host_rng, scipy_linalg, to_host
+from .defaults import BLOCK_BYTES
+from .kernels import Kernel, block_rows, make_kernel
+
+__all__ = ["Landmarks", "select_landmarks", "uniform", "kmeans_pp", "ridge_leverage", "given",
+           "approximate_leverage_scores", "class_coverage", "METHODS"]
+
+
+@dataclass(frozen=True)
+class Landmarks:
+    """Selected landmarks.
+
+    Attributes
+    ----------
+    points : array, shape (m, d)
+        x̃_1..x̃_m, in X's namespace and dtype.
+    indices : numpy.ndarray of int64, shape (m,)
+        Rows of X they were taken from.
+    method : str
+        The strategy that chose them.
+    """
+
+    points: object
+    indices: np.ndarray
+    method: str
+
+    @property
+    def m(self) -> int:
+        return int(self.indices.shape[0])
+
+
+def _check_m(m, n):
+    if int(m) != m or m < 1:
+        raise ValueError(f"m={m} must be a positive integer number of landmarks.")
+    if m > n:
+        raise ValueError(
+            f"m={m} landmarks requested but X has only n={n} rows; choose m <= n "
+            "(the paper uses m ≈ √n)."
+        )
+
+
+def _take(X, idx, method):
+    xp = get_xp(X)
+    idx = np.asarray(idx, dtype=np.int64)
+    return Landmarks(points=X[xp.asarray(idx)], indices=idx, method=method)
+
+
+def uniform(X, m: int, seed=0) -> Landmarks:
+    """m rows of X uniformly without replacement (spec §2)."""
+    _check_m(m, X.shape[0])
+    idx = host_rng(seed).choice(X.shape[0], size=int(m), replace=False)
+    return _take(X, np.sort(idx), "uniform")
+
+
+def kmeans_pp(X, m: int, seed=0, kernel: Kernel | None = None,
+              memory_budget: int = BLOCK_BYTES) -> Landmarks:
+    """k-means++ seeding, eq. (lm-kmeanspp): the next landmark is drawn with P(x_j) ∝ min_c D(x_j, c).
+
+    D is the squared Euclidean distance in input space by default, or the kernel-space
+    distance k(x,x) − 2k(x,c) + k(c,c) when ``kernel`` is given. The running minimum is
+    updated with one new centre at a time (O(n d) per landmark, nothing of size n×m kept).
+    When fewer than m distinct points remain (all distances zero), the rest is drawn
+    uniformly among the unchosen rows.
+    """
+    n = X.shape[0]
+    _check_m(m, n)
+    xp = get_xp(X)
+    rng = host_rng(seed)
+    if kernel is None:
+        sq = xp.einsum("ij,ij->i", X, X)
+
+        def dist_to(j):
+            c = X[j]
+            return xp.maximum(sq - 2.0 * (X @ c) + sq[j], 0.0)
+    else:
+        kdiag = kernel.diag(X)
+
+        def dist_to(j):
+            kc = kernel.matmul(X, X[j:j + 1], xp.ones((1, 1), dtype=X.dtype),
+                               memory_budget=memory_budget)[:, 0]
+            return xp.maximum(kdiag - 2.0 * kc + kdiag[j], 0.0)
+
+    chosen = [int(rng.integers(n))]
+    d_min = dist_to(chosen[0])
+    for _ in range(1, int(m)):
+        p = to_host(d_min).astype(np.float64)
+        p[chosen] = 0.0
+        total = p.sum()
+        if not total > 0:
+            rest = np.setdiff1d(np.arange(n), chosen)
+            chosen.extend(rng.choice(rest, size=int(m) - len(chosen), replace=False).tolist())
+            break
+        j = int(rng.choice(n, p=p / total))
+        chosen.append(j)
+        d_min = xp.minimum(d_min, dist_to(j))
+    return _take(X, np.asarray(chosen), "kmeans++")
+
+
+def approximate_leverage_scores(X, kernel: Kernel, lam: float = 1e-3, sketch_size: int | None = None,
+                                seed=0, memory_budget: int = BLOCK_BYTES):
+    """Ridge leverage scores ℓ_j(λ) = [K(K + nλI)⁻¹]_jj from a Nyström pre-sketch, eq. (lm-rls-nys).
+
+    With a uniform sketch S of s rows:
+    ℓ̃_j = (k(x_j, x_j) − k_jSᵀ (K_SS + nλ I)⁻¹ k_jS) / (nλ).
+    With S = all rows this equals eq. (lm-rls) exactly (tested). Streamed over row blocks;
+    memory O(s² + block·s). Returns a host float64 array of shape (n,).
+    """
+    n = X.shape[0]
+    if not lam > 0:
+        raise ValueError(f"lam={lam} must be > 0 (the ridge λ of the leverage scores).")
+    xp = get_xp(X)
+    s = n if sketch_size is None else min(int(sketch_size), n)
+    S_idx = np.sort(host_rng(seed).choice(n, size=s, replace=False))
+    XS = X[xp.asarray(S_idx)].astype(xp.float64)
+    X64 = X.astype(xp.float64, copy=False)
+    c = n * lam
+    K_SS = kernel(XS, XS, dtype="float64")
+    L = xp.linalg.cholesky(K_SS + c * xp.eye(s, dtype=xp.float64))
+    scores = xp.empty(n, dtype=xp.float64)
+    diag = kernel.diag(X64, dtype="float64")
+    b = block_rows(n, s, X.shape[1], 8, memory_budget)
+    sla = scipy_linalg(xp)
+    for start in range(0, n, b):
+        sl = slice(start, min(n, start + b))
+        K_bS = kernel(X64[sl], XS, dtype="float64")
+        V = sla.solve_triangular(L, K_bS.T, lower=True)  # L⁻¹ k_jS
+        scores[sl] = (diag[sl] - xp.einsum("ij,ij->j", V, V)) / c
+    return np.clip(to_host(scores), 0.0, None)
+
+
+def ridge_leverage(X, m: int, kernel: Kernel, seed=0, lam: float = 1e-3,
+                   sketch_size: int | None = None, memory_budget: int = BLOCK_BYTES) -> Landmarks:
+    """m rows sampled without replacement with P(x_j) ∝ ℓ̃_j(λ) (spec §2).
+
+    ``sketch_size`` defaults to min(n, max(4m, 500)); no n×n matrix is ever formed.
+    """
+    n = X.shape[0]
+    _check_m(m, n)
+    rng = host_rng(seed)
+    s = min(n, max(4 * int(m), 500)) if sketch_size is None else sketch_size
+    ell = approximate_leverage_scores(X, kernel, lam=lam, sketch_size=s, seed=rng,
+                                      memory_budget=memory_budget)
+    p = ell + 1e-12 * ell.max() if ell.max() > 0 else np.ones(n)
+    idx = rng.choice(n, size=int(m), replace=False, p=p / p.sum())
+    return _take(X, np.sort(idx), "leverage")
+
+
+def given(X, indices) -> Landmarks:
+    """User-given landmarks: rows ``indices`` of X."""
+    idx = np.asarray(to_host(indices), dtype=np.int64).ravel()
+    n = X.shape[0]
+    if idx.size == 0 or idx.min() < 0 or idx.max() >= n:
+        raise ValueError(f"indices must be non-empty row numbers in [0, {n}); got {idx.min() if idx.size else 'none'}..")
+    if np.unique(idx).size != idx.size:
+        raise ValueError("indices contains duplicates; each landmark must be a distinct row of X.")
+    return _take(X, idx, "given")
+
+
+METHODS = ("uniform", "kmeans++", "leverage", "given")
+
+
+def select_landmarks(X, m: int | None = None, method: str = "uniform", kernel=None, seed=0,
+                     indices=None, **options) -> Landmarks:
+    """Dispatch to a strategy by name (``uniform``, ``kmeans++``, ``leverage``, ``given``).
+
+    X is validated (2-D, finite). ``kernel`` is required for ``leverage`` and optional for
+    ``kmeans++`` (kernel-space distances; pass ``kernel_space=True``).
+    """
+    dt = getattr(X, "dtype", None)
+    X = asarray(X, dtype=dt if dt in (np.float32, np.float64) else None, name="X")
+    if X.ndim != 2:
+        raise ValueError(f"X must be a 2-D (n, d) array; got shape {X.shape}.")
+    if method == "given":
+        if indices is None:
+            raise ValueError("method='given' needs indices=[...] (rows of X to use as landmarks).")
+        return given(X, indices)
+    if m is None:
+        raise ValueError(f"method={method!r} needs m (the number of landmarks).")
+    if kernel is not None and not isinstance(kernel, Kernel):
+        kernel = make_kernel(kernel)
+    if method == "uniform":
+        return uniform(X, m, seed)
+    if method in ("kmeans++", "kmeanspp"):
+        kspace = options.pop("kernel_space", False)
+        return kmeans_pp(X, m, seed, kernel=kernel if kspace else None, **options)
+    if method == "leverage":
+        if kernel is None:
+            raise ValueError("method='leverage' needs kernel=... (ridge leverage scores depend on it).")
+        return ridge_leverage(X, m, kernel, seed=seed, **options)
+    raise ValueError(f"method={method!r} is unknown; choose one of {METHODS}.")
+
+
+def class_coverage(scores, landmark_labels, n_classes: int | None = None) -> int:
+    """Class coverage κ, eq. (lm-kappa): the smallest k such that the k landmarks with the
+    largest ``scores`` (e.g. ‖Ã_l,:‖₂ or ‖ΔÃ_l,:‖₂) include every one of the C classes.
+
+    Returns ``m + 1`` (an impossible value, documented) if the landmarks do not cover all
+    ``n_classes`` classes at all. Uses labels: evaluation only.
+    """
+    s = np.asarray(to_host(scores), dtype=np.float64).ravel()
+    lab = np.asarray(to_host(landmark_labels)).ravel()
+    if s.shape != lab.shape:
+        raise ValueError(f"scores has {s.size} entries but landmark_labels has {lab.size}; one per landmark.")
+    C = int(np.unique(lab).size if n_classes is None else n_classes)
+    order = np.argsort(-s, kind="stable")
+    seen = set()
+    for k, l in enumerate(order, start=1):
+        seen.add(lab[l].item())
+        if len(seen) >= C:
+            return k
+    return s.size + 1
