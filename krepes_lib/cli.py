@@ -1,0 +1,279 @@
+"""The ``krepes`` command: run the notebooks with papermill, then build the book.
+
+``krepes list``                      notebooks, what each reproduces, the profiles
+``krepes reproduce [--profile P]``   papermill every notebook into ``book/executed/``,
+                                     write the reproduction report, build the book
+                                     (Jupyter Book renders what papermill executed)
+``krepes fetch-data [DATASET ...]``  download + verify datasets (``data_scripts.fetch``)
+
+Profiles (``ci``, ``quick`` = default, ``paper``) and the parameters of every notebook
+per profile live in one file, ``krepes_lib/experiments.yml``.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from importlib import resources
+from pathlib import Path
+
+import yaml
+
+__all__ = ["main", "load_experiments", "notebook_parameters", "ParameterError"]
+
+EXECUTED = Path("book") / "executed"
+
+
+class ParameterError(ValueError):
+    """A profile passes a parameter the notebook does not define."""
+
+
+def load_experiments() -> dict:
+    """The parsed ``experiments.yml`` (profiles and notebook × profile parameters)."""
+    text = resources.files("krepes_lib").joinpath("experiments.yml").read_text()
+    return yaml.safe_load(text)
+
+
+def find_root(root: str | None) -> Path:
+    """The repository root: the folder holding ``_config.yml``, ``_toc.yml`` and ``notebooks/``."""
+    start = Path(root or os.getcwd()).resolve()
+    for p in [start, *start.parents]:
+        if (p / "_config.yml").is_file() and (p / "notebooks").is_dir():
+            return p
+    raise SystemExit(
+        f"krepes: no book found at or above {start} (looked for _config.yml and notebooks/); "
+        "run the command from the repository root or pass --root PATH."
+    )
+
+
+def notebook_parameters(path: Path) -> dict:
+    """Names and defaults of the notebook's ``parameters``-tagged cell (papermill's inspection)."""
+    import papermill
+
+    return papermill.inspect_notebook(str(path))
+
+
+def resolve_parameters(name: str, profile: str, exp: dict, nb_path: Path) -> dict:
+    """The parameters of ``name`` under ``profile``, checked against the notebook's cell."""
+    if profile not in exp["profiles"]:
+        raise ParameterError(f"--profile {profile!r} is unknown; choose one of {sorted(exp['profiles'])}.")
+    params = dict((exp["notebooks"][name].get("profiles") or {}).get(profile) or {})
+    known = notebook_parameters(nb_path)
+    unknown = sorted(set(params) - set(known))
+    if unknown:
+        raise ParameterError(
+            f"experiments.yml gives notebook {name!r} (profile {profile!r}) the unknown parameter(s) "
+            f"{unknown}; the notebook's parameters cell defines {sorted(known)}. Fix the name in "
+            "krepes_lib/experiments.yml or add it to the notebook's parameters cell."
+        )
+    return params
+
+
+def _fingerprint(nb_path: Path, params: dict, profile: str) -> str:
+    h = hashlib.sha256(nb_path.read_bytes())
+    h.update(json.dumps(params, sort_keys=True).encode())
+    h.update(profile.encode())
+    return h.hexdigest()
+
+
+def _up_to_date(out: Path, fingerprint: str) -> bool:
+    if not out.is_file():
+        return False
+    try:
+        meta = json.loads(out.read_text())["metadata"].get("krepes", {})
+    except (ValueError, KeyError):
+        return False
+    return meta.get("fingerprint") == fingerprint
+
+
+def run_notebook(root: Path, name: str, profile: str, exp: dict, force: bool = False,
+                 timeout: int | None = None) -> str:
+    """Execute one notebook with papermill into ``book/executed/NAME.ipynb`` (atomically).
+
+    Returns ``"ran"`` or ``"skipped"`` (output exists for the same notebook source,
+    parameters and profile). Raises SystemExit naming the notebook and cell on failure.
+    """
+    import nbformat
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    src = root / "notebooks" / f"{name}.ipynb"
+    if not src.is_file():
+        raise SystemExit(f"krepes: experiments.yml names notebook {name!r} but {src} does not exist.")
+    params = resolve_parameters(name, profile, exp, src)
+    out_dir = root / EXECUTED
+    out_dir.mkdir(parents=True, exist_ok=True)
+    out = out_dir / f"{name}.ipynb"
+    fp = _fingerprint(src, params, profile)
+    if not force and _up_to_date(out, fp):
+        return "skipped"
+    fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=f".{name}.", suffix=".ipynb")
+    os.close(fd)
+    env_before = os.environ.get("KREPES_RESULTS")
+    os.environ["KREPES_RESULTS"] = str(out_dir / "results")
+    try:
+        papermill.execute_notebook(
+            str(src), tmp, parameters=params, cwd=str(root / "notebooks"), progress_bar=True,
+            kernel_name="python3", execution_timeout=timeout,
+        )
+    except PapermillExecutionError as err:
+        failed = out_dir / f"{name}.failed.ipynb"
+        os.replace(tmp, failed)
+        raise SystemExit(
+            f"krepes: notebook {name} failed in cell {err.cell_index} (execution count "
+            f"{err.exec_count}): {err.ename}: {err.evalue}\n"
+            f"  the partly executed notebook is {failed}"
+        ) from None
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    finally:
+        if env_before is None:
+            os.environ.pop("KREPES_RESULTS", None)
+        else:
+            os.environ["KREPES_RESULTS"] = env_before
+    nb = nbformat.read(tmp, as_version=4)
+    nb.metadata["krepes"] = {"fingerprint": fp, "profile": profile, "parameters": params}
+    nbformat.write(nb, tmp)
+    os.replace(tmp, out)
+    return "ran"
+
+
+def write_report(root: Path, exp: dict, profile: str) -> Path:
+    """Generate ``book/executed/report.md`` from the notebooks' result files."""
+    from .results import load_all_results
+
+    results = load_all_results(root / EXECUTED / "results")
+    lines = [
+        "# Reproduction report",
+        "",
+        f"Generated by `krepes reproduce --profile {profile}` from the JSON files the executed",
+        "notebooks wrote; nothing on this page is typed by hand. *Paper* is the paper's number",
+        "(spec §7) where it reports one, *ours* the number this run computed, *verdict* what the",
+        "notebook concluded from its own numbers. Defaults that are the project's and not the",
+        "paper's are listed in each notebook's *Setting* section.",
+        "",
+    ]
+    for name, meta in exp["notebooks"].items():
+        data = results.get(name)
+        lines += [f"## {meta['title']}", "", f"Notebook: [{name}]({name}.ipynb). {meta['reproduces']}", ""]
+        if data is None:
+            lines += ["*Not run in this build.*", ""]
+            continue
+        claims = data["results"].get("claims", [])
+        if claims:
+            lines += ["| claim | paper | ours | verdict |", "|---|---|---|---|"]
+            for c in claims:
+                cells = [str(c.get(k, "")).replace("|", "\\|").replace("\n", " ")
+                         for k in ("claim", "paper", "ours", "verdict")]
+                lines.append("| " + " | ".join(cells) + " |")
+            lines.append("")
+        lines += [f"Run: {data['written']} on {data['machine']} ({data['cpu_count']} CPUs), "
+                  f"parameters `{json.dumps(data['parameters'], sort_keys=True)}`.", ""]
+    path = root / EXECUTED / "report.md"
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".report.", suffix=".md")
+    with os.fdopen(fd, "w") as f:
+        f.write("\n".join(lines))
+    os.replace(tmp, path)
+    return path
+
+
+def build_book(root: Path) -> Path:
+    """``jupyter-book build`` with warnings as errors; returns ``_build/html/index.html``."""
+    exe = Path(sys.executable).with_name("jupyter-book")
+    cmd = [str(exe) if exe.exists() else "jupyter-book", "build", str(root), "--path-output",
+           str(root), "-W", "-n", "--keep-going", "--all"]
+    print("krepes: building the book:", " ".join(cmd), flush=True)
+    proc = subprocess.run(cmd, cwd=root)
+    if proc.returncode != 0:
+        raise SystemExit(f"krepes: the book build failed (exit {proc.returncode}); see the warnings above.")
+    index = root / "_build" / "html" / "index.html"
+    print(f"krepes: book written to {index}")
+    return index
+
+
+def cmd_list(args) -> int:
+    exp = load_experiments()
+    print("Profiles:")
+    for p, desc in exp["profiles"].items():
+        print(f"  {p:<7} {desc}")
+    print("\nNotebooks:")
+    for name, meta in exp["notebooks"].items():
+        rt = ", ".join(f"{k}: {v}" for k, v in (meta.get("cpu_runtime") or {}).items())
+        print(f"  {name}\n      {meta['title']} ({rt})\n      {meta['reproduces']}")
+    return 0
+
+
+def cmd_reproduce(args) -> int:
+    from tqdm.auto import tqdm
+
+    root = find_root(args.root)
+    exp = load_experiments()
+    names = list(exp["notebooks"])
+    if args.only:
+        bad = sorted(set(args.only) - set(names))
+        if bad:
+            raise SystemExit(f"krepes: --only {bad} unknown; notebooks are {names}.")
+        names = [n for n in names if n in args.only]
+    try:  # check every notebook's parameters before running anything
+        for n in names:
+            resolve_parameters(n, args.profile, exp, root / "notebooks" / f"{n}.ipynb")
+    except ParameterError as err:
+        raise SystemExit(f"krepes: {err}") from None
+    t0 = time.time()
+    bar = tqdm(names, desc=f"notebooks ({args.profile})", unit="nb")
+    for n in bar:
+        bar.set_postfix_str(n)
+        t = time.time()
+        status = run_notebook(root, n, args.profile, exp, force=args.force, timeout=args.timeout)
+        tqdm.write(f"krepes: {n}: {status} in {time.time() - t:.1f} s")
+    report = write_report(root, exp, args.profile)
+    print(f"krepes: report written to {report}")
+    if not args.no_book:
+        build_book(root)
+    print(f"krepes: done in {time.time() - t0:.1f} s")
+    return 0
+
+
+def cmd_fetch(args) -> int:
+    from data_scripts import fetch as F
+
+    argv = list(args.datasets)
+    if args.data_dir:
+        argv += ["--data-dir", args.data_dir]
+    if args.allow_unverified:
+        argv += ["--allow-unverified"]
+    return F.main(argv) or 0
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="krepes", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("list", help="list notebooks and profiles")
+    p.set_defaults(func=cmd_list)
+    p = sub.add_parser("reproduce", help="execute every notebook with papermill, then build the book")
+    p.add_argument("--profile", default="quick", help="ci | quick (default) | paper")
+    p.add_argument("--only", nargs="+", metavar="NOTEBOOK", help="run only these notebooks")
+    p.add_argument("--force", action="store_true", help="re-run notebooks whose output is up to date")
+    p.add_argument("--no-book", action="store_true", help="skip the Jupyter Book build")
+    p.add_argument("--timeout", type=int, default=None, help="per-cell timeout in seconds")
+    p.add_argument("--root", default=None, help="repository root (default: found from the cwd)")
+    p.set_defaults(func=cmd_reproduce)
+    p = sub.add_parser("fetch-data", help="download and verify datasets into the data directory")
+    p.add_argument("datasets", nargs="*", help="dataset names (default: all)")
+    p.add_argument("--data-dir", default=None)
+    p.add_argument("--allow-unverified", action="store_true")
+    p.set_defaults(func=cmd_fetch)
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,83 @@
+"""Notebook hygiene and the main job's bookkeeping (papermill itself runs under nbval/CI)."""
+import json
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+import yaml
+
+from krepes_lib import cli
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+sys.path.insert(0, str(ROOT / "tools"))
+import nbbuild  # noqa: E402
+
+
+def test_there_are_notebooks():
+    assert NOTEBOOKS, "no notebooks found"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_committed_without_outputs_and_with_parameters_cell(path):
+    nb = nbformat.read(path, as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            assert cell.outputs == [] and cell.execution_count is None, f"{path.name} has outputs"
+    tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1, f"{path.name} needs exactly one cell tagged 'parameters'"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_matches_its_source(path):
+    src = ROOT / "notebooks" / "src" / f"{path.stem}.py"
+    assert src.is_file(), f"{path.name} has no source {src} (edit the source, run tools/nbbuild.py)"
+    built = nbbuild.build(src)
+    nb = nbformat.read(path, as_version=4)
+    assert [(c.cell_type, c.source) for c in nb.cells] == [(c.cell_type, c.source) for c in built.cells], (
+        f"{path.name} differs from {src.name}: run python tools/nbbuild.py {src} {path}")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_listed_in_experiments_toc_and_readme(path):
+    exp = cli.load_experiments()
+    assert path.stem in exp["notebooks"]
+    assert f"book/executed/{path.stem}" in (ROOT / "_toc.yml").read_text()
+    assert path.stem in (ROOT / "README.md").read_text()
+
+
+@pytest.mark.parametrize("profile", ["ci", "quick", "paper"])
+def test_every_profile_uses_known_parameters(profile):
+    exp = cli.load_experiments()
+    for name in exp["notebooks"]:
+        cli.resolve_parameters(name, profile, exp, ROOT / "notebooks" / f"{name}.ipynb")
+
+
+def test_unknown_parameter_is_refused_with_names():
+    exp = cli.load_experiments()
+    name = next(iter(exp["notebooks"]))
+    exp["notebooks"][name]["profiles"]["quick"] = {"no_such_parameter": 1}
+    with pytest.raises(cli.ParameterError, match=r"unknown parameter\(s\) \['no_such_parameter'\]"):
+        cli.resolve_parameters(name, "quick", exp, ROOT / "notebooks" / f"{name}.ipynb")
+    with pytest.raises(cli.ParameterError, match="--profile 'huge' is unknown"):
+        cli.resolve_parameters(name, "huge", exp, ROOT / "notebooks" / f"{name}.ipynb")
+
+
+def test_report_is_generated_from_result_files(tmp_path, monkeypatch):
+    from krepes_lib.results import save_results
+
+    monkeypatch.setenv("KREPES_RESULTS", str(tmp_path / "book" / "executed" / "results"))
+    exp = {"notebooks": {"nb_a": {"title": "A", "reproduces": "a thing"},
+                         "nb_b": {"title": "B", "reproduces": "b thing"}}}
+    save_results("nb_a", {"claims": [{"claim": "x | y", "paper": "1", "ours": "2", "verdict": "holds"}]},
+                 parameters={"m": 3})
+    text = cli.write_report(tmp_path, exp, "ci").read_text()
+    assert "| x \\| y | 1 | 2 | holds |" in text
+    assert "*Not run in this build.*" in text  # nb_b wrote nothing
+    assert '"m": 3' in text
+
+
+def test_cli_list_runs(capsys):
+    assert cli.main(["list"]) == 0
+    assert "01_nystrom_pc" in capsys.readouterr().out
