@@ -1,0 +1,101 @@
+"""The eight losses of spec §3, each with a hand-derived gradient.
+
+Book: *Derivations* (``book/derivations.md``), one section per loss.
+
+Losses know nothing about kernels: they map embeddings to values and gradients, and the
+model lifts the gradients through ``F = K_bm A_tilde + 1 gamma^T`` (eq. (der-chain), book:
+Derivations §From the embeddings to the parameters).
+Every function is written with ``xp = get_xp(...)`` and runs on NumPy and CuPy alike.
+
+Registry
+--------
+``get(name, **hyper)`` returns a frozen dataclass whose fields are the loss's
+hyper-parameters, defaults from :data:`krepes_lib.defaults.LOSS_HYPER`.
+
+Two-view losses (``barlow_twins``, ``vicreg``, ``simclr``, ``spectral_contrastive``,
+``simple_contrastive``)::
+
+    loss.value(Za, Zb)              -> 0-d array
+    loss.value_and_grad(Za, Zb)     -> (value, (dZa, dZb))          # Za, Zb: (B, h)
+
+The others (interfaces documented on each class)::
+
+    KPCA.value_and_grad(F, A_tilde, K_mm)          -> (value, (dF, dA_direct))
+    KAE.value_and_grad(Z, K_bm, k_diag, B_dec, K_mm) -> (value, (dZ, dB_dec))
+    BYOL.value_and_grad(Za, Zb, Ta, Tb, P)          -> (value, (dZa, dZb, dP))
+
+Example
+-------
+>>> import numpy as np
+>>> from krepes_lib import losses
+>>> bt = losses.get("barlow_twins")
+>>> rng = np.random.default_rng(0)
+>>> Za, Zb = rng.standard_normal((2, 8, 3))
+>>> L, (dZa, dZb) = bt.value_and_grad(Za, Zb)
+>>> dZa.shape
+(8, 3)
+"""
+from __future__ import annotations
+
+from ..defaults import LOSS_HYPER
+from .barlow_twins import BarlowTwins
+from .byol import BYOL
+from .kae import KAE
+from .kpca import KPCA
+from .simclr import SimCLR
+from .simple_contrastive import SimpleContrastive
+from .spectral_contrastive import SpectralContrastive
+from .vicreg import VICReg
+
+__all__ = [
+    "NAMES",
+    "TWO_VIEW",
+    "REGISTRY",
+    "get",
+    "KPCA",
+    "KAE",
+    "SimpleContrastive",
+    "SpectralContrastive",
+    "SimCLR",
+    "BarlowTwins",
+    "VICReg",
+    "BYOL",
+]
+
+#: name -> loss class, in the order of spec §3.
+REGISTRY = {
+    cls.name: cls
+    for cls in (
+        KPCA, KAE, SimpleContrastive, SpectralContrastive, SimCLR, BarlowTwins, VICReg, BYOL
+    )
+}
+#: All eight loss names.
+NAMES = tuple(REGISTRY)
+#: The losses with the two-view interface ``value_and_grad(Za, Zb)``.
+TWO_VIEW = ("barlow_twins", "vicreg", "simclr", "spectral_contrastive", "simple_contrastive")
+
+assert set(NAMES) == set(LOSS_HYPER), "losses registry and defaults.LOSS_HYPER disagree"
+
+
+def get(name: str, **hyper):
+    """The loss ``name`` with hyper-parameters ``hyper`` (the rest from ``LOSS_HYPER``).
+
+    Raises
+    ------
+    ValueError
+        For an unknown name (the message lists :data:`NAMES`).
+    TypeError
+        For an unknown keyword (the message lists the loss's hyper-parameters).
+    """
+    try:
+        cls = REGISTRY[name]
+    except (KeyError, TypeError):
+        raise ValueError(f"unknown loss {name!r}; choose one of {', '.join(NAMES)}.") from None
+    valid = tuple(LOSS_HYPER[name])
+    unknown = sorted(set(hyper) - set(valid))
+    if unknown:
+        raise TypeError(
+            f"loss {name!r} got unknown hyper-parameter(s) {', '.join(unknown)}; "
+            f"valid: {', '.join(valid) if valid else '(none)'}."
+        )
+    return cls(**hyper)

@@ -1,0 +1,132 @@
+"""BYOL: normalised linear predictor of the online view regresses the normalised target.
+
+Book: *Derivations* §BYOL, eqs. (byol-loss), (byol-grad); spec §3.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from ..backend import get_xp
+from ..defaults import LOSS_HYPER
+from ._common import (
+    check_matrix,
+    check_same_dtype,
+    check_views,
+    normalise_rows,
+    normalise_rows_jac,
+    scalar,
+)
+
+__all__ = ["BYOL", "value", "value_and_grad"]
+
+_NAME = "byol"
+_HYPER = LOSS_HYPER[_NAME]
+
+
+def _check(Za, Zb, Ta, Tb, P):
+    xp, B, h = check_views(Za, Zb, _NAME, min_batch=1)
+    check_views(Ta, Tb, _NAME, min_batch=1, names=("Ta", "Tb"))
+    check_matrix(P, "P", _NAME)
+    get_xp(Za, Ta, P)  # raises on a host/device mix
+    if Ta.shape != Za.shape:
+        raise ValueError(
+            f"{_NAME}: target embeddings Ta, Tb must have the online shape (B, h) = "
+            f"{tuple(Za.shape)}, got {tuple(Ta.shape)}."
+        )
+    if P.shape != (h, h):
+        raise ValueError(
+            f"{_NAME}: the predictor P must be (h, h) = ({h}, {h}), got {tuple(P.shape)}."
+        )
+    check_same_dtype(_NAME, Za=Za, Ta=Ta, P=P)
+    return xp, B, h
+
+
+def _forward(Za, Zb, Ta, Tb, P):
+    xp, B, h = _check(Za, Zb, Ta, Tb, P)
+    Qa_hat, qa = normalise_rows(Za @ P)
+    Qb_hat, qb = normalise_rows(Zb @ P)
+    Ta_hat, _ = normalise_rows(Ta)
+    Tb_hat, _ = normalise_rows(Tb)
+    Ra = Qa_hat - Tb_hat  # view a predicts the target of view b
+    Rb = Qb_hat - Ta_hat  # the swap
+    val = ((Ra * Ra).sum() + (Rb * Rb).sum()) / B
+    return xp, B, (Qa_hat, qa, Qb_hat, qb, Ra, Rb), val
+
+
+def value(Za, Zb, Ta, Tb, P):
+    """BYOL loss of eq. (byol-loss) (book: Derivations §BYOL).
+
+    Parameters
+    ----------
+    Za, Zb : array (B, h)
+        Online embeddings of the two views.
+    Ta, Tb : array (B, h)
+        Target-network embeddings of the two views (constants: stop-gradient).
+    P : array (h, h)
+        Linear predictor, ``q(z) = z P``.
+
+    Returns
+    -------
+    0-d array ``(1/B) sum_i ||qhat(za_i) - that_b,i||^2 + ||qhat(zb_i) - that_a,i||^2``
+    with ``xhat = x / ||x||``; it lies in [0, 8].
+    """
+    xp, _, _, val = _forward(Za, Zb, Ta, Tb, P)
+    return scalar(xp, val)
+
+
+def value_and_grad(Za, Zb, Ta, Tb, P):
+    """Value and gradient of eq. (byol-loss); implements eq. (byol-grad).
+
+    Book: Derivations §BYOL. Returns ``(L, (dZa, dZb, dP))`` of shapes (B, h), (B, h),
+    (h, h); the targets get no gradient.
+    """
+    xp, B, (Qa_hat, qa, Qb_hat, qb, Ra, Rb), val = _forward(Za, Zb, Ta, Tb, P)
+    dQa = normalise_rows_jac(Qa_hat, qa, (2.0 / B) * Ra)
+    dQb = normalise_rows_jac(Qb_hat, qb, (2.0 / B) * Rb)
+    dZa = dQa @ P.T
+    dZb = dQb @ P.T
+    dP = Za.T @ dQa + Zb.T @ dQb
+    return scalar(xp, val), (dZa, dZb, dP)
+
+
+@dataclass(frozen=True)
+class BYOL:
+    """BYOL loss (spec §3; book: Derivations §BYOL).
+
+    Implements eq. (byol-loss)/(byol-grad). Online embeddings ``Za, Zb`` (B, h), a
+    linear predictor ``q(z) = z P`` with ``P`` (h, h), target embeddings ``Ta, Tb`` (B, h)
+    from the EMA network (stop-gradient):
+    ``L = (1/B) sum_i [ ||qhat(za_i) - that_b,i||^2 + ||qhat(zb_i) - that_a,i||^2 ]``,
+    ``xhat = x / ||x||`` (the spec writes the per-sample loss; the batch reduction here is
+    the mean over samples, both swaps summed).
+
+    Parameters
+    ----------
+    ema : float, default ``LOSS_HYPER["byol"]["ema"]``
+        EMA rate of the target network, for the model: after a step,
+        ``theta_xi <- ema * theta_xi + (1 - ema) * theta`` (:meth:`target_update`).
+        The loss itself does not use it.
+
+    Methods: ``value(Za, Zb, Ta, Tb, P)``, ``value_and_grad(Za, Zb, Ta, Tb, P) ->
+    (L, (dZa, dZb, dP))``. B >= 1, h >= 1.
+    """
+
+    name: ClassVar[str] = _NAME
+    ema: float = _HYPER["ema"]
+
+    def __post_init__(self):
+        if not 0.0 <= self.ema <= 1.0:
+            raise ValueError(f"{_NAME}: ema must lie in [0, 1], got {self.ema}.")
+
+    def value(self, Za, Zb, Ta, Tb, P):
+        """L of eq. (byol-loss) as a 0-d array."""
+        return value(Za, Zb, Ta, Tb, P)
+
+    def value_and_grad(self, Za, Zb, Ta, Tb, P):
+        """``(L, (dZa, dZb, dP))``, eq. (byol-grad)."""
+        return value_and_grad(Za, Zb, Ta, Tb, P)
+
+    def target_update(self, target, online):
+        """One EMA step ``ema * target + (1 - ema) * online`` (arrays of one shape)."""
+        return self.ema * target + (1.0 - self.ema) * online

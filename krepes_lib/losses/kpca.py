@@ -1,0 +1,123 @@
+"""Kernel PCA as a loss: maximise the centred variance of the batch features under a
+soft whitening constraint.
+
+Book: *Derivations* §KPCA, eqs. (kpca-loss), (kpca-grad), (kpca-opt); spec §3.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from ..backend import get_xp
+from ..defaults import LOSS_HYPER
+from ._common import check_matrix, check_same_dtype, scalar
+
+__all__ = ["KPCA", "value", "value_and_grad"]
+
+_NAME = "kpca"
+_HYPER = LOSS_HYPER[_NAME]
+
+
+def _check(F, A_tilde, K_mm):
+    check_matrix(F, "F", _NAME)
+    check_matrix(A_tilde, "A_tilde", _NAME)
+    check_matrix(K_mm, "K_mm", _NAME)
+    xp = get_xp(F, A_tilde, K_mm)
+    check_same_dtype(_NAME, F=F, A_tilde=A_tilde, K_mm=K_mm)
+    B, h = F.shape
+    m = A_tilde.shape[0]
+    if A_tilde.shape[1] != h:
+        raise ValueError(
+            f"{_NAME}: F is (B, h) = {tuple(F.shape)} but A_tilde is {tuple(A_tilde.shape)}; "
+            "A_tilde must be (m, h) with the same h."
+        )
+    if K_mm.shape != (m, m):
+        raise ValueError(f"{_NAME}: K_mm must be (m, m) = ({m}, {m}), got {tuple(K_mm.shape)}.")
+    if B < 2:
+        raise ValueError(
+            f"{_NAME}: needs a batch of B >= 2 samples (the variance is centred); got B = {B}."
+        )
+    if h < 1:
+        raise ValueError(f"{_NAME}: h must be >= 1, got {h}.")
+    return xp, B, h
+
+
+def _forward(F, A_tilde, K_mm, beta):
+    xp, B, h = _check(F, A_tilde, K_mm)
+    Fc = F - F.mean(axis=0, keepdims=True)  # H F
+    KA = K_mm @ A_tilde
+    E = A_tilde.T @ KA - xp.eye(h, dtype=F.dtype)  # A^T K_mm A - I_h, symmetric
+    val = -(Fc * Fc).sum() / B + 0.5 * beta * (E * E).sum()
+    return xp, B, (Fc, KA, E), val
+
+
+def value(F, A_tilde, K_mm, *, beta):
+    """KPCA loss of eq. (kpca-loss) (book: Derivations §KPCA).
+
+    Parameters
+    ----------
+    F : array (B, h), B >= 2
+        Batch features ``F = K_bm A_tilde + 1 gamma^T`` (gamma drops out: F is centred).
+    A_tilde : array (m, h)
+        Landmark coefficients.
+    K_mm : array (m, m)
+        Landmark kernel matrix.
+    beta : float
+        Weight of the whitening penalty.
+
+    Returns
+    -------
+    0-d array ``-(1/B) ||H F||_F^2 + (beta/2) ||A_tilde^T K_mm A_tilde - I_h||_F^2``,
+    the spec's 1/n read as the batch mean (the full-batch loss when B = n).
+    """
+    xp, _, _, val = _forward(F, A_tilde, K_mm, beta)
+    return scalar(xp, val)
+
+
+def value_and_grad(F, A_tilde, K_mm, *, beta):
+    """Value and gradients of eq. (kpca-loss); implements eq. (kpca-grad).
+
+    Book: Derivations §KPCA. Returns ``(L, (dF, dA_direct))``: ``dF`` (B, h) is the
+    gradient w.r.t. the batch features, to be lifted by the model through
+    ``F = K_bm A_tilde + 1 gamma^T`` (``K_bm^T dF``); ``dA_direct`` (m, h) is the gradient
+    of the penalty term, which depends on A_tilde directly. The total is
+    ``grad_A L = K_bm^T dF + dA_direct``.
+    """
+    xp, B, (Fc, KA, E), val = _forward(F, A_tilde, K_mm, beta)
+    dF = (-2.0 / B) * Fc
+    dA = (2.0 * beta) * (KA @ E)
+    return scalar(xp, val), (dF, dA)
+
+
+@dataclass(frozen=True)
+class KPCA:
+    """Kernel PCA loss (spec §3; book: Derivations §KPCA).
+
+    Implements eq. (kpca-loss)/(kpca-grad):
+    ``L = -(1/B) ||H F||_F^2 + (beta/2) ||A_tilde^T K_mm A_tilde - I_h||_F^2`` with
+    ``H = I - 11^T/B``. Its minimisers span the top-h centred Nyström KPCA directions
+    (eq. (kpca-opt)).
+
+    Parameters
+    ----------
+    beta : float, default ``LOSS_HYPER["kpca"]["beta"]``
+        Weight of the whitening penalty (> 0 for a bounded loss).
+
+    Methods: ``value(F, A_tilde, K_mm)``, ``value_and_grad(F, A_tilde, K_mm) ->
+    (L, (dF, dA_direct))`` with F (B, h), B >= 2, A_tilde (m, h), K_mm (m, m).
+    """
+
+    name: ClassVar[str] = _NAME
+    beta: float = _HYPER["beta"]
+
+    def __post_init__(self):
+        if self.beta < 0:
+            raise ValueError(f"{_NAME}: beta must be >= 0, got {self.beta}.")
+
+    def value(self, F, A_tilde, K_mm):
+        """L of eq. (kpca-loss) as a 0-d array."""
+        return value(F, A_tilde, K_mm, beta=self.beta)
+
+    def value_and_grad(self, F, A_tilde, K_mm):
+        """``(L, (dF, dA_direct))``, eq. (kpca-grad)."""
+        return value_and_grad(F, A_tilde, K_mm, beta=self.beta)
