@@ -46,6 +46,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from .backend import eps, get_xp, resolve_dtype, to_host
+from .defaults import CG
 
 __all__ = ["CGResult", "conjugate_gradient"]
 
@@ -108,10 +109,10 @@ def conjugate_gradient(
     B,
     x0=None,
     damping: float = 0.0,
-    rtol: float = 1e-6,
-    max_iter: int = 100,
+    rtol: float = CG["rtol"],
+    max_iter: int = CG["max_iter"],
     precond: Optional[Callable] = None,
-    refresh_every: int = 10,
+    refresh_every: int = CG["refresh_every"],
     callback: Optional[Callable] = None,
 ) -> CGResult:
     """Solve (H + λI) X = B by (preconditioned) conjugate gradient, column by column.

@@ -17,6 +17,8 @@ PSD_RTOL = 1e-5
 # --- Optimisation (spec §4) --------------------------------------------------------
 ADAM = MappingProxyType({"lr": 1e-3, "betas": (0.9, 0.999), "eps": 1e-8})
 VIEWS = 2  # p, views per sample (spec §1)
+#: Conjugate gradient (spec §4 names the knobs, not their values: project defaults).
+CG = MappingProxyType({"rtol": 1e-6, "max_iter": 100, "refresh_every": 10})
 
 # --- Losses (spec §3): hyper-parameters as keyword arguments of each loss ----------
 LOSS_HYPER = MappingProxyType(
