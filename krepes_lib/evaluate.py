@@ -1,0 +1,191 @@
+"""Evaluation of representations: linear probe, k-NN accuracy, parameter counts.
+
+Book: *Theory* (``book/theory.md``), section "Evaluation"; spec §4 (probe accuracy logged
+per epoch) and §7 (10%-label linear probe).
+
+* :func:`linear_probe` — multinomial logistic regression (scikit-learn, lbfgs) on
+  standardised features, trained on a stratified labelled subset of the training set
+  (``label_fraction`` of each class, at least one sample per class), evaluated on the
+  test set. Runs on the host: device arrays are copied once.
+* :func:`knn_accuracy` — majority vote among the k nearest training embeddings (cosine
+  or Euclidean), streamed over blocks of test rows: at most a (b, n_train) block of
+  similarities exists at a time, never n_test × n_train. Runs in Z's namespace.
+* :func:`raw_feature_probe` — the same probe on the raw inputs (a baseline).
+* :func:`count_parameters` — m·h + h for a model, or the entries of a dict of arrays.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .backend import get_xp, host_rng, to_host
+from .defaults import BLOCK_BYTES
+
+__all__ = ["linear_probe", "labelled_subset", "knn_accuracy", "raw_feature_probe",
+           "count_parameters", "PROBE_C", "PROBE_MAX_ITER", "KNN_K"]
+
+#: Inverse L2 regularisation of the probe's logistic regression (scikit-learn's default; ours).
+PROBE_C = 1.0
+#: lbfgs iteration cap of the probe (ours).
+PROBE_MAX_ITER = 1000
+#: Neighbours of the k-NN monitor (ours; k = 20 as in common SSL k-NN monitors).
+KNN_K = 20
+
+
+def _check_split(Z, y, what):
+    if getattr(Z, "ndim", None) != 2:
+        raise ValueError(f"{what}: Z must be a 2-D (n, h) array; got {getattr(Z, 'shape', type(Z))}.")
+    if y.ndim != 1 or y.shape[0] != Z.shape[0]:
+        raise ValueError(f"{what}: y must have shape (n={Z.shape[0]},); got {tuple(y.shape)}.")
+
+
+def labelled_subset(y, label_fraction: float, seed=0) -> np.ndarray:
+    """Indices of a stratified subset: ``round(label_fraction · n_c)`` samples of each class c
+    (at least 1), drawn without replacement with the host RNG ``seed``; sorted.
+
+    ``label_fraction = 1`` returns every index.
+    """
+    y = np.asarray(to_host(y))
+    if not 0 < label_fraction <= 1:
+        raise ValueError(f"label_fraction={label_fraction} must be in (0, 1].")
+    if label_fraction == 1:
+        return np.arange(y.shape[0])
+    rng = host_rng(seed)
+    order = rng.permutation(y.shape[0])
+    ys = y[order]
+    classes, counts = np.unique(ys, return_counts=True)
+    want = np.maximum(1, np.round(label_fraction * counts)).astype(np.int64)
+    # rank of each sample within its class in the shuffled order (vectorised, no loop)
+    by_class = np.argsort(ys, kind="stable")
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    rank = np.empty_like(by_class)
+    rank[by_class] = np.arange(ys.shape[0]) - np.repeat(starts, counts)
+    cls_idx = np.searchsorted(classes, ys)
+    keep = rank < want[cls_idx]
+    return np.sort(order[keep])
+
+
+def linear_probe(Z_train, y_train, Z_test, y_test, label_fraction: float = 0.1, seed=0,
+                 C: float = PROBE_C, max_iter: int = PROBE_MAX_ITER, return_model: bool = False):
+    """Linear-probe accuracy: logistic regression on a stratified labelled subset.
+
+    Parameters
+    ----------
+    Z_train : array (n_train, h)
+        Training representations (NumPy or CuPy; copied to the host).
+    y_train : array (n_train,) of int
+    Z_test : array (n_test, h)
+    y_test : array (n_test,) of int
+    label_fraction : float in (0, 1], default 0.1
+        Share of each class's training samples that are labelled (:func:`labelled_subset`);
+        0.1 is the "10% labels" protocol of spec §7.
+    seed : int
+        Draws the labelled subset.
+    C : float, default :data:`PROBE_C`
+        Inverse L2 strength of :class:`sklearn.linear_model.LogisticRegression`.
+    max_iter : int, default :data:`PROBE_MAX_ITER`
+    return_model : bool
+        Also return ``(scaler, classifier, n_labelled)``.
+
+    Returns
+    -------
+    float
+        Accuracy on the test set (and the fitted objects when ``return_model``).
+
+    Notes
+    -----
+    Features are standardised with the mean and standard deviation of the labelled subset
+    (:class:`sklearn.preprocessing.StandardScaler`); lbfgs fits the multinomial model.
+    """
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    Ztr, Zte = to_host(Z_train).astype(np.float64), to_host(Z_test).astype(np.float64)
+    ytr, yte = np.asarray(to_host(y_train)), np.asarray(to_host(y_test))
+    _check_split(Ztr, ytr, "linear_probe (train)")
+    _check_split(Zte, yte, "linear_probe (test)")
+    if Ztr.shape[1] != Zte.shape[1]:
+        raise ValueError(f"linear_probe: train has {Ztr.shape[1]} features, test {Zte.shape[1]}.")
+    if not (np.isfinite(Ztr).all() and np.isfinite(Zte).all()):
+        raise ValueError("linear_probe: the representations contain NaN/inf (did training diverge?).")
+    idx = labelled_subset(ytr, label_fraction, seed)
+    if np.unique(ytr[idx]).shape[0] < 2:
+        raise ValueError("linear_probe: the labelled subset has fewer than 2 classes.")
+    scaler = StandardScaler().fit(Ztr[idx])
+    clf = LogisticRegression(C=C, max_iter=max_iter)
+    clf.fit(scaler.transform(Ztr[idx]), ytr[idx])
+    acc = float((clf.predict(scaler.transform(Zte)) == yte).mean())
+    if return_model:
+        return acc, (scaler, clf, int(idx.shape[0]))
+    return acc
+
+
+def raw_feature_probe(X_train, y_train, X_test, y_test, **probe_kwargs) -> float:
+    """Baseline: :func:`linear_probe` on the raw (flattened) inputs instead of representations."""
+    Xtr = to_host(X_train).reshape(np.shape(X_train)[0], -1)
+    Xte = to_host(X_test).reshape(np.shape(X_test)[0], -1)
+    return linear_probe(Xtr, y_train, Xte, y_test, **probe_kwargs)
+
+
+def knn_accuracy(Z_train, y_train, Z_test, y_test, k: int = KNN_K, metric: str = "cosine",
+                 memory_budget: int = BLOCK_BYTES) -> float:
+    """k-NN classification accuracy with a plain majority vote.
+
+    Parameters
+    ----------
+    Z_train, Z_test : arrays (n_train, h), (n_test, h), one namespace
+    y_train, y_test : int arrays
+    k : int, default :data:`KNN_K`
+    metric : {"cosine", "euclidean"}
+        Cosine: the largest ẑ_t·ẑ_i (rows normalised); Euclidean: the smallest ‖z_t − z_i‖.
+    memory_budget : int
+        Bytes for one (b, n_train) block of scores (plus temporaries).
+
+    Returns
+    -------
+    float
+        Test accuracy. Ties in the vote go to the smallest label.
+    """
+    if metric not in ("cosine", "euclidean"):
+        raise ValueError(f"metric={metric!r}: use 'cosine' or 'euclidean'.")
+    xp = get_xp(Z_train, Z_test)
+    y_tr = xp.asarray(y_train)
+    y_te = xp.asarray(y_test)
+    _check_split(Z_train, y_tr, "knn_accuracy (train)")
+    _check_split(Z_test, y_te, "knn_accuracy (test)")
+    n_tr = Z_train.shape[0]
+    if not 1 <= k <= n_tr:
+        raise ValueError(f"k={k} must be between 1 and n_train={n_tr}.")
+    classes, y_code = xp.unique(y_tr, return_inverse=True)
+    y_code = y_code.reshape(-1)
+    n_cls = int(classes.shape[0])
+    Ztr = Z_train
+    if metric == "cosine":
+        Ztr = Ztr / xp.maximum(xp.linalg.norm(Ztr, axis=1, keepdims=True), 1e-12)
+    sq_tr = (Ztr * Ztr).sum(axis=1)
+    itemsize = max(Ztr.dtype.itemsize, 8)
+    b = int(max(1, min(Z_test.shape[0], memory_budget // (itemsize * (3 * n_tr + k * n_cls)))))
+    correct = 0
+    for start in range(0, Z_test.shape[0], b):
+        Zt = Z_test[start:start + b]
+        if metric == "cosine":
+            Zt = Zt / xp.maximum(xp.linalg.norm(Zt, axis=1, keepdims=True), 1e-12)
+            score = Zt @ Ztr.T                                   # larger = nearer
+        else:
+            score = 2.0 * (Zt @ Ztr.T) - sq_tr[None, :]          # = ‖z_t‖² − ‖z_t − z_i‖²
+        nn = xp.argpartition(-score, k - 1, axis=1)[:, :k] if k < n_tr else \
+            xp.broadcast_to(xp.arange(n_tr)[None, :], score.shape)
+        votes = (y_code[nn][:, :, None] == xp.arange(n_cls)[None, None, :]).sum(axis=1)
+        pred = classes[xp.argmax(votes, axis=1)]
+        correct += int((pred == y_te[start:start + b]).sum())
+    return correct / Z_test.shape[0]
+
+
+def count_parameters(model) -> int:
+    """Parameters of a representation model: ``model.n_parameters`` (m·h + h for a
+    :class:`~krepes_lib.model.NystromModel`), or the total entries of a dict of arrays."""
+    if hasattr(model, "n_parameters"):
+        return int(model.n_parameters)
+    if isinstance(model, dict):
+        return int(sum(int(np.prod(a.shape)) for a in model.values()))
+    raise TypeError(f"count_parameters: need a model with n_parameters or a dict of arrays, "
+                    f"got {type(model).__name__}.")
