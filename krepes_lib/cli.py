@@ -243,14 +243,10 @@ def cmd_reproduce(args) -> int:
 
 
 def cmd_fetch(args) -> int:
+    """Delegate to ``python -m data_scripts.fetch`` with the same arguments (``--help`` lists them)."""
     from data_scripts import fetch as F
 
-    argv = list(args.datasets)
-    if args.data_dir:
-        argv += ["--data-dir", args.data_dir]
-    if args.allow_unverified:
-        argv += ["--allow-unverified"]
-    return F.main(argv) or 0
+    return F.main(list(args.rest)) or 0
 
 
 def main(argv=None) -> int:
@@ -266,11 +262,13 @@ def main(argv=None) -> int:
     p.add_argument("--timeout", type=int, default=None, help="per-cell timeout in seconds")
     p.add_argument("--root", default=None, help="repository root (default: found from the cwd)")
     p.set_defaults(func=cmd_reproduce)
-    p = sub.add_parser("fetch-data", help="download and verify datasets into the data directory")
-    p.add_argument("datasets", nargs="*", help="dataset names (default: all)")
-    p.add_argument("--data-dir", default=None)
-    p.add_argument("--allow-unverified", action="store_true")
+    p = sub.add_parser("fetch-data", add_help=False,
+                       help="download and verify datasets (same arguments as python -m data_scripts.fetch)")
+    p.add_argument("rest", nargs=argparse.REMAINDER)
     p.set_defaults(func=cmd_fetch)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["fetch-data"]:  # every argument goes to data_scripts.fetch unchanged
+        return cmd_fetch(argparse.Namespace(rest=argv[1:]))
     args = parser.parse_args(argv)
     return args.func(args)
 

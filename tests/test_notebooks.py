@@ -81,3 +81,9 @@ def test_report_is_generated_from_result_files(tmp_path, monkeypatch):
 def test_cli_list_runs(capsys):
     assert cli.main(["list"]) == 0
     assert "01_nystrom_pc" in capsys.readouterr().out
+
+
+def test_cli_fetch_data_passes_arguments_through(capsys, monkeypatch, tmp_path):
+    monkeypatch.setenv("KREPES_DATA", str(tmp_path))
+    assert cli.main(["fetch-data", "--list"]) == 0
+    assert "mnist" in capsys.readouterr().out
