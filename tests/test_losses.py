@@ -494,3 +494,221 @@ def test_other_interfaces_shape_errors():
         losses.get("byol").value(Za, Zb, Ta, Tb, P[:2])
     with pytest.raises(ValueError, match="target"):
         losses.get("byol").value(Za, Zb, Ta[:, :2], Tb[:, :2], P)
+
+
+# ============================================================ Gauss–Newton products
+# For each loss, the residual (or logit) form of spec §4 written independently here:
+# a function r(*args) -> flat vector, and the PSD (or, for the KPCA variance term, the
+# signed) Hessian Q of the outer function at the point. The reference product is
+# J^T Q J v with J built column by column from central finite differences of r.
+def _offdiag(X):
+    return X[~np.eye(X.shape[0], dtype=bool)]
+
+
+def _std_biased(Z, eps):
+    return (Z - Z.mean(0)) / np.sqrt(Z.var(0) + eps)
+
+
+def gn_form(name, loss, args, variance_curvature=False):
+    """(r, Q, check) with check(r_value) = the part of the loss the form must reproduce."""
+    if name == "barlow_twins":
+        def r(Za, Zb):
+            B, h = Za.shape
+            C = _std_biased(Za, loss.eps).T @ _std_biased(Zb, loss.eps) / B
+            W = np.sqrt(loss.lambda_off) + (1 - np.sqrt(loss.lambda_off)) * np.eye(h)
+            return (W * (C - np.eye(h))).ravel()
+        rv = r(*args)
+        return r, 2 * np.eye(rv.size), lambda: np.sum(rv**2)
+    if name == "vicreg":
+        def r(Za, Zb):
+            B, h = Za.shape
+            cov = lambda Z: np.atleast_2d(np.cov(Z, rowvar=False, ddof=1))  # noqa: E731
+            return np.concatenate([np.sqrt(loss.lambda_inv / (B * h)) * (Za - Zb).ravel(),
+                                   np.sqrt(loss.nu / h) * _offdiag(cov(Za)),
+                                   np.sqrt(loss.nu / h) * _offdiag(cov(Zb))])
+        rv = r(*args)
+        var = float(loss.terms(*args)["variance"])
+        return r, 2 * np.eye(rv.size), lambda: np.sum(rv**2) + loss.mu * var
+    if name == "spectral_contrastive":
+        def r(Za, Zb):
+            return _offdiag(Za @ Zb.T)
+        B = args[0].shape[0]
+        rv = r(*args)
+        tr = np.trace(args[0] @ args[1].T)
+        return (r, 2 / (B * (B - 1)) * np.eye(rv.size),
+                lambda: -2 / B * tr + np.sum(rv**2) / (B * (B - 1)))
+    if name == "simple_contrastive":
+        def r(Za, Zb):
+            return np.sum(Za * (Zb - np.roll(Zb, -1, axis=0)), axis=1)
+        rv = r(*args)
+        return r, np.zeros((rv.size, rv.size)), lambda: -np.mean(rv)
+    if name == "simclr":
+        def r(Za, Zb):  # the N (N - 1) logits, row by row, self-similarity excluded
+            Z = np.concatenate([Za, Zb])
+            Z = Z / np.linalg.norm(Z, axis=1, keepdims=True)
+            return _offdiag(Z @ Z.T / loss.tau)
+        N = 2 * args[0].shape[0]
+        S = r(*args).reshape(N, N - 1)
+        p = np.exp(S - S.max(1, keepdims=True))
+        p /= p.sum(1, keepdims=True)
+        Q = np.zeros((N * (N - 1),) * 2)
+        for k in range(N):
+            sl = slice(k * (N - 1), (k + 1) * (N - 1))
+            Q[sl, sl] = (np.diag(p[k]) - np.outer(p[k], p[k])) / N
+        # the positive of anchor k is column k + B (k < B) or k - B, shifted past the diagonal
+        B = N // 2
+        cols = [k + B - 1 if k < B else k - B for k in range(N)]
+        return r, Q, lambda: -np.mean(np.log(p[np.arange(N), cols]))
+    if name == "byol":
+        def r(Za, Zb, Ta, Tb, P):
+            unit = lambda X: X / np.linalg.norm(X, axis=1, keepdims=True)  # noqa: E731
+            return np.concatenate([(unit(Za @ P) - unit(Tb)).ravel(),
+                                   (unit(Zb @ P) - unit(Ta)).ravel()])
+        B = args[0].shape[0]
+        rv = r(*args)
+        return r, 2 / B * np.eye(rv.size), lambda: np.sum(rv**2) / B
+    if name == "kpca":
+        def r(F, A, K_mm):
+            h = A.shape[1]
+            return np.concatenate([(F - F.mean(0)).ravel(), (A.T @ K_mm @ A - np.eye(h)).ravel()])
+        F, A, _ = args
+        n1 = F.size
+        rv = r(*args)
+        q = np.full(rv.size, loss.beta)
+        q[:n1] = -2 / F.shape[0] if variance_curvature else 0.0
+        return (r, np.diag(q),
+                lambda: -np.sum(rv[:n1] ** 2) / F.shape[0] + loss.beta / 2 * np.sum(rv[n1:] ** 2))
+    if name == "kae":
+        def r(Z, K_bm, k_diag, B_dec, K_mm):  # RKHS residual in the coordinates K_mm = L L^T,
+            return (Z @ B_dec.T @ np.linalg.cholesky(K_mm)).ravel()  # up to the constant phi(x)
+        B = args[0].shape[0]
+        rv = r(*args)
+        return r, 2 / B * np.eye(rv.size), None  # value: see test_kae_residual_form
+    raise AssertionError(name)
+
+
+def fd_jacobian(r, args, positions, step=FD_STEP):
+    """J of the flat vector r(*args) w.r.t. the entries of args[positions], by columns."""
+    args = [np.array(a, dtype=np.float64, copy=True) for a in args]
+    cols = []
+    for pos in positions:
+        X = args[pos]
+        for idx in np.ndindex(X.shape):
+            x0 = X[idx]
+            vals = []
+            for k in (-2, -1, 1, 2):
+                X[idx] = x0 + k * step
+                vals.append(r(*args))
+            X[idx] = x0
+            cols.append((vals[0] - 8 * vals[1] + 8 * vals[2] - vals[3]) / (12 * step))
+    return np.stack(cols, axis=1)
+
+
+def _flat(arrays):
+    return np.concatenate([to_host(a).ravel() for a in arrays])
+
+
+def _directions(args, positions, rng):
+    return [rng.standard_normal(args[p].shape) for p in positions]
+
+
+GGN_SHAPES = [(4, 3), (3, 5), (5, 1)]
+
+
+@pytest.mark.parametrize("shape", GGN_SHAPES, ids=lambda s: f"B{s[0]}h{s[1]}")
+@pytest.mark.parametrize("name", losses.NAMES)
+def test_ggn_matches_JtQJ_from_finite_differences(name, shape):
+    B, h = shape
+    rng = np.random.default_rng(zlib.crc32(f"ggn{name}{B}x{h}".encode()))
+    loss = losses.get(name)
+    args, positions = make_args(name, B, h, rng)
+    modes = [False, True] if name == "kpca" else [False]
+    for mode in modes:
+        kw = {"variance_curvature": True} if mode else {}
+        r, Q, check = gn_form(name, loss, args, variance_curvature=mode)
+        if check is not None:  # the residual form reproduces the loss
+            assert rel_err(check(), float(loss.value(*args))) < 1e-12
+        J = fd_jacobian(r, args, positions)
+        G_ref = J.T @ Q @ J
+        for _ in range(3):
+            V = _directions(args, positions, rng)
+            U = loss.ggn_matvec(*args, *V, **kw)
+            assert len(U) == len(V) and all(u.shape == v.shape for u, v in zip(U, V))
+            assert rel_err(_flat(U), G_ref @ _flat(V)) < TOL[np.float64]["fd"], (name, mode)
+
+
+@pytest.mark.parametrize("name", losses.NAMES)
+def test_ggn_is_symmetric_psd(name):
+    rng = np.random.default_rng(zlib.crc32(f"psd{name}".encode()))
+    loss = losses.get(name)
+    args, positions = make_args(name, 6, 4, rng)
+    for _ in range(5):
+        u, v = _directions(args, positions, rng), _directions(args, positions, rng)
+        Gu, Gv = _flat(loss.ggn_matvec(*args, *u)), _flat(loss.ggn_matvec(*args, *v))
+        fu, fv = _flat(u), _flat(v)
+        scale = np.linalg.norm(Gu) * np.linalg.norm(fv) + np.linalg.norm(Gv) * np.linalg.norm(fu)
+        assert abs(fu @ Gv - Gu @ fv) <= 1e-12 * scale
+        assert fv @ Gv >= -1e-12 * np.linalg.norm(Gv) * np.linalg.norm(fv)
+    if name == "simple_contrastive":  # linear outer function: the GGN vanishes
+        assert not np.any(Gv)
+    else:
+        assert fv @ Gv > 0
+
+
+def test_ggn_equals_hessian_where_residuals_are_affine():
+    """KAE in Z (B_dec fixed) and KPCA in F are exactly quadratic: GGN = Hessian there."""
+    rng = np.random.default_rng(13)
+    kae = losses.get("kae")
+    args, _ = make_args("kae", 5, 3, rng)
+    VZ, VB = rng.standard_normal(args[0].shape), np.zeros_like(args[3])
+    g = lambda *a: kae.value_and_grad(*a)[1][0]  # noqa: E731
+    t = 1e-4
+    hvp = (g(args[0] + t * VZ, *args[1:]) - g(args[0] - t * VZ, *args[1:])) / (2 * t)
+    assert rel_err(kae.ggn_matvec(*args, VZ, VB)[0], hvp) < 1e-9
+    kpca = losses.get("kpca")
+    F, A, K = make_args("kpca", 5, 3, rng)[0]
+    VF = rng.standard_normal(F.shape)
+    UF, _ = kpca.ggn_matvec(F, A, K, VF, np.zeros_like(A), variance_curvature=True)
+    dF = lambda F_: kpca.value_and_grad(F_, A, K)[1][0]  # noqa: E731
+    assert rel_err(UF, (dF(F + t * VF) - dF(F - t * VF)) / (2 * t)) < 1e-9
+    # the default drops the concave variance term: only the PSD penalty part remains
+    UF0, UA0 = kpca.ggn_matvec(F, A, K, VF, np.zeros_like(A))
+    assert not np.any(UF0) and not np.any(UA0)
+
+
+def test_kae_residual_form():
+    """With the linear kernel phi(x) = x, the RKHS residual is explicit and ||r||^2/B = L."""
+    rng = np.random.default_rng(14)
+    B, m, d, h = 5, 4, 3, 2
+    X, Xl = rng.standard_normal((B, d)), rng.standard_normal((m, d))
+    Z, B_dec = rng.standard_normal((B, h)), rng.standard_normal((m, h))
+    resid = X - Z @ B_dec.T @ Xl  # phi(x_i) - sum_l phi(x_l) (B_dec z_i)_l
+    L = losses.get("kae").value(Z, X @ Xl.T, np.sum(X**2, 1), B_dec, Xl @ Xl.T)
+    assert rel_err(L, np.sum(resid**2) / B) < 1e-12
+
+
+@pytest.mark.parametrize("name", losses.NAMES)
+def test_ggn_float32_close_to_float64(name, xp):
+    rng = np.random.default_rng(15)
+    args64, positions = make_args(name, 8, 4, rng)
+    V64 = _directions(args64, positions, rng)
+    loss = losses.get(name)
+    U64 = loss.ggn_matvec(*args64, *V64)
+    to32 = lambda arrs: tuple(xp.asarray(a, dtype=np.float32) for a in arrs)  # noqa: E731
+    U32 = loss.ggn_matvec(*to32(args64), *to32(V64))
+    assert all(u.dtype == np.float32 for u in U32)
+    assert rel_err(_flat(U32), _flat(U64)) < TOL[np.float32]["vs64"]
+
+
+def test_ggn_direction_errors():
+    rng = np.random.default_rng(16)
+    Za, Zb = rng.standard_normal((2, 4, 3))
+    for name in losses.TWO_VIEW:
+        loss = losses.get(name)
+        with pytest.raises(ValueError, match="shape of its point"):
+            loss.ggn_matvec(Za, Zb, Za[:, :2], Zb)
+        with pytest.raises(TypeError, match="dtype"):
+            loss.ggn_matvec(Za, Zb, Za.astype(np.float32), Zb)
+    args, _ = make_args("byol", 4, 3, rng)
+    with pytest.raises(ValueError, match="VP"):
+        losses.get("byol").ggn_matvec(*args, Za, Zb, np.zeros((2, 2)))

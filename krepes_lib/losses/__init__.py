@@ -15,14 +15,22 @@ hyper-parameters, defaults from :data:`krepes_lib.defaults.LOSS_HYPER`.
 Two-view losses (``barlow_twins``, ``vicreg``, ``simclr``, ``spectral_contrastive``,
 ``simple_contrastive``)::
 
-    loss.value(Za, Zb)              -> 0-d array
-    loss.value_and_grad(Za, Zb)     -> (value, (dZa, dZb))          # Za, Zb: (B, h)
+    loss.value(Za, Zb)                  -> 0-d array
+    loss.value_and_grad(Za, Zb)         -> (value, (dZa, dZb))      # Za, Zb: (B, h)
+    loss.ggn_matvec(Za, Zb, Va, Vb)     -> (Ua, Ub)                 # G (Va, Vb)
 
 The others (interfaces documented on each class)::
 
-    KPCA.value_and_grad(F, A_tilde, K_mm)          -> (value, (dF, dA_direct))
+    KPCA.value_and_grad(F, A_tilde, K_mm)            -> (value, (dF, dA_direct))
     KAE.value_and_grad(Z, K_bm, k_diag, B_dec, K_mm) -> (value, (dZ, dB_dec))
-    BYOL.value_and_grad(Za, Zb, Ta, Tb, P)          -> (value, (dZa, dZb, dP))
+    BYOL.value_and_grad(Za, Zb, Ta, Tb, P)           -> (value, (dZa, dZb, dP))
+
+``ggn_matvec`` always takes the value's arguments followed by one direction per gradient
+output (same shapes) and returns one product per gradient output, e.g.
+``KPCA.ggn_matvec(F, A_tilde, K_mm, VF, VA) -> (UF, UA_direct)``. It applies the
+generalised Gauss–Newton matrix ``J^T Q J`` of the loss's residual / logit form (book:
+Derivations §Gauss–Newton products) without forming it; the model lifts it through the
+linear map ``F = K_bm A_tilde + 1 gamma^T`` (eq. (der-ggn-lift)).
 
 Example
 -------

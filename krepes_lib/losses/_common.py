@@ -17,6 +17,7 @@ __all__ = [
     "check_matrix",
     "check_views",
     "check_same_dtype",
+    "check_tangents",
     "scalar",
     "standardise",
     "standardise_jac",
@@ -77,6 +78,23 @@ def check_views(
             f"{loss}: needs a batch of B >= {min_batch} samples{why}; got B = {B}."
         )
     return xp, B, h
+
+
+def check_tangents(loss: str, **pairs):
+    """Check GGN directions against their points: ``name=(point, direction)``.
+
+    Each direction must be an array of its point's shape, namespace and dtype.
+    """
+    for nm, (X, V) in pairs.items():
+        check_matrix(V, nm, loss, ndim=X.ndim)
+        get_xp(X, V)  # raises on a host/device mix
+        if V.shape != X.shape:
+            raise ValueError(
+                f"{loss}: the direction {nm} must have the shape of its point, "
+                f"{tuple(X.shape)}; got {tuple(V.shape)}."
+            )
+        if V.dtype != X.dtype:
+            raise TypeError(f"{loss}: the direction {nm} has dtype {V.dtype}, its point {X.dtype}.")
 
 
 def scalar(xp, value):

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from ..defaults import LOSS_HYPER
-from ._common import check_views, scalar, standardise, standardise_jac
+from ._common import check_tangents, check_views, scalar, standardise, standardise_jac
 
-__all__ = ["BarlowTwins", "value", "value_and_grad"]
+__all__ = ["BarlowTwins", "value", "value_and_grad", "ggn_matvec"]
 
 _NAME = "barlow_twins"
 _HYPER = LOSS_HYPER[_NAME]
@@ -64,6 +64,22 @@ def value_and_grad(Za, Zb, *, lambda_off, eps):
     return scalar(xp, val), (dZa, dZb)
 
 
+def ggn_matvec(Za, Zb, Va, Vb, *, lambda_off, eps):
+    """Gauss–Newton product ``J^T Q J v``, eq. (bt-ggn) (book: Derivations §Gauss–Newton products).
+
+    Residuals ``r = vec(W ⊙ (C - I))`` with ``Q = 2 I`` (the loss is ``||r||^2``); the
+    Jacobian goes through both standardisations (eq. (std-jac)). Va, Vb: directions of
+    shape (B, h); returns ``(Ua, Ub)`` of shape (B, h). No dense matrix is formed.
+    """
+    xp, B, (Na, sa, Nb, sb, W2, R), _ = _forward(Za, Zb, lambda_off, eps)
+    check_tangents(_NAME, Va=(Za, Va), Vb=(Zb, Vb))
+    dC = (standardise_jac(Na, sa, Va).T @ Nb + Na.T @ standardise_jac(Nb, sb, Vb)) / B  # jvp
+    Gamma = 2.0 * W2 * dC  # W ⊙ Q (W ⊙ dC)
+    Ua = standardise_jac(Na, sa, Nb @ Gamma.T / B)  # vjp
+    Ub = standardise_jac(Nb, sb, Na @ Gamma / B)
+    return Ua, Ub
+
+
 @dataclass(frozen=True)
 class BarlowTwins:
     """Barlow Twins loss on two views (spec §3; book: Derivations §Barlow Twins).
@@ -80,7 +96,8 @@ class BarlowTwins:
     eps : float, default ``LOSS_HYPER["barlow_twins"]["eps"]``
         Added to the biased variance; ``eps = 0`` needs non-constant columns.
 
-    Methods take ``Za, Zb`` of shape (B, h) with B >= 2.
+    Methods take ``Za, Zb`` of shape (B, h) with B >= 2; ``ggn_matvec(Za, Zb, Va, Vb)``
+    applies the generalised Gauss–Newton matrix (residuals ``W ⊙ (C - I)``, ``Q = 2 I``).
     """
 
     name: ClassVar[str] = _NAME
@@ -100,3 +117,7 @@ class BarlowTwins:
     def value_and_grad(self, Za, Zb):
         """``(L, (dZa, dZb))``, eq. (bt-grad)."""
         return value_and_grad(Za, Zb, lambda_off=self.lambda_off, eps=self.eps)
+
+    def ggn_matvec(self, Za, Zb, Va, Vb):
+        """``(Ua, Ub) = G (Va, Vb)``, the Gauss–Newton product of eq. (bt-ggn)."""
+        return ggn_matvec(Za, Zb, Va, Vb, lambda_off=self.lambda_off, eps=self.eps)

@@ -12,13 +12,14 @@ from ..defaults import LOSS_HYPER
 from ._common import (
     check_matrix,
     check_same_dtype,
+    check_tangents,
     check_views,
     normalise_rows,
     normalise_rows_jac,
     scalar,
 )
 
-__all__ = ["BYOL", "value", "value_and_grad"]
+__all__ = ["BYOL", "value", "value_and_grad", "ggn_matvec"]
 
 _NAME = "byol"
 _HYPER = LOSS_HYPER[_NAME]
@@ -90,6 +91,22 @@ def value_and_grad(Za, Zb, Ta, Tb, P):
     return scalar(xp, val), (dZa, dZb, dP)
 
 
+def ggn_matvec(Za, Zb, Ta, Tb, P, Va, Vb, VP):
+    """Gauss–Newton product, eq. (byol-ggn) (book: Derivations §Gauss–Newton products).
+
+    Residuals ``qhat(z P) - that`` (both swaps), ``Q = (2/B) I``, Jacobian w.r.t. the online
+    embeddings and the predictor (the targets are constants). Directions Va, Vb (B, h) and
+    VP (h, h) (pass zeros for a block you do not want); returns ``(Ua, Ub, UP)``.
+    """
+    xp, B, (Qa_hat, qa, Qb_hat, qb, _, _), _ = _forward(Za, Zb, Ta, Tb, P)
+    check_tangents(_NAME, Va=(Za, Va), Vb=(Zb, Vb), VP=(P, VP))
+    dQa_hat = normalise_rows_jac(Qa_hat, qa, Va @ P + Za @ VP)  # jvp
+    dQb_hat = normalise_rows_jac(Qb_hat, qb, Vb @ P + Zb @ VP)
+    Ga = normalise_rows_jac(Qa_hat, qa, (2.0 / B) * dQa_hat)  # vjp of Q dr
+    Gb = normalise_rows_jac(Qb_hat, qb, (2.0 / B) * dQb_hat)
+    return Ga @ P.T, Gb @ P.T, Za.T @ Ga + Zb.T @ Gb
+
+
 @dataclass(frozen=True)
 class BYOL:
     """BYOL loss (spec §3; book: Derivations §BYOL).
@@ -109,7 +126,8 @@ class BYOL:
         The loss itself does not use it.
 
     Methods: ``value(Za, Zb, Ta, Tb, P)``, ``value_and_grad(Za, Zb, Ta, Tb, P) ->
-    (L, (dZa, dZb, dP))``. B >= 1, h >= 1.
+    (L, (dZa, dZb, dP))``, ``ggn_matvec(Za, Zb, Ta, Tb, P, Va, Vb, VP) -> (Ua, Ub, UP)``
+    (least squares on the normalised residuals). B >= 1, h >= 1.
     """
 
     name: ClassVar[str] = _NAME
@@ -126,6 +144,10 @@ class BYOL:
     def value_and_grad(self, Za, Zb, Ta, Tb, P):
         """``(L, (dZa, dZb, dP))``, eq. (byol-grad)."""
         return value_and_grad(Za, Zb, Ta, Tb, P)
+
+    def ggn_matvec(self, Za, Zb, Ta, Tb, P, Va, Vb, VP):
+        """``(Ua, Ub, UP) = G (Va, Vb, VP)``, the Gauss–Newton product of eq. (byol-ggn)."""
+        return ggn_matvec(Za, Zb, Ta, Tb, P, Va, Vb, VP)
 
     def target_update(self, target, online):
         """One EMA step ``ema * target + (1 - ema) * online`` (arrays of one shape)."""

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from ..backend import get_xp
-from ._common import check_matrix, check_same_dtype, scalar
+from ._common import check_matrix, check_same_dtype, check_tangents, scalar
 
-__all__ = ["KAE", "value", "value_and_grad"]
+__all__ = ["KAE", "value", "value_and_grad", "ggn_matvec"]
 
 _NAME = "kae"
 
@@ -83,6 +83,22 @@ def value_and_grad(Z, K_bm, k_diag, B_dec, K_mm):
     return scalar(xp, val), (Err @ B_dec, Err.T @ Z)
 
 
+def ggn_matvec(Z, K_bm, k_diag, B_dec, K_mm, VZ, VB):
+    """Gauss–Newton product, eq. (kae-ggn) (book: Derivations §Gauss–Newton products).
+
+    The loss is least squares in the RKHS on ``phi(x_i) - sum_l phi(x_l) R_il``, linear
+    in the decoder coefficients ``R = Z B_dec^T``, with ``Q = (2/B) I``; in coefficients the
+    RKHS inner product is ``K_mm``. So ``G (VZ, VB)`` is the vjp through R of
+    ``(2/B) dR K_mm`` with ``dR = VZ B_dec^T + Z VB^T``. Directions VZ (B, h), VB (m, h);
+    returns ``(UZ, UB)``. (K_bm and k_diag do not enter; they are checked and accepted so
+    the signature mirrors :func:`value_and_grad`.)
+    """
+    xp, B = _check(Z, K_bm, k_diag, B_dec, K_mm)
+    check_tangents(_NAME, VZ=(Z, VZ), VB=(B_dec, VB))
+    G = (2.0 / B) * ((VZ @ B_dec.T + Z @ VB.T) @ K_mm)  # Q jvp, (B, m)
+    return G @ B_dec, G.T @ Z  # vjp
+
+
 @dataclass(frozen=True)
 class KAE:
     """Kernel auto-encoder loss (spec §3; book: Derivations §KAE).
@@ -93,7 +109,8 @@ class KAE:
     No hyper-parameters (``LOSS_HYPER["kae"]`` is empty).
 
     Methods: ``value(Z, K_bm, k_diag, B_dec, K_mm)``,
-    ``value_and_grad(Z, K_bm, k_diag, B_dec, K_mm) -> (L, (dZ, dB_dec))`` with Z (B, h),
+    ``value_and_grad(Z, K_bm, k_diag, B_dec, K_mm) -> (L, (dZ, dB_dec))``,
+    ``ggn_matvec(Z, K_bm, k_diag, B_dec, K_mm, VZ, VB) -> (UZ, UB)`` with Z (B, h),
     K_bm (B, m), k_diag (B,), B_dec (m, h), K_mm (m, m).
     """
 
@@ -106,3 +123,7 @@ class KAE:
     def value_and_grad(self, Z, K_bm, k_diag, B_dec, K_mm):
         """``(L, (dZ, dB_dec))``, eq. (kae-grad)."""
         return value_and_grad(Z, K_bm, k_diag, B_dec, K_mm)
+
+    def ggn_matvec(self, Z, K_bm, k_diag, B_dec, K_mm, VZ, VB):
+        """``(UZ, UB) = G (VZ, VB)``, the Gauss–Newton product of eq. (kae-ggn)."""
+        return ggn_matvec(Z, K_bm, k_diag, B_dec, K_mm, VZ, VB)

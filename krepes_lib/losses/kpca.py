@@ -10,9 +10,9 @@ from typing import ClassVar
 
 from ..backend import get_xp
 from ..defaults import LOSS_HYPER
-from ._common import check_matrix, check_same_dtype, scalar
+from ._common import check_matrix, check_same_dtype, check_tangents, scalar
 
-__all__ = ["KPCA", "value", "value_and_grad"]
+__all__ = ["KPCA", "value", "value_and_grad", "ggn_matvec"]
 
 _NAME = "kpca"
 _HYPER = LOSS_HYPER[_NAME]
@@ -89,6 +89,33 @@ def value_and_grad(F, A_tilde, K_mm, *, beta):
     return scalar(xp, val), (dF, dA)
 
 
+def ggn_matvec(F, A_tilde, K_mm, VF, VA, *, beta, variance_curvature=False):
+    """Gauss–Newton product, eq. (kpca-ggn) (book: Derivations §Gauss–Newton products).
+
+    The penalty is least squares on ``E = A_tilde^T K_mm A_tilde - I`` with ``Q = beta I``:
+    ``UA_direct = 2 beta K_mm A_tilde (VA^T K_mm A_tilde + A_tilde^T K_mm VA)`` (PSD).
+    The variance term ``-(1/B) ||H F||^2`` has a *concave* outer function (``Q = -(2/B) I``
+    on the residual ``H F``), so it is left out by default (``UF = 0``) and the product is
+    PSD, as conjugate gradients need. ``variance_curvature=True`` adds its exact curvature
+    ``UF = -(2/B) H VF`` (the loss is quadratic in F): then ``K_bm^T UF + UA_direct`` is the
+    exact Hessian of the variance term plus the penalty's Gauss–Newton part, symmetric but
+    indefinite.
+
+    Directions VF (B, h) for F (the model passes ``K_bm VA``) and VA (m, h) for the direct
+    dependence on A_tilde; returns ``(UF, UA_direct)``, lifted by the model like
+    eq. (kpca-grad): ``U_A = K_bm^T UF + UA_direct``.
+    """
+    xp, B, (Fc, KA, E), _ = _forward(F, A_tilde, K_mm, beta)
+    check_tangents(_NAME, VF=(F, VF), VA=(A_tilde, VA))
+    T = VA.T @ KA
+    UA = (2.0 * beta) * (KA @ (T + T.T))
+    if variance_curvature:
+        UF = (-2.0 / B) * (VF - VF.mean(axis=0, keepdims=True))
+    else:
+        UF = xp.zeros_like(VF)
+    return UF, UA
+
+
 @dataclass(frozen=True)
 class KPCA:
     """Kernel PCA loss (spec §3; book: Derivations §KPCA).
@@ -104,7 +131,9 @@ class KPCA:
         Weight of the whitening penalty (> 0 for a bounded loss).
 
     Methods: ``value(F, A_tilde, K_mm)``, ``value_and_grad(F, A_tilde, K_mm) ->
-    (L, (dF, dA_direct))`` with F (B, h), B >= 2, A_tilde (m, h), K_mm (m, m).
+    (L, (dF, dA_direct))``, ``ggn_matvec(F, A_tilde, K_mm, VF, VA) -> (UF, UA_direct)``
+    (the penalty's Gauss–Newton part; see :func:`ggn_matvec` for the variance term) with
+    F (B, h), B >= 2, A_tilde (m, h), K_mm (m, m).
     """
 
     name: ClassVar[str] = _NAME
@@ -121,3 +150,8 @@ class KPCA:
     def value_and_grad(self, F, A_tilde, K_mm):
         """``(L, (dF, dA_direct))``, eq. (kpca-grad)."""
         return value_and_grad(F, A_tilde, K_mm, beta=self.beta)
+
+    def ggn_matvec(self, F, A_tilde, K_mm, VF, VA, variance_curvature=False):
+        """``(UF, UA_direct)``, the Gauss–Newton product of eq. (kpca-ggn)."""
+        return ggn_matvec(F, A_tilde, K_mm, VF, VA, beta=self.beta,
+                          variance_curvature=variance_curvature)

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from ..defaults import LOSS_HYPER
-from ._common import check_views, normalise_rows, normalise_rows_jac, scalar
+from ._common import check_tangents, check_views, normalise_rows, normalise_rows_jac, scalar
 
-__all__ = ["SimCLR", "value", "value_and_grad"]
+__all__ = ["SimCLR", "value", "value_and_grad", "ggn_matvec"]
 
 _NAME = "simclr"
 _HYPER = LOSS_HYPER[_NAME]
@@ -67,6 +67,25 @@ def value_and_grad(Za, Zb, *, tau):
     return scalar(xp, val), (dZ[:B], dZ[B:])
 
 
+def ggn_matvec(Za, Zb, Va, Vb, *, tau):
+    """Gauss–Newton product, eq. (simclr-ggn) (book: Derivations §Gauss–Newton products).
+
+    Outer function: the row-softmax cross-entropy on the logits ``S`` (off-diagonal
+    entries), ``Q = block-diag((diag(p_k) - p_k p_k^T) / N)``, N = 2B; the Jacobian goes
+    through the row normalisation (eq. (norm-jac)). Computed as
+    ``vjp(P ⊙ u - P (rowsum(P ⊙ u)))`` with ``u = jvp(V)``. Va, Vb (B, h) -> ``(Ua, Ub)``.
+    """
+    xp, B, N, (Zhat, norms, P, rows, pos), _ = _forward(Za, Zb, tau)
+    check_tangents(_NAME, Va=(Za, Va), Vb=(Zb, Vb))
+    dZhat = normalise_rows_jac(Zhat, norms, xp.concatenate([Va, Vb], axis=0))
+    T = dZhat @ Zhat.T
+    dS = (T + T.T) / tau  # jvp of the logits (the diagonal is masked by P_kk = 0)
+    PU = P * dS
+    QdS = (PU - P * PU.sum(axis=1, keepdims=True)) / N
+    U = normalise_rows_jac(Zhat, norms, (QdS + QdS.T) @ Zhat / tau)  # vjp
+    return U[:B], U[B:]
+
+
 @dataclass(frozen=True)
 class SimCLR:
     """SimCLR / NT-Xent loss on two views (spec §3; book: Derivations §SimCLR).
@@ -82,7 +101,8 @@ class SimCLR:
         Temperature (> 0).
 
     Methods take ``Za, Zb`` of shape (B, h) with B >= 1 (B = 1 gives L = 0: each anchor
-    has a single logit, its positive).
+    has a single logit, its positive); ``ggn_matvec(Za, Zb, Va, Vb)`` applies the
+    generalised Gauss–Newton matrix (softmax cross-entropy on the logits).
     """
 
     name: ClassVar[str] = _NAME
@@ -99,3 +119,7 @@ class SimCLR:
     def value_and_grad(self, Za, Zb):
         """``(L, (dZa, dZb))``, eq. (simclr-grad)."""
         return value_and_grad(Za, Zb, tau=self.tau)
+
+    def ggn_matvec(self, Za, Zb, Va, Vb):
+        """``(Ua, Ub) = G (Va, Vb)``, the Gauss–Newton product of eq. (simclr-ggn)."""
+        return ggn_matvec(Za, Zb, Va, Vb, tau=self.tau)

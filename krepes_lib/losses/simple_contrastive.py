@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from ..defaults import LOSS_HYPER
-from ._common import check_views, scalar
+from ._common import check_tangents, check_views, scalar
 
-__all__ = ["SimpleContrastive", "value", "value_and_grad"]
+__all__ = ["SimpleContrastive", "value", "value_and_grad", "ggn_matvec"]
 
 _NAME = "simple_contrastive"
 _HYPER = LOSS_HYPER[_NAME]
@@ -48,6 +48,19 @@ def value_and_grad(Za, Zb):
     return scalar(xp, val), (dZa, dZb)
 
 
+def ggn_matvec(Za, Zb, Va, Vb):
+    """Gauss–Newton product, eq. (sc-ggn) (book: Derivations §Gauss–Newton products): zero.
+
+    The loss is a *linear* outer function ``-(1/B) sum_i r_i`` of the residuals
+    ``r_i = za_i . (zb_i - zb_{i+1})``, so ``Q = 0`` and the GGN vanishes (the true Hessian,
+    the bilinear cross term, is indefinite). Curvature comes from the model's RKHS
+    penalty ``2 rkhs_penalty K_mm``. Returns ``(0 * Va, 0 * Vb)``.
+    """
+    xp, _, _ = _check(Za, Zb)
+    check_tangents(_NAME, Va=(Za, Va), Vb=(Zb, Vb))
+    return xp.zeros_like(Va), xp.zeros_like(Vb)
+
+
 @dataclass(frozen=True)
 class SimpleContrastive:
     """Simple contrastive loss on two views (spec §3; book: Derivations §Simple contrastive).
@@ -63,7 +76,8 @@ class SimpleContrastive:
         It is *not* part of :meth:`value`: the loss on Z is unbounded below without it, and
         the model (which owns A_tilde and K_mm) adds it.
 
-    Methods take ``Za, Zb`` of shape (B, h) with B >= 2.
+    Methods take ``Za, Zb`` of shape (B, h) with B >= 2; ``ggn_matvec(Za, Zb, Va, Vb)``
+    returns zeros (linear outer function, see eq. (sc-ggn)).
     """
 
     name: ClassVar[str] = _NAME
@@ -80,3 +94,7 @@ class SimpleContrastive:
     def value_and_grad(self, Za, Zb):
         """``(L, (dZa, dZb))``, eq. (sc-grad) (without the RKHS penalty)."""
         return value_and_grad(Za, Zb)
+
+    def ggn_matvec(self, Za, Zb, Va, Vb):
+        """``(Ua, Ub) = (0, 0)``: the GGN of this bilinear loss is zero, eq. (sc-ggn)."""
+        return ggn_matvec(Za, Zb, Va, Vb)

@@ -7,9 +7,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from ._common import check_views, scalar
+from ._common import check_tangents, check_views, scalar
 
-__all__ = ["SpectralContrastive", "value", "value_and_grad"]
+__all__ = ["SpectralContrastive", "value", "value_and_grad", "ggn_matvec"]
 
 _NAME = "spectral_contrastive"
 
@@ -46,6 +46,19 @@ def value_and_grad(Za, Zb):
     return scalar(xp, val), (dZa, dZb)
 
 
+def ggn_matvec(Za, Zb, Va, Vb):
+    """Gauss–Newton product, eq. (spec-ggn) (book: Derivations §Gauss–Newton products).
+
+    Residuals ``r_ij = za_i . zb_j`` (i != j) with ``Q = 2 / (B (B-1)) I``; the linear
+    positive term has no curvature. Va, Vb (B, h) -> ``(Ua, Ub)`` (B, h).
+    """
+    xp, B, _, _ = _forward(Za, Zb)
+    check_tangents(_NAME, Va=(Za, Va), Vb=(Zb, Vb))
+    dS = Va @ Zb.T + Za @ Vb.T  # jvp of S
+    G = (2.0 / (B * (B - 1))) * dS * (1.0 - xp.eye(B, dtype=Za.dtype))
+    return G @ Zb, G.T @ Za  # vjp
+
+
 @dataclass(frozen=True)
 class SpectralContrastive:
     """Spectral contrastive loss on two views (spec §3; book: Derivations §Spectral contrastive).
@@ -53,7 +66,8 @@ class SpectralContrastive:
     Implements eq. (spec-loss)/(spec-grad):
     ``L = -(2/B) sum_i za_i . zb_i + 1/(B (B-1)) sum_{i != j} (za_i . zb_j)^2``.
     No hyper-parameters (``LOSS_HYPER["spectral_contrastive"]`` is empty).
-    Methods take ``Za, Zb`` of shape (B, h) with B >= 2.
+    Methods take ``Za, Zb`` of shape (B, h) with B >= 2; ``ggn_matvec(Za, Zb, Va, Vb)``
+    applies the generalised Gauss–Newton matrix (residuals ``za_i . zb_j``, i != j).
     """
 
     name: ClassVar[str] = _NAME
@@ -65,3 +79,7 @@ class SpectralContrastive:
     def value_and_grad(self, Za, Zb):
         """``(L, (dZa, dZb))``, eq. (spec-grad)."""
         return value_and_grad(Za, Zb)
+
+    def ggn_matvec(self, Za, Zb, Va, Vb):
+        """``(Ua, Ub) = G (Va, Vb)``, the Gauss–Newton product of eq. (spec-ggn)."""
+        return ggn_matvec(Za, Zb, Va, Vb)

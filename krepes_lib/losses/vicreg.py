@@ -9,9 +9,9 @@ from typing import ClassVar
 
 from ..backend import get_xp
 from ..defaults import LOSS_HYPER
-from ._common import check_views, scalar
+from ._common import check_tangents, check_views, scalar
 
-__all__ = ["VICReg", "value", "value_and_grad", "terms"]
+__all__ = ["VICReg", "value", "value_and_grad", "ggn_matvec", "terms"]
 
 _NAME = "vicreg"
 _HYPER = LOSS_HYPER[_NAME]
@@ -98,6 +98,30 @@ def value_and_grad(Za, Zb, *, lambda_inv, mu, nu, eps):
     return scalar(xp, val), (dZa, dZb)
 
 
+def _view_ggn(Zc, Coff, V, B, h, nu):
+    """Covariance part of eq. (vic-ggn) for one view: residuals sqrt(nu/h) M ⊙ Cov, Q = 2I."""
+    xp = get_xp(Zc)
+    Vc = V - V.mean(axis=0, keepdims=True)
+    dCov = (Vc.T @ Zc + Zc.T @ Vc) / (B - 1)  # jvp
+    dCoff = dCov * (1.0 - xp.eye(h, dtype=Zc.dtype))
+    return (4.0 * nu / (h * (B - 1))) * (Zc @ dCoff)  # vjp of Q dr
+
+
+def ggn_matvec(Za, Zb, Va, Vb, *, lambda_inv, mu, nu, eps):
+    """Gauss–Newton product, eq. (vic-ggn) (book: Derivations §Gauss–Newton products).
+
+    Residuals: ``sqrt(lambda_inv / (B h)) (Za - Zb)`` and ``sqrt(nu / h) M ⊙ Cov(Z)`` for each
+    view, ``Q = 2 I``; the variance hinge is piecewise linear in the column stds, so it
+    has no Gauss–Newton curvature (``mu`` does not enter). Va, Vb (B, h) -> ``(Ua, Ub)``.
+    """
+    xp, B, h, D, sa, sb, _ = _terms(Za, Zb, eps)
+    check_tangents(_NAME, Va=(Za, Va), Vb=(Zb, Vb))
+    U_inv = (2.0 * lambda_inv / (B * h)) * (Va - Vb)
+    Ua = U_inv + _view_ggn(sa[0], sa[2], Va, B, h, nu)
+    Ub = -U_inv + _view_ggn(sb[0], sb[2], Vb, B, h, nu)
+    return Ua, Ub
+
+
 @dataclass(frozen=True)
 class VICReg:
     """VICReg loss on two views (spec §3; book: Derivations §VICReg).
@@ -118,7 +142,9 @@ class VICReg:
     eps : float
         Added to the variance inside the square root.
 
-    Methods take ``Za, Zb`` of shape (B, h) with B >= 2.
+    Methods take ``Za, Zb`` of shape (B, h) with B >= 2; ``ggn_matvec(Za, Zb, Va, Vb)``
+    applies the generalised Gauss–Newton matrix (invariance and covariance residuals; the
+    variance hinge has no Gauss–Newton curvature).
     """
 
     name: ClassVar[str] = _NAME
@@ -142,6 +168,10 @@ class VICReg:
     def value_and_grad(self, Za, Zb):
         """``(L, (dZa, dZb))``, eq. (vic-grad)."""
         return value_and_grad(Za, Zb, **self._hyper())
+
+    def ggn_matvec(self, Za, Zb, Va, Vb):
+        """``(Ua, Ub) = G (Va, Vb)``, the Gauss–Newton product of eq. (vic-ggn)."""
+        return ggn_matvec(Za, Zb, Va, Vb, **self._hyper())
 
     def terms(self, Za, Zb):
         """The unweighted invariance, variance and covariance terms (see :func:`terms`)."""
