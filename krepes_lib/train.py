@@ -381,7 +381,7 @@ def fit(model: NystromModel, X, loss, epochs: int, batch_size: int, seed: int = 
         optimizer="adam", lr: float | None = None, betas=None, augment="auto",
         eval_fn: Callable | None = None, eval_every: int = 1, checkpoint: str | None = None,
         resume: bool = True, progress: bool = True, memory_budget: int = BLOCK_BYTES,
-        drop_last: bool = True) -> History:
+        drop_last: bool = True, grad_transform: Callable | None = None) -> History:
     """Train ``model`` in place with mini-batch first-order steps (spec §4).
 
     Parameters
@@ -424,6 +424,9 @@ def fit(model: NystromModel, X, loss, epochs: int, batch_size: int, seed: int = 
         chunks when it does not fit).
     drop_last : bool, default True
         Drop the last incomplete batch (the contrastive losses need full batches).
+    grad_transform : callable ``(model, loss, views, grads) -> grads``, optional
+        Applied to each batch's gradients before the optimiser step: preconditioned Adam
+        (:class:`krepes_lib.ggn.FalkonGradTransform`, :class:`krepes_lib.ggn.GGNGradTransform`).
 
     Returns
     -------
@@ -487,6 +490,8 @@ def fit(model: NystromModel, X, loss, epochs: int, batch_size: int, seed: int = 
                 values.append(val)
                 if xp is np and not np.isfinite(val):  # free on the host; on a GPU: per epoch
                     _raise_non_finite(np.asarray([float(val)]), epoch + 1, bi, n_batches, lr_now)
+                if grad_transform is not None:
+                    grads = grad_transform(model, loss, views, grads)
                 opt.step(params, grads)
                 if kind == "byol":
                     model.update_target(ema)
