@@ -148,7 +148,7 @@ def run_notebook(root: Path, name: str, profile: str, exp: dict, force: bool = F
 
 def write_report(root: Path, exp: dict, profile: str) -> Path:
     """Generate ``book/executed/report.md`` from the notebooks' result files."""
-    from .results import load_all_results
+    from .results import atomic_path, load_all_results
 
     results = load_all_results(root / EXECUTED / "results")
     lines = [
@@ -178,10 +178,8 @@ def write_report(root: Path, exp: dict, profile: str) -> Path:
         lines += [f"Run: {data['written']} on {data['machine']} ({data['cpu_count']} CPUs), "
                   f"parameters `{json.dumps(data['parameters'], sort_keys=True)}`.", ""]
     path = root / EXECUTED / "report.md"
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".report.", suffix=".md")
-    with os.fdopen(fd, "w") as f:
+    with atomic_path(path) as tmp, open(tmp, "w") as f:
         f.write("\n".join(lines))
-    os.replace(tmp, path)
     return path
 
 

@@ -8,6 +8,7 @@ to an executed notebook. Files are written to a temporary file and renamed.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -17,9 +18,24 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["results_dir", "save_results", "save_figure", "load_all_results", "PAPER"]
+__all__ = ["atomic_path", "results_dir", "save_results", "save_figure", "load_all_results", "PAPER"]
 
 _ENV = "KREPES_RESULTS"
+
+
+@contextlib.contextmanager
+def atomic_path(final: str | os.PathLike):
+    """Yield a temporary path beside ``final``; rename it onto ``final`` only if the block
+    succeeds (nothing half-written is ever visible under the final name)."""
+    final = Path(final)
+    fd, tmp = tempfile.mkstemp(dir=final.parent, prefix=f".{final.stem}.", suffix=final.suffix + ".tmp")
+    os.close(fd)
+    try:
+        yield tmp
+        os.replace(tmp, final)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
 
 
 def results_dir() -> Path:
@@ -59,16 +75,9 @@ def save_results(notebook: str, results: dict, parameters: dict | None = None) -
         "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
         "cpu_count": os.cpu_count(),
     }
-    fd, tmp = tempfile.mkstemp(dir=out, prefix=f".{notebook}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(payload, f, indent=1, sort_keys=True)
-        final = out / f"{notebook}.json"
-        os.replace(tmp, final)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    final = out / f"{notebook}.json"
+    with atomic_path(final) as tmp, open(tmp, "w") as f:
+        json.dump(payload, f, indent=1, sort_keys=True)
     return final
 
 
@@ -79,16 +88,9 @@ def save_figure(fig, name: str, dpi: int = 110) -> Path:
     """
     out = results_dir() / "figures"
     out.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out, prefix=f".{name}.", suffix=".png")
-    os.close(fd)
-    try:
+    final = out / f"{name}.png"
+    with atomic_path(final) as tmp:
         fig.savefig(tmp, dpi=dpi, format="png", bbox_inches="tight")
-        final = out / f"{name}.png"
-        os.replace(tmp, final)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
     return final
 
 

@@ -87,3 +87,17 @@ def test_cli_fetch_data_passes_arguments_through(capsys, monkeypatch, tmp_path):
     monkeypatch.setenv("KREPES_DATA", str(tmp_path))
     assert cli.main(["fetch-data", "--list"]) == 0
     assert "mnist" in capsys.readouterr().out
+
+
+def test_atomic_path_leaves_nothing_half_written(tmp_path):
+    from krepes_lib.results import atomic_path
+
+    final = tmp_path / "r.json"
+    with pytest.raises(RuntimeError):
+        with atomic_path(final) as tmp, open(tmp, "w") as f:
+            f.write("partial")
+            raise RuntimeError("interrupted")
+    assert list(tmp_path.iterdir()) == []
+    with atomic_path(final) as tmp, open(tmp, "w") as f:
+        f.write("done")
+    assert final.read_text() == "done" and list(tmp_path.iterdir()) == [final]
