@@ -48,7 +48,8 @@ print("array backend:", xp.__name__)
 # %% [markdown]
 # ## Nyström error against the number of landmarks
 #
-# For each dataset we draw `n_eval` points (stratified by class), pick $m$ landmarks among these
+# For each dataset we draw `n_eval` points (stratified by class; all of them if the dataset is
+# smaller), pick $m$ landmarks among these
 # same points with each strategy, and compare the exact kernel on the points with its Nyström
 # approximation.
 # The error is accumulated block by block, so no $n\times n$ matrix is held.
@@ -60,12 +61,19 @@ def make_kern(name, X):
     return make_kernel(name)
 
 
+def load_subset(ds):
+    """Up to n_eval rows of dataset ds, stratified by class (all rows if it has fewer)."""
+    D = data.load(ds)
+    idx = data.stratified_indices(D.y, min(n_eval, len(D.y)), seed=0)
+    return D.X[idx], D.y[idx], D.classes
+
+
 errors, kappas, timings, n_classes = {}, {}, {}, {}
 for ds in datasets:
-    D = data.load(ds, n=n_eval, seed=0)
-    X = to_device(D.X, xp, dtype=dtype)
-    n_classes[ds] = len(D.classes)
-    kern = make_kern(kernel, D.X)
+    X_host, y, classes = load_subset(ds)
+    X = to_device(X_host, xp, dtype=dtype)
+    n_classes[ds] = len(classes)
+    kern = make_kern(kernel, X_host)
     for method in landmark_methods:
         for m in m_values:
             errs, kaps = [], []
@@ -76,7 +84,7 @@ for ds in datasets:
                 errs.append(nys.relative_error(X))
                 A0 = nys.pc_init(min(h, nys.rank))
                 norms = to_host(xp.linalg.norm(A0, axis=1))
-                kaps.append(LM.class_coverage(norms, D.y[sel.indices], n_classes=n_classes[ds]))
+                kaps.append(LM.class_coverage(norms, y[sel.indices], n_classes=n_classes[ds]))
             timings[ds, method, m] = (time.perf_counter() - t0) / len(seeds)
             errors[ds, method, m] = (float(np.mean(errs)), float(np.std(errs)))
             kappas[ds, method, m] = float(np.mean(kaps))
@@ -93,7 +101,7 @@ for ax, ds in zip(axes[0], datasets):
     ax.set_yscale("log")
     ax.set_xlabel("number of landmarks m")
     ax.set_ylabel(r"relative error $\|K-\tilde K\|_F / \|K\|_F$")
-    ax.set_title(f"{ds} ({kernel} kernel, n = {n_eval})")
+    ax.set_title(f"{ds} ({kernel} kernel, up to n = {n_eval})")
     ax.legend()
 fig.tight_layout()
 save_figure(fig, "01_nystrom_pc_error")
@@ -129,9 +137,9 @@ for ds in datasets:
 # eigenvector of $K_{mm}$ has entries of one sign), so the figure shows coordinates 2 and 3.
 
 # %%
-D = data.load(datasets[0], n=n_eval, seed=0)
-X = to_device(D.X, xp, dtype=dtype)
-kern = make_kern(kernel, D.X)
+X_host, y, _ = load_subset(datasets[0])
+X = to_device(X_host, xp, dtype=dtype)
+kern = make_kern(kernel, X_host)
 sel = LM.select_landmarks(X, m_top, method="kmeans++", seed=seeds[0])
 nys = Nystrom(kern, sel.points, dtype=dtype)
 A0 = nys.pc_init(min(h, nys.rank))
@@ -141,7 +149,7 @@ gram = to_host(A0.T @ nys.K_mm @ A0)
 print("max |Ã₀ᵀ K_mm Ã₀ − I| =", float(np.abs(gram - np.eye(gram.shape[0])).max()))
 
 fig, ax = plt.subplots(figsize=(5.5, 4.5))
-sc = ax.scatter(F[:, 1], F[:, 2], c=D.y, cmap="tab10", s=8)
+sc = ax.scatter(F[:, 1], F[:, 2], c=y, cmap="tab10", s=8)
 ax.set_xlabel("PC feature 2 (dimensionless)")
 ax.set_ylabel("PC feature 3 (dimensionless)")
 ax.set_title(f"{datasets[0]}: PC initialisation, m = {m_top}, k-means++ landmarks")
