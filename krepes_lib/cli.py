@@ -177,10 +177,50 @@ def write_report(root: Path, exp: dict, profile: str) -> Path:
             lines.append("")
         lines += [f"Run: {data['written']} on {data['machine']} ({data['cpu_count']} CPUs), "
                   f"parameters `{json.dumps(data['parameters'], sort_keys=True)}`.", ""]
+    lines += _compute_section(root, exp) + _datasets_section()
     path = root / EXECUTED / "report.md"
     with atomic_path(path) as tmp, open(tmp, "w") as f:
         f.write("\n".join(lines))
     return path
+
+
+def _compute_section(root: Path, exp: dict) -> list[str]:
+    """Wall time, profile and device of every executed notebook (from its metadata)."""
+    import nbformat
+
+    lines = ["## Compute used", "",
+             "Wall time of each executed notebook as papermill recorded it, the profile it ran",
+             "with (machine and parameters are in each section above).", "",
+             "| notebook | profile | wall time (s) | cells |", "|---|---|---|---|"]
+    for name in exp["notebooks"]:
+        path = root / EXECUTED / f"{name}.ipynb"
+        if not path.is_file():
+            lines.append(f"| {name} | not run | | |")
+            continue
+        nb = nbformat.read(path, as_version=4)
+        pm = nb.metadata.get("papermill", {})
+        prof = nb.metadata.get("krepes", {}).get("profile", "?")
+        dur = pm.get("duration")
+        lines.append(f"| {name} | {prof} | {dur:.1f} | {len(nb.cells)} |" if dur is not None
+                     else f"| {name} | {prof} | ? | {len(nb.cells)} |")
+    return lines + [""]
+
+
+def _datasets_section() -> list[str]:
+    """Every registered data file with its source and SHA-256 (data_scripts.registry)."""
+    from data_scripts import registry
+
+    lines = ["## Datasets and checksums", "",
+             "Every file is fetched by `krepes fetch-data` (or read from `KREPES_DATA`) and checked",
+             "against the SHA-256 below; *substitute* files are the smaller offline stand-ins.", "",
+             "| dataset | file | kind | source | SHA-256 |", "|---|---|---|---|---|"]
+    for name in registry.names():
+        entry = registry.get(name)
+        for f in entry.files:
+            url = f.urls[0] if f.urls else entry.homepage
+            sha = f"`{f.sha256}`" if f.sha256 else "not pinned"
+            lines.append(f"| {name} | `{f.filename}` | {f.kind} | <{url}> | {sha} |")
+    return lines + [""]
 
 
 def build_book(root: Path) -> Path:
