@@ -73,6 +73,11 @@ class GGNOperator:
         self.xp = model.xp
         self.keys = (model._main, "gamma")
         self.batches = [tuple(v.astype(model.dtype, copy=False) for v in b) for b in batches]
+        if self.kind == "byol" and model.target is None:
+            raise ValueError("loss 'byol' needs the predictor and the EMA target: build the model "
+                             "with NystromModel(..., predictor=True).")
+        if self.kind == "kae" and "B_dec" not in model.params:
+            raise ValueError("loss 'kae' needs the decoder: build the model with NystromModel(..., decoder=True).")
         self.lam_rkhs = float(getattr(self.loss, "rkhs_penalty", 0.0) or 0.0)
         m = model.m
         total = sum(sum(v.shape[0] for v in b) for b in self.batches) * m * np.dtype(model.dtype).itemsize

@@ -201,3 +201,10 @@ def test_hvp_cost_ratio_is_reported():
 def test_bad_damping():
     with pytest.raises(ValueError, match="damping"):
         GGNOperator(make_model(), losses.get("vicreg"), batches("vicreg"), damping=-1)
+
+
+def test_auxiliary_parameters_are_required():
+    with pytest.raises(ValueError, match="predictor=True"):
+        GGNOperator(make_model(), losses.get("byol"), batches("byol"))
+    with pytest.raises(ValueError, match="decoder=True"):
+        GGNOperator(make_model(), losses.get("kae"), batches("kae"))

@@ -101,3 +101,16 @@ def test_atomic_path_leaves_nothing_half_written(tmp_path):
     with atomic_path(final) as tmp, open(tmp, "w") as f:
         f.write("done")
     assert final.read_text() == "done" and list(tmp_path.iterdir()) == [final]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_papermill_sees_every_parameter(path):
+    """papermill's inspection silently drops an assignment whose comment holds '=';
+    every name assigned in the parameters cell must be visible to it (else profiles fail)."""
+    import ast
+
+    nb = nbformat.read(path, as_version=4)
+    cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+    assigned = {t.id for node in ast.parse(cell.source).body if isinstance(node, ast.Assign)
+                for t in node.targets if isinstance(t, ast.Name)}
+    assert assigned == set(cli.notebook_parameters(path)), assigned ^ set(cli.notebook_parameters(path))
