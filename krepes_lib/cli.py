@@ -237,8 +237,21 @@ def build_book(root: Path) -> Path:
     return index
 
 
+def notebooks_table(exp: dict | None = None) -> str:
+    """The README's notebook table (markdown), generated from experiments.yml."""
+    exp = exp or load_experiments()
+    rows = ["| notebook | what it reproduces | CPU runtime (ci / quick) |", "|---|---|---|"]
+    for name, meta in exp["notebooks"].items():
+        rt = meta.get("cpu_runtime") or {}
+        rows.append(f"| `{name}` | {meta['title']} | {rt.get('ci', '?')} / {rt.get('quick', '?')} |")
+    return "\n".join(rows)
+
+
 def cmd_list(args) -> int:
     exp = load_experiments()
+    if args.markdown:
+        print(notebooks_table(exp))
+        return 0
     print("Profiles:")
     for p, desc in exp["profiles"].items():
         print(f"  {p:<7} {desc}")
@@ -291,6 +304,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="krepes", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("list", help="list notebooks and profiles")
+    p.add_argument("--markdown", action="store_true", help="print the README's notebook table")
     p.set_defaults(func=cmd_list)
     p = sub.add_parser("reproduce", help="execute every notebook with papermill, then build the book")
     p.add_argument("--profile", default="quick", help="ci | quick (default) | paper")

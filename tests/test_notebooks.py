@@ -47,6 +47,12 @@ def test_listed_in_experiments_toc_and_readme(path):
     assert path.stem in (ROOT / "README.md").read_text()
 
 
+def test_readme_table_is_generated_from_experiments():
+    text = (ROOT / "README.md").read_text()
+    block = text.split("<!-- notebooks-table -->")[1].split("<!-- /notebooks-table -->")[0].strip()
+    assert block == cli.notebooks_table(), "regenerate it with: krepes list --markdown"
+
+
 @pytest.mark.parametrize("profile", ["ci", "quick", "paper"])
 def test_every_profile_uses_known_parameters(profile):
     exp = cli.load_experiments()
