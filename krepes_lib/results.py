@@ -32,6 +32,9 @@ def atomic_path(final: str | os.PathLike):
     os.close(fd)
     try:
         yield tmp
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; results are for every reader
         os.replace(tmp, final)
     finally:
         if os.path.exists(tmp):
