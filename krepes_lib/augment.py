@@ -35,32 +35,16 @@ choices — the paper does not publish its augmentations.
 from __future__ import annotations
 
 from collections.abc import Callable
-from types import MappingProxyType
 
 import numpy as np
 
 from .backend import get_xp, host_rng
+from .defaults import IMAGE_DEFAULTS, TABLE_DEFAULTS
 
 __all__ = ["make_augmenter", "ImageAugmenter", "TableAugmenter", "identity",
            "IMAGE_DEFAULTS", "TABLE_DEFAULTS"]
 
-#: Image augmentation defaults (ours). ``pad=None`` means round(H / 8), at least 1
-#: (4 pixels for 32×32 CIFAR, the usual value; 1 pixel for 8×8 digits).
-IMAGE_DEFAULTS = MappingProxyType({
-    "pad": None,
-    "flip": False,
-    "noise_std": 0.05,
-    "erase_prob": 0.25,
-    "erase_scale": (0.02, 0.2),
-    "erase_ratio": (0.3, 3.3),
-    "clip": True,
-})
-
-#: Table augmentation defaults (ours; SCARF's paper uses a corruption rate of 0.6).
-TABLE_DEFAULTS = MappingProxyType({
-    "corrupt_frac": 0.3,
-    "noise_std": 0.05,
-})
+# IMAGE_DEFAULTS, TABLE_DEFAULTS: see krepes_lib.defaults (the one place for defaults).
 
 
 def identity(X_batch, rng=None):

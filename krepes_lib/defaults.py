@@ -36,6 +36,51 @@ LOSS_HYPER = MappingProxyType(
     }
 )
 
+# --- Augmentations (ours: the paper does not give them) ------------------------------
+#: Image augmentation defaults (ours). ``pad=None`` means round(H / 8), at least 1
+#: (4 pixels for 32×32 CIFAR, the usual value; 1 pixel for 8×8 digits).
+IMAGE_DEFAULTS = MappingProxyType({
+    "pad": None,
+    "flip": False,
+    "noise_std": 0.05,
+    "erase_prob": 0.25,
+    "erase_scale": (0.02, 0.2),
+    "erase_ratio": (0.3, 3.3),
+    "clip": True,
+})
+
+#: Table augmentation defaults (ours; SCARF's paper uses a corruption rate of 0.6).
+TABLE_DEFAULTS = MappingProxyType({
+    "corrupt_frac": 0.3,
+    "noise_std": 0.05,
+})
+
+# --- Evaluation (ours) ---------------------------------------------------------------
+#: Inverse L2 regularisation of the probe's logistic regression (scikit-learn's default; ours).
+PROBE_C = 1.0
+#: lbfgs iteration cap of the probe (ours).
+PROBE_MAX_ITER = 1000
+#: Neighbours of the k-NN monitor (ours; k = 20 as in common SSL k-NN monitors).
+KNN_K = 20
+
+# --- Interpretability (spec §6; the paper's where stated, else ours) ----------------
+#: Landmarks listed per test point by :func:`top_influential` / :func:`top_attracting_repelling` (ours).
+TOP_K = 5
+#: K of the Feature Alignment Gap, top-K vs K random landmarks (ours; the paper does not say).
+AG_TOP_K = 10
+#: Bootstrap resamples of the alignment gap's confidence interval (ours).
+N_BOOT = 1000
+#: Coverage of the percentile bootstrap interval (ours).
+CI_LEVEL = 0.95
+#: Landmarks removed per test point in the confidence drop (paper: top-10 vs 10 random).
+DROP_N_REMOVE = 10
+#: Neighbours of the k-NN whose confidence drops (paper: k = 50).
+DROP_KNN_K = 50
+#: Inverse L2 regularisation of the concept logistic regression (ours; scikit-learn's default).
+CAV_C = 1.0
+#: Largest output the dense convenience functions build (bytes); beyond it, stream.
+DENSE_MAX_BYTES = 2**30
+
 # --- Memory ------------------------------------------------------------------------
 #: Default budget (bytes) for one streamed kernel block K_bm.
 BLOCK_BYTES = 256 * 2**20

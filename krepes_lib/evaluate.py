@@ -18,17 +18,12 @@ from __future__ import annotations
 import numpy as np
 
 from .backend import get_xp, host_rng, to_host
-from .defaults import BLOCK_BYTES
+from .defaults import BLOCK_BYTES, KNN_K, PROBE_C, PROBE_MAX_ITER
 
 __all__ = ["linear_probe", "labelled_subset", "knn_accuracy", "raw_feature_probe",
            "count_parameters", "PROBE_C", "PROBE_MAX_ITER", "KNN_K"]
 
-#: Inverse L2 regularisation of the probe's logistic regression (scikit-learn's default; ours).
-PROBE_C = 1.0
-#: lbfgs iteration cap of the probe (ours).
-PROBE_MAX_ITER = 1000
-#: Neighbours of the k-NN monitor (ours; k = 20 as in common SSL k-NN monitors).
-KNN_K = 20
+# PROBE_C, PROBE_MAX_ITER, KNN_K: see krepes_lib.defaults (the one place for defaults).
 
 
 def _check_split(Z, y, what):

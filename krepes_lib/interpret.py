@@ -42,7 +42,8 @@ from typing import Iterator, NamedTuple
 import numpy as np
 
 from .backend import asarray, get_xp, resolve_dtype, to_host
-from .defaults import BLOCK_BYTES, EIGEN_RTOL
+from .defaults import (AG_TOP_K, BLOCK_BYTES, CAV_C, CI_LEVEL, DENSE_MAX_BYTES, DROP_KNN_K,
+                       DROP_N_REMOVE, EIGEN_RTOL, N_BOOT, TOP_K)
 from .kernels import make_kernel
 from .landmarks import Landmarks, class_coverage
 
@@ -58,22 +59,7 @@ __all__ = [
     "DENSE_MAX_BYTES",
 ]
 
-#: Landmarks listed per test point by :func:`top_influential` / :func:`top_attracting_repelling` (ours).
-TOP_K = 5
-#: K of the Feature Alignment Gap, top-K vs K random landmarks (ours; the paper does not say).
-AG_TOP_K = 10
-#: Bootstrap resamples of the alignment gap's confidence interval (ours).
-N_BOOT = 1000
-#: Coverage of the percentile bootstrap interval (ours).
-CI_LEVEL = 0.95
-#: Landmarks removed per test point in the confidence drop (paper: top-10 vs 10 random).
-DROP_N_REMOVE = 10
-#: Neighbours of the k-NN whose confidence drops (paper: k = 50).
-DROP_KNN_K = 50
-#: Inverse L2 regularisation of the concept logistic regression (ours; scikit-learn's default).
-CAV_C = 1.0
-#: Largest output the dense convenience functions build (bytes); beyond it, stream.
-DENSE_MAX_BYTES = 2**30
+# TOP_K ... DENSE_MAX_BYTES: see krepes_lib.defaults (the one place for defaults).
 
 # Random landmark subsets are drawn per chunk of this many test rows from
 # default_rng([seed, stream, chunk]): independent of the block size and of the device.
