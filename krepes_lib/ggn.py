@@ -281,19 +281,18 @@ def fit_newton_cg(model: NystromModel, X, loss, epochs: int, batch_size: int, se
                 d, _ = newton_direction(op, g, rtol=cg_rtol, max_iter=cg_max_iter)
                 slope = float(sum((g[k] * d[k]).sum() for k in op.keys))
                 old = {k: model.params[k].copy() for k in op.keys}
-                t, accepted = 1.0, f0
+                t = 1.0
                 for _ in range(max_halvings + 1):
                     for k in op.keys:
                         model.params[k][...] = old[k] + t * d[k]
                     f1, _ = op.gradient()
                     if np.isfinite(f1) and f1 <= f0 + armijo * t * slope:
-                        accepted = f1
                         break
                     t *= 0.5
                 else:  # no decrease found: keep the old parameters
                     for k in op.keys:
                         model.params[k][...] = old[k]
-                values.append(accepted)
+                values.append(f0)  # the batch loss before the step, as train.fit logs it
                 bar.update(1)
             hist.epoch.append(epoch + 1)
             hist.loss.append(float(np.mean(values)))
