@@ -18,12 +18,11 @@ from __future__ import annotations
 
 import argparse
 import platform
-import time
 
 import numpy as np
 
 from krepes_lib.augment import make_augmenter
-from krepes_lib.backend import default_xp, resolve_dtype, synchronize, to_device
+from krepes_lib.backend import default_xp, resolve_dtype, timed, to_device
 from krepes_lib.kernels import RBF, median_sigma
 from krepes_lib.landmarks import select_landmarks
 from krepes_lib.model import NystromModel
@@ -37,18 +36,6 @@ def device_name(xp) -> str:
     props = xp.cuda.runtime.getDeviceProperties(0)
     name = props["name"].decode() if isinstance(props["name"], bytes) else props["name"]
     return f"GPU {name}, CuPy {xp.__version__}"
-
-
-def timed(fn, xp, repeats: int) -> float:
-    """Best of ``repeats`` synchronised wall times of ``fn()`` (seconds)."""
-    best = float("inf")
-    for _ in range(repeats):
-        synchronize(xp)
-        t0 = time.perf_counter()
-        fn()
-        synchronize(xp)
-        best = min(best, time.perf_counter() - t0)
-    return best
 
 
 def main(argv=None):

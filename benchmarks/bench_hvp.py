@@ -31,13 +31,12 @@ from __future__ import annotations
 
 import argparse
 import platform
-import time
 
 import numpy as np
 
 from krepes_lib import losses as LOSSES
 from krepes_lib.augment import make_augmenter
-from krepes_lib.backend import default_xp, resolve_dtype, synchronize, to_device
+from krepes_lib.backend import default_xp, resolve_dtype, timed, to_device
 from krepes_lib.ggn import GGNOperator, newton_direction
 from krepes_lib.kernels import RBF, median_sigma
 from krepes_lib.landmarks import select_landmarks
@@ -52,19 +51,6 @@ def device_name(xp) -> str:
     props = xp.cuda.runtime.getDeviceProperties(0)
     name = props["name"].decode() if isinstance(props["name"], bytes) else props["name"]
     return f"GPU {name}, CuPy {xp.__version__}"
-
-
-def timed(fn, xp, repeats: int) -> float:
-    """Best of ``repeats`` synchronised wall times of ``fn()`` (seconds), after one warm-up."""
-    fn()
-    best = float("inf")
-    for _ in range(repeats):
-        synchronize(xp)
-        t0 = time.perf_counter()
-        fn()
-        synchronize(xp)
-        best = min(best, time.perf_counter() - t0)
-    return best
 
 
 def main(argv=None):
@@ -135,10 +121,10 @@ def main(argv=None):
             _, res = newton_direction(op, g, rtol=0.0, max_iter=args.cg_iters)
             its.append((res.iterations, res.stopped_by))
 
-        t_grad = timed(lambda: train_step(model, loss, views), xp, args.repeats)
-        t_gk = timed(grad_cached, xp, args.repeats)
-        t_hvp = timed(lambda: op.matvec(g), xp, args.repeats)
-        t_cg = timed(cg_solve, xp, args.repeats)
+        t_grad = timed(lambda: train_step(model, loss, views), xp, args.repeats, warmup=True)
+        t_gk = timed(grad_cached, xp, args.repeats, warmup=True)
+        t_hvp = timed(lambda: op.matvec(g), xp, args.repeats, warmup=True)
+        t_cg = timed(cg_solve, xp, args.repeats, warmup=True)
         print(f"{name:<22}{1e3 * t_grad:>10.3f}{1e3 * t_gk:>11.3f}{1e3 * t_hvp:>10.3f}{1e3 * t_cg:>11.3f}"
               f"{t_hvp / t_grad:>10.2f}{t_hvp / t_gk:>12.2f}{t_cg / t_grad:>12.2f}{its[-1][0]:>8d}  {its[-1][1]}")
     print("grad = train_step (kernel block included); grad|K = the same with the block cached; "

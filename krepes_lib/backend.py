@@ -36,6 +36,8 @@ __all__ = [
     "host_rng",
     "eps",
     "synchronize",
+    "timed",
+    "limit_host_threads",
     "scipy_linalg",
 ]
 
@@ -203,6 +205,41 @@ def synchronize(xp) -> None:
     """Wait for queued device work (no-op on NumPy); call before reading a timer."""
     if xp is not np:
         xp.cuda.Stream.null.synchronize()
+
+
+def timed(fn, xp, repeats: int, warmup: bool = False) -> float:
+    """Best of ``repeats`` synchronised wall times of ``fn()`` in seconds (benchmarks only).
+
+    ``warmup=True`` calls ``fn()`` once first (caches, lazy imports, kernel compilation).
+    """
+    import time
+
+    if warmup:
+        fn()
+    best = float("inf")
+    for _ in range(repeats):
+        synchronize(xp)
+        t0 = time.perf_counter()
+        fn()
+        synchronize(xp)
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def limit_host_threads(n: int | None):
+    """Cap the host BLAS/OpenMP threads of NumPy *and* SciPy at ``n`` (None: leave as is).
+
+    Many small per-batch matrix products run faster on one thread on a busy machine.
+    SciPy bundles its own BLAS, so it is imported first for the limit to cover it.
+    Returns the threadpoolctl limiter (or None).
+    """
+    if n is None:
+        return None
+    import scipy.linalg  # noqa: F401  (load SciPy's BLAS before limiting)
+    import sklearn.linear_model  # noqa: F401  (and scikit-learn's OpenMP runtime, used by the probe)
+    from threadpoolctl import threadpool_limits  # ships with scikit-learn
+
+    return threadpool_limits(int(n))
 
 
 def scipy_linalg(xp):

@@ -68,3 +68,14 @@ def test_transfers_roundtrip():
     x = np.arange(3.0)
     assert B.to_host(x) is x
     assert B.to_device(x, np, dtype="float32").dtype == np.float32
+
+
+def test_timed_and_thread_limit():
+    calls = []
+    assert B.timed(lambda: calls.append(1), np, repeats=3) >= 0 and len(calls) == 3
+    assert B.timed(lambda: calls.append(1), np, repeats=2, warmup=True) >= 0 and len(calls) == 6
+    assert B.limit_host_threads(None) is None
+    from threadpoolctl import threadpool_info
+
+    with B.limit_host_threads(1):
+        assert all(p["num_threads"] == 1 for p in threadpool_info())

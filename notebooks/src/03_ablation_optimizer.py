@@ -69,7 +69,7 @@ from scipy.stats import t as student_t
 
 from krepes_lib import data, landmarks as LM, losses as LOSSES
 from krepes_lib.augment import make_augmenter
-from krepes_lib.backend import default_xp, synchronize, to_device
+from krepes_lib.backend import default_xp, limit_host_threads, synchronize, to_device
 from krepes_lib.evaluate import linear_probe
 from krepes_lib.ggn import FalkonGradTransform, GGNGradTransform, fit_newton_cg, hvp_cost_ratio
 from krepes_lib.kernels import make_kernel, median_sigma
@@ -79,12 +79,7 @@ from krepes_lib.preconditioner import FalkonPreconditioner
 from krepes_lib.results import save_figure, save_results
 from krepes_lib.train import fit, train_step
 
-if cpu_threads is not None:  # NumPy/SciPy BLAS threads (threadpoolctl ships with scikit-learn)
-    import scipy.linalg  # noqa: F401  (load SciPy's own BLAS first, so that the limit covers it)
-    import sklearn.linear_model  # noqa: F401
-    from threadpoolctl import threadpool_limits
-
-    threadpool_limits(int(cpu_threads))
+limit_host_threads(cpu_threads)  # NumPy/SciPy BLAS threads (None: all)
 xp = default_xp()  # CuPy on a GPU, NumPy otherwise
 print("array backend:", xp.__name__)
 LABELS = {

@@ -48,7 +48,7 @@ from scipy.stats import t as student_t
 
 from krepes_lib import data, landmarks as LM
 from krepes_lib.augment import make_augmenter
-from krepes_lib.backend import default_xp, to_device, to_host
+from krepes_lib.backend import default_xp, limit_host_threads, to_device, to_host
 from krepes_lib.evaluate import linear_probe
 from krepes_lib.kernels import make_kernel, median_sigma
 from krepes_lib.model import NystromModel
@@ -56,12 +56,7 @@ from krepes_lib.nystrom import Nystrom
 from krepes_lib.results import save_figure, save_results
 from krepes_lib.train import fit
 
-if cpu_threads is not None:  # NumPy/SciPy BLAS threads (threadpoolctl ships with scikit-learn)
-    import scipy.linalg  # noqa: F401  (load SciPy's own BLAS first, so that the limit covers it)
-    import sklearn.linear_model  # noqa: F401
-    from threadpoolctl import threadpool_limits
-
-    threadpool_limits(int(cpu_threads))
+limit_host_threads(cpu_threads)  # NumPy/SciPy BLAS threads (None: all)
 xp = default_xp()  # CuPy on a GPU, NumPy otherwise
 print("array backend:", xp.__name__)
 assert min(m_values) >= h, f"every m must be >= h = {h}"
