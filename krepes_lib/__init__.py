@@ -1,0 +1,52 @@
+"""krepes_lib — the KREPES companion's array library (CuPy on a GPU, NumPy otherwise).
+
+``import krepes_lib as kr`` is all a user needs::
+
+    import krepes_lib as kr
+    X, y, X_test, y_test = kr.data.load_split("adult", n_train=5000, n_test=2000, seed=0)
+    kernel = kr.RBF(sigma=kr.median_sigma(X))
+    model  = kr.NystromModel(kr.Nystrom(kernel, kr.select_landmarks(X, m="sqrt", method="kmeans++")), h=32)
+    audit  = kr.audit(model, "barlow_twins", X, augment="table", damping=1e-2, seed=0)
+    top    = audit.top_influential(X_test, K=5)
+    print(kr.linear_probe(audit.embed(X), y, audit.embed(X_test), y_test))
+    kr.fit(model, X, "simclr", epochs=5, augment="table")
+
+The layers (book: *Theory*; ``../shared/DESIGN.md``): kernels → landmarks → Nyström →
+model → losses (one objective interface) → problem / curvature / optim → ``fit`` and
+``audit`` → interpret, evaluate, stats; ``data`` and ``experiment`` around them.
+"""
+from __future__ import annotations
+
+from . import data, experiment, interpret, losses, stats
+from .audit import Audit, audit
+from .backend import default_xp, gpu_available, to_device, to_host
+from .curvature import FalkonPrecond, GGNOperator, GGNPrecond, Preconditioner
+from .evaluate import knn_accuracy, linear_probe, raw_feature_probe
+from .experiment import build_model, default_kernel, view_batches
+from .kernels import (RBF, ArcCosineNNGP, Cosine, Kernel, Laplacian, Linear, Polynomial, ReluNTK,
+                      make_kernel, median_sigma)
+from .landmarks import Landmarks, class_coverage, select_landmarks
+from .losses import make_objective
+from .model import NystromModel
+from .nystrom import Nystrom
+from .options import Options
+from .train import History, fit
+
+__version__ = "0.2.0"
+
+__all__ = [
+    # modules
+    "data", "experiment", "interpret", "losses", "stats",
+    # kernels, landmarks, Nyström, model
+    "Kernel", "RBF", "Laplacian", "Linear", "Polynomial", "Cosine", "ArcCosineNNGP", "ReluNTK",
+    "make_kernel", "median_sigma", "Landmarks", "select_landmarks", "class_coverage", "Nystrom",
+    "NystromModel",
+    # training and the audit
+    "Options", "make_objective", "fit", "History", "audit", "Audit", "GGNOperator",
+    "Preconditioner", "FalkonPrecond", "GGNPrecond",
+    # evaluation and the experiment layer
+    "linear_probe", "knn_accuracy", "raw_feature_probe", "build_model", "default_kernel",
+    "view_batches",
+    # arrays
+    "default_xp", "gpu_available", "to_device", "to_host",
+]

@@ -28,7 +28,6 @@ from __future__ import annotations
 import numpy as np
 
 from .backend import get_xp, host_rng, is_device_array, to_device
-from .defaults import LOSS_HYPER
 from .nystrom import Nystrom
 
 __all__ = ["NystromModel", "COORDS", "INITS"]
@@ -58,13 +57,10 @@ class NystromModel:
         (ÃᵀK_mmÃ = WᵀW), Ã₀ ~ N(0, 1/tr K_mm) in raw coordinates. γ₀ = 0 in both cases.
     seed : int or numpy.random.Generator, default 0
         Host RNG for ``init="random"``.
-    decoder : bool, default False
-        Also hold the KAE decoder B ∈ R^{m×h} (spec §3, KAE), initialised to Ã₀ in raw
-        coordinates — at the PC init this is the optimal decoder (it reconstructs the
-        projection of φ(x) on the top-h Nyström directions).
-    predictor : bool, default False
-        Also hold the BYOL predictor P ∈ R^{h×h} (initialised to I_h) and the EMA target
-        (Ã_ξ, γ_ξ) (initialised to a copy of (Ã₀, γ₀)); see :meth:`update_target`.
+
+    The model holds only (Ã or W, γ). Arrays that belong to a loss — BYOL's predictor and
+    EMA target, KAE's decoder — are owned by that loss's objective
+    (:mod:`krepes_lib.losses.objective`), created by ``fit`` / ``audit``.
 
     Attributes
     ----------
@@ -75,10 +71,8 @@ class NystromModel:
     T : array (m, r) or None
         Whitening map U_r Λ_r^{-1/2} (whitened coordinates only).
     params : dict[str, array]
-        The trainable arrays: ``"A_tilde"`` (m, h) or ``"W"`` (r, h), ``"gamma"`` (h,),
-        plus ``"B_dec"`` (m, h) and/or ``"P"`` (h, h) when requested. Updated in place.
-    target : dict[str, array] or None
-        BYOL target ``{"A_tilde": (m, h), "gamma": (h,)}`` (not trained by gradients).
+        The trainable arrays: ``"A_tilde"`` (m, h) or ``"W"`` (r, h), and ``"gamma"`` (h,).
+        Updated in place.
 
     Examples
     --------
@@ -92,7 +86,7 @@ class NystromModel:
     """
 
     def __init__(self, nystrom: Nystrom, h: int, coords: str = "whitened", init: str = "pc",
-                 seed=0, decoder: bool = False, predictor: bool = False):
+                 seed=0):
         if not isinstance(nystrom, Nystrom):
             raise TypeError(f"nystrom must be a krepes_lib.nystrom.Nystrom, got {type(nystrom).__name__}.")
         if coords not in COORDS:
@@ -120,12 +114,6 @@ class NystromModel:
                 scale = 1.0 / np.sqrt(float(xp.trace(nystrom.K_mm)))  # E[ÃᵀK_mmÃ] = I_h
             main = to_device(rng.standard_normal(shape) * scale, xp, dtype=dt)
         self.params = {self._main: main, "gamma": xp.zeros(self.h, dtype=dt)}
-        if decoder:
-            self.params["B_dec"] = self.A_tilde.copy()
-        self.target = None
-        if predictor:
-            self.params["P"] = xp.eye(self.h, dtype=dt)
-            self.target = {"A_tilde": self.A_tilde.copy(), "gamma": self.params["gamma"].copy()}
 
     # --- shapes and parameters ----------------------------------------------------
     @property
@@ -157,13 +145,37 @@ class NystromModel:
 
     @property
     def n_parameters(self) -> int:
-        """m·h + h: the entries of (Ã, γ) that define f (spec §1).
+        """m·h + h: the entries of (Ã, γ) that define f at test time (spec §1).
 
-        The same count in both coordinate systems (W has r·h ≤ m·h entries but describes
-        the same Ã); training-only extras (KAE decoder, BYOL predictor/target) are not
-        counted.
+        What an optimiser actually trains is counted by :attr:`n_trained` (W has r·h
+        entries in whitened coordinates) plus the loss's own arrays
+        (:attr:`krepes_lib.train.History.n_trained`).
         """
         return self.m * self.h + self.h
+
+    @property
+    def n_trained(self) -> int:
+        """Entries of the arrays the optimiser updates: Ã (m·h) or W (r·h), plus γ (h)."""
+        return int(sum(int(np.prod(v.shape)) for v in self.params.values()))
+
+    def A_of(self, V_main):
+        """Map a direction of the main parameter to Ã coordinates: itself (raw) or T V (whitened)."""
+        return V_main if self.T is None else self.T @ V_main
+
+    def fingerprint(self) -> str:
+        """SHA-256 of what defines the model's coordinates: kernel, landmarks, h, coords, dtype.
+
+        A checkpoint records it; resuming into a model with another kernel, other
+        landmarks or another h is refused (:func:`krepes_lib.fit`).
+        """
+        import hashlib
+
+        from .backend import to_host
+
+        hsh = hashlib.sha256(repr((self.nystrom.kernel, self.h, self.coords, self.r,
+                                   self.dtype.name, tuple(self.nystrom.landmarks.shape))).encode())
+        hsh.update(np.ascontiguousarray(to_host(self.nystrom.landmarks)).tobytes())
+        return hsh.hexdigest()
 
     # --- forward / backward ---------------------------------------------------------
     def _check_K(self, K_bm):
@@ -239,29 +251,10 @@ class NystromModel:
                 self.nystrom.memory_budget = old
         return self.nystrom.features(X, self.A_tilde, self.params["gamma"])
 
-    # --- BYOL target ------------------------------------------------------------------
-    def update_target(self, rate: float | None = None, A_tilde=None):
-        """EMA of the target: ξ ← τ ξ + (1 − τ) θ for (Ã_ξ, γ_ξ) (spec §3, BYOL).
-
-        ``rate`` τ defaults to ``LOSS_HYPER["byol"]["ema"]``; ``A_tilde`` may pass a
-        precomputed Ã.
-        """
-        if self.target is None:
-            raise RuntimeError("this model has no BYOL target; build it with predictor=True.")
-        tau = LOSS_HYPER["byol"]["ema"] if rate is None else float(rate)
-        A = self.A_tilde if A_tilde is None else A_tilde
-        for name, theta in (("A_tilde", A), ("gamma", self.params["gamma"])):
-            xi = self.target[name]
-            xi *= tau
-            xi += (1.0 - tau) * theta
-
     # --- state for checkpoints -------------------------------------------------------
     def state_dict(self) -> dict:
-        """All arrays that define the model's state (params and target), by name."""
-        out = {f"param/{k}": v for k, v in self.params.items()}
-        if self.target is not None:
-            out.update({f"target/{k}": v for k, v in self.target.items()})
-        return out
+        """All arrays that define the model's state, by name."""
+        return {f"param/{k}": v for k, v in self.params.items()}
 
     def load_state_dict(self, state: dict):
         """Copy arrays from :meth:`state_dict`-style names into the model (shapes must match)."""
@@ -274,7 +267,5 @@ class NystromModel:
             cur[...] = new
 
     def __repr__(self):
-        extras = [k for k in ("B_dec", "P") if k in self.params]
         return (f"NystromModel(m={self.m}, h={self.h}, r={self.r}, coords={self.coords!r}, "
-                f"init={self.init!r}, kernel={self.nystrom.kernel!r}"
-                + (f", extras={extras}" if extras else "") + ")")
+                f"init={self.init!r}, kernel={self.nystrom.kernel!r})")

@@ -33,8 +33,10 @@ class Nystrom:
     ----------
     kernel : Kernel or str
         The kernel k (see :mod:`krepes_lib.kernels`).
-    landmarks : array, shape (m, d)
-        x̃_1..x̃_m (e.g. ``select_landmarks(...).points``). Its namespace decides the device.
+    landmarks : Landmarks or array, shape (m, d)
+        x̃_1..x̃_m: a :class:`krepes_lib.landmarks.Landmarks` (``select_landmarks(...)``; its
+        row indices are kept as ``landmark_indices``) or the points. Their namespace decides
+        the device.
     rtol : float, default 1e-10
         Relative eigenvalue floor: eigenvalues ≤ rtol·λ_max are dropped.
     dtype : {"float32", "float64"}, optional
@@ -75,9 +77,13 @@ class Nystrom:
                  memory_budget: int = BLOCK_BYTES):
         self.kernel: Kernel = make_kernel(kernel)
         self.dtype = resolve_dtype(dtype)
-        self.landmarks = asarray(landmarks, dtype=self.dtype, name="landmarks")
-        if self.landmarks.ndim != 2:
-            raise ValueError(f"landmarks must be a 2-D (m, d) array; got shape {self.landmarks.shape}.")
+        self.landmark_indices = getattr(landmarks, "indices", None)
+        points = getattr(landmarks, "points", landmarks)
+        self.landmarks = asarray(points, dtype=self.dtype, name="landmarks")
+        if self.landmarks.ndim != 2 or self.landmarks.shape[0] < 1 or self.landmarks.shape[1] < 1:
+            raise ValueError(f"landmarks must be a non-empty 2-D (m, d) array with m >= 1 and d >= 1; "
+                             f"got shape {self.landmarks.shape}. Select them with "
+                             "krepes_lib.select_landmarks(X, m, ...) from a non-empty X.")
         if not 0 <= rtol < 1:
             raise ValueError(f"rtol={rtol} must be in [0, 1) (relative eigenvalue floor).")
         self.rtol = float(rtol)

@@ -7,10 +7,13 @@ model lifts the gradients through ``F = K_bm A_tilde + 1 gamma^T`` (eq. (der-cha
 Derivations §From the embeddings to the parameters).
 Every function is written with ``xp = get_xp(...)`` and runs on NumPy and CuPy alike.
 
-Registry
---------
+Registry and the objective interface
+------------------------------------
 ``get(name, **hyper)`` returns a frozen dataclass whose fields are the loss's
 hyper-parameters, defaults from :data:`krepes_lib.defaults.LOSS_HYPER`.
+``make_objective(name_or_loss)`` wraps it in the one interface the training loop, Newton-CG
+and the audit use (:mod:`krepes_lib.losses.objective`). Every module of this package is
+imported here and registers its loss with ``@register``: a ninth loss is one new file.
 
 Two-view losses (``barlow_twins``, ``vicreg``, ``simclr``, ``spectral_contrastive``,
 ``simple_contrastive``)::
@@ -45,48 +48,43 @@ Example
 """
 from __future__ import annotations
 
-from ..defaults import LOSS_HYPER
-from .barlow_twins import BarlowTwins
-from .byol import BYOL
-from .kae import KAE
-from .kpca import KPCA
-from .simclr import SimCLR
-from .simple_contrastive import SimpleContrastive
-from .spectral_contrastive import SpectralContrastive
-from .vicreg import VICReg
+import dataclasses
+import importlib
+import pkgutil
+
+from .objective import REGISTRY, Batch, Objective, ObjectiveState, TwoViewObjective, make_objective, register
+
+# Import every loss module once: each registers its class (order: spec §3).
+_ORDER = ("kpca", "kae", "simple_contrastive", "spectral_contrastive", "simclr", "barlow_twins",
+          "vicreg", "byol")
+for _mod in sorted((m.name for m in pkgutil.iter_modules(__path__)
+                    if not m.name.startswith("_") and m.name != "objective"),
+                   key=lambda n: (_ORDER.index(n) if n in _ORDER else len(_ORDER), n)):
+    importlib.import_module(f"{__name__}.{_mod}")
+
+from .barlow_twins import BarlowTwins  # noqa: E402
+from .byol import BYOL  # noqa: E402
+from .kae import KAE  # noqa: E402
+from .kpca import KPCA  # noqa: E402
+from .simclr import SimCLR  # noqa: E402
+from .simple_contrastive import SimpleContrastive  # noqa: E402
+from .spectral_contrastive import SpectralContrastive  # noqa: E402
+from .vicreg import VICReg  # noqa: E402
 
 __all__ = [
-    "NAMES",
-    "TWO_VIEW",
-    "REGISTRY",
-    "get",
-    "KPCA",
-    "KAE",
-    "SimpleContrastive",
-    "SpectralContrastive",
-    "SimCLR",
-    "BarlowTwins",
-    "VICReg",
+    "NAMES", "REGISTRY", "get", "make_objective", "register",
+    "Objective", "TwoViewObjective", "ObjectiveState", "Batch",
+    "KPCA", "KAE", "SimpleContrastive", "SpectralContrastive", "SimCLR", "BarlowTwins", "VICReg",
     "BYOL",
 ]
 
-#: name -> loss class, in the order of spec §3.
-REGISTRY = {
-    cls.name: cls
-    for cls in (
-        KPCA, KAE, SimpleContrastive, SpectralContrastive, SimCLR, BarlowTwins, VICReg, BYOL
-    )
-}
-#: All eight loss names.
+#: All registered loss names, in the order of spec §3 (then any added loss).
 NAMES = tuple(REGISTRY)
-#: The losses with the two-view interface ``value_and_grad(Za, Zb)``.
-TWO_VIEW = ("barlow_twins", "vicreg", "simclr", "spectral_contrastive", "simple_contrastive")
-
-assert set(NAMES) == set(LOSS_HYPER), "losses registry and defaults.LOSS_HYPER disagree"
 
 
 def get(name: str, **hyper):
-    """The loss ``name`` with hyper-parameters ``hyper`` (the rest from ``LOSS_HYPER``).
+    """The loss ``name`` with hyper-parameters ``hyper`` (the rest: the dataclass defaults,
+    which read :data:`krepes_lib.defaults.LOSS_HYPER`).
 
     Raises
     ------
@@ -99,7 +97,7 @@ def get(name: str, **hyper):
         cls = REGISTRY[name]
     except (KeyError, TypeError):
         raise ValueError(f"unknown loss {name!r}; choose one of {', '.join(NAMES)}.") from None
-    valid = tuple(LOSS_HYPER[name])
+    valid = tuple(f.name for f in dataclasses.fields(cls))
     unknown = sorted(set(hyper) - set(valid))
     if unknown:
         raise TypeError(

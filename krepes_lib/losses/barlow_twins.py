@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from ..defaults import LOSS_HYPER
+from .objective import TwoViewObjective, register
 from ._common import check_tangents, check_views, scalar, standardise, standardise_jac
 
 __all__ = ["BarlowTwins", "value", "value_and_grad", "ggn_matvec"]
@@ -80,6 +81,7 @@ def ggn_matvec(Za, Zb, Va, Vb, *, lambda_off, eps):
     return Ua, Ub
 
 
+@register
 @dataclass(frozen=True)
 class BarlowTwins:
     """Barlow Twins loss on two views (spec §3; book: Derivations §Barlow Twins).
@@ -101,6 +103,7 @@ class BarlowTwins:
     """
 
     name: ClassVar[str] = _NAME
+    objective_class: ClassVar[type] = TwoViewObjective
     lambda_off: float = _HYPER["lambda_off"]
     eps: float = _HYPER["eps"]
 

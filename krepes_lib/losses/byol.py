@@ -9,6 +9,7 @@ from typing import ClassVar
 
 from ..backend import get_xp
 from ..defaults import LOSS_HYPER
+from .objective import Objective, register
 from ._common import (
     check_matrix,
     check_same_dtype,
@@ -107,6 +108,53 @@ def ggn_matvec(Za, Zb, Ta, Tb, P, Va, Vb, VP):
     return Ga @ P.T, Gb @ P.T, Za.T @ Ga + Zb.T @ Gb
 
 
+class BYOLObjective(Objective):
+    """Two views; owns the predictor ``P`` (h, h) = I_h and the EMA target (Ã_ξ, γ_ξ).
+
+    The target starts as a copy of (Ã₀, γ₀); its embeddings T = K_bm Ã_ξ + 1γ_ξᵀ are
+    constants of the batch (stop-gradient); after each step (Ã_ξ, γ_ξ) ←
+    τ(Ã_ξ, γ_ξ) + (1 − τ)(Ã, γ) with τ = the loss's ``ema`` (spec §3).
+    """
+
+    views = 2
+
+    def init_state(self, model):
+        from .objective import ObjectiveState
+
+        xp = model.xp
+        return ObjectiveState(params={"P": xp.eye(model.h, dtype=model.dtype)},
+                              buffers={"target_A": model.A_tilde.copy(),
+                                       "target_gamma": model.gamma.copy()})
+
+    def prepare(self, model, state, batch):
+        T = batch.K @ state.buffers["target_A"]
+        T += state.buffers["target_gamma"][None, :]
+        batch.extra["T"] = batch.split(T)
+
+    def after_step(self, model, state):
+        tau = float(self.loss.ema)
+        for name, theta in (("target_A", model.A_tilde), ("target_gamma", model.gamma)):
+            xi = state.buffers[name]
+            xi *= tau
+            xi += (1.0 - tau) * theta
+
+    def _value(self, batch, F, A, aux, K_mm):
+        return self.loss.value(*batch.split(F), *batch.extra["T"], aux["P"])
+
+    def _value_and_grad(self, batch, F, A, aux, K_mm):
+        val, (dZa, dZb, dP) = self.loss.value_and_grad(*batch.split(F), *batch.extra["T"], aux["P"])
+        return val, get_xp(F).concatenate([dZa, dZb]), None, {"P": dP}
+
+    def _ggn(self, batch, F, A, aux, K_mm, VF, VA, Vaux):
+        P = aux["P"]
+        VP = Vaux.get("P")
+        if VP is None:
+            VP = get_xp(P).zeros_like(P)
+        Ua, Ub, UP = self.loss.ggn_matvec(*batch.split(F), *batch.extra["T"], P, *batch.split(VF), VP)
+        return get_xp(F).concatenate([Ua, Ub]), None, {"P": UP}
+
+
+@register
 @dataclass(frozen=True)
 class BYOL:
     """BYOL loss (spec §3; book: Derivations §BYOL).
@@ -131,6 +179,7 @@ class BYOL:
     """
 
     name: ClassVar[str] = _NAME
+    objective_class: ClassVar[type] = BYOLObjective
     ema: float = _HYPER["ema"]
 
     def __post_init__(self):

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from ..backend import get_xp
+from .objective import Objective, register
 from ._common import check_matrix, check_same_dtype, check_tangents, scalar
 
 __all__ = ["KAE", "value", "value_and_grad", "ggn_matvec"]
@@ -99,6 +100,41 @@ def ggn_matvec(Z, K_bm, k_diag, B_dec, K_mm, VZ, VB):
     return G @ B_dec, G.T @ Z  # vjp
 
 
+class KAEObjective(Objective):
+    """One view; owns the decoder ``B_dec`` (m, h), initialised to Ã₀ (raw coordinates).
+
+    At the PC initialisation this is the optimal decoder: it reconstructs the projection of
+    φ(x) on the top-h Nyström directions. The code z is the model's output
+    F = K_bm Ã + 1γᵀ (γ included; γ₀ = 0), eq. (kae-loss).
+    """
+
+    views = 1
+
+    def init_state(self, model):
+        from .objective import ObjectiveState
+
+        return ObjectiveState(params={"B_dec": model.A_tilde.copy()})
+
+    def prepare(self, model, state, batch):
+        batch.extra["k_diag"] = model.nystrom.kernel.diag(batch.X, dtype=model.dtype)
+
+    def _value(self, batch, F, A, aux, K_mm):
+        return self.loss.value(F, batch.K, batch.extra["k_diag"], aux["B_dec"], K_mm)
+
+    def _value_and_grad(self, batch, F, A, aux, K_mm):
+        val, (dF, dB) = self.loss.value_and_grad(F, batch.K, batch.extra["k_diag"], aux["B_dec"], K_mm)
+        return val, dF, None, {"B_dec": dB}
+
+    def _ggn(self, batch, F, A, aux, K_mm, VF, VA, Vaux):
+        Bd = aux["B_dec"]
+        VB = Vaux.get("B_dec")
+        if VB is None:
+            VB = get_xp(Bd).zeros_like(Bd)
+        UF, UB = self.loss.ggn_matvec(F, batch.K, batch.extra["k_diag"], Bd, K_mm, VF, VB)
+        return UF, None, {"B_dec": UB}
+
+
+@register
 @dataclass(frozen=True)
 class KAE:
     """Kernel auto-encoder loss (spec §3; book: Derivations §KAE).
@@ -115,6 +151,7 @@ class KAE:
     """
 
     name: ClassVar[str] = _NAME
+    objective_class: ClassVar[type] = KAEObjective
 
     def value(self, Z, K_bm, k_diag, B_dec, K_mm):
         """L of eq. (kae-loss) as a 0-d array."""

@@ -10,6 +10,7 @@ from typing import ClassVar
 
 from ..backend import get_xp
 from ..defaults import LOSS_HYPER
+from .objective import Objective, register
 from ._common import check_matrix, check_same_dtype, check_tangents, scalar
 
 __all__ = ["KPCA", "value", "value_and_grad", "ggn_matvec"]
@@ -116,6 +117,24 @@ def ggn_matvec(F, A_tilde, K_mm, VF, VA, *, beta, variance_curvature=False):
     return UF, UA
 
 
+class KPCAObjective(Objective):
+    """One view; the whitening penalty depends on Ã directly (eq. (kpca-grad), (kpca-ggn))."""
+
+    views = 1
+
+    def _value(self, batch, F, A, aux, K_mm):
+        return self.loss.value(F, A, K_mm)
+
+    def _value_and_grad(self, batch, F, A, aux, K_mm):
+        val, (dF, dA) = self.loss.value_and_grad(F, A, K_mm)
+        return val, dF, dA, {}
+
+    def _ggn(self, batch, F, A, aux, K_mm, VF, VA, Vaux):
+        UF, UA = self.loss.ggn_matvec(F, A, K_mm, VF, VA)
+        return UF, UA, {}
+
+
+@register
 @dataclass(frozen=True)
 class KPCA:
     """Kernel PCA loss (spec §3; book: Derivations §KPCA).
@@ -137,6 +156,7 @@ class KPCA:
     """
 
     name: ClassVar[str] = _NAME
+    objective_class: ClassVar[type] = KPCAObjective
     beta: float = _HYPER["beta"]
 
     def __post_init__(self):

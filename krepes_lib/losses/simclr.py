@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from ..defaults import LOSS_HYPER
+from .objective import TwoViewObjective, register
 from ._common import check_tangents, check_views, normalise_rows, normalise_rows_jac, scalar
 
 __all__ = ["SimCLR", "value", "value_and_grad", "ggn_matvec"]
@@ -17,7 +18,9 @@ _HYPER = LOSS_HYPER[_NAME]
 
 
 def _forward(Za, Zb, tau):
-    xp, B, h = check_views(Za, Zb, _NAME, min_batch=1)
+    xp, B, h = check_views(
+        Za, Zb, _NAME, min_batch=2,
+        why=" (with B = 1 each anchor's positive is its only candidate: the loss is identically 0)")
     N = 2 * B
     Z = xp.concatenate([Za, Zb], axis=0)  # (2B, h): rows 0..B-1 view a, B..2B-1 view b
     Zhat, norms = normalise_rows(Z)
@@ -86,6 +89,7 @@ def ggn_matvec(Za, Zb, Va, Vb, *, tau):
     return U[:B], U[B:]
 
 
+@register
 @dataclass(frozen=True)
 class SimCLR:
     """SimCLR / NT-Xent loss on two views (spec §3; book: Derivations §SimCLR).
@@ -106,6 +110,7 @@ class SimCLR:
     """
 
     name: ClassVar[str] = _NAME
+    objective_class: ClassVar[type] = TwoViewObjective
     tau: float = _HYPER["tau"]
 
     def __post_init__(self):

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from ..defaults import LOSS_HYPER
+from .objective import TwoViewObjective, register
 from ._common import check_tangents, check_views, scalar
 
 __all__ = ["SimpleContrastive", "value", "value_and_grad", "ggn_matvec"]
@@ -61,6 +62,7 @@ def ggn_matvec(Za, Zb, Va, Vb):
     return xp.zeros_like(Va), xp.zeros_like(Vb)
 
 
+@register
 @dataclass(frozen=True)
 class SimpleContrastive:
     """Simple contrastive loss on two views (spec §3; book: Derivations §Simple contrastive).
@@ -81,6 +83,7 @@ class SimpleContrastive:
     """
 
     name: ClassVar[str] = _NAME
+    objective_class: ClassVar[type] = TwoViewObjective
     rkhs_penalty: float = _HYPER["rkhs_penalty"]
 
     def __post_init__(self):

@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
+from .objective import TwoViewObjective, register
 from ._common import check_tangents, check_views, scalar
 
 __all__ = ["SpectralContrastive", "value", "value_and_grad", "ggn_matvec"]
@@ -59,6 +60,7 @@ def ggn_matvec(Za, Zb, Va, Vb):
     return G @ Zb, G.T @ Za  # vjp
 
 
+@register
 @dataclass(frozen=True)
 class SpectralContrastive:
     """Spectral contrastive loss on two views (spec §3; book: Derivations §Spectral contrastive).
@@ -71,6 +73,7 @@ class SpectralContrastive:
     """
 
     name: ClassVar[str] = _NAME
+    objective_class: ClassVar[type] = TwoViewObjective
 
     def value(self, Za, Zb):
         """L of eq. (spec-loss) as a 0-d array."""

@@ -9,6 +9,7 @@ from typing import ClassVar
 
 from ..backend import get_xp
 from ..defaults import LOSS_HYPER
+from .objective import TwoViewObjective, register
 from ._common import check_tangents, check_views, scalar
 
 __all__ = ["VICReg", "value", "value_and_grad", "ggn_matvec", "terms"]
@@ -122,6 +123,7 @@ def ggn_matvec(Za, Zb, Va, Vb, *, lambda_inv, mu, nu, eps):
     return Ua, Ub
 
 
+@register
 @dataclass(frozen=True)
 class VICReg:
     """VICReg loss on two views (spec §3; book: Derivations §VICReg).
@@ -148,6 +150,7 @@ class VICReg:
     """
 
     name: ClassVar[str] = _NAME
+    objective_class: ClassVar[type] = TwoViewObjective
     lambda_inv: float = _HYPER["lambda_inv"]
     mu: float = _HYPER["mu"]
     nu: float = _HYPER["nu"]

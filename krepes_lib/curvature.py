@@ -1,0 +1,225 @@
+"""Gauss–Newton curvature over several batches, Newton directions by CG, preconditioners.
+
+Book: *Theory* (``book/theory.md``), section "Second-order steps", equations (ggn-lift),
+(newton-step), (audit-step) and (precond); *Derivations* §Gauss–Newton products; spec §4.
+
+:class:`GGNOperator` is H_GN + δI of the mean objective over a list of
+:class:`~krepes_lib.problem.BatchProblem` s,
+
+    H_GN v = mean over batches of Jᵀ Q J v  (+ the exact curvature of an RKHS penalty),
+    eq. (ggn-lift),
+
+acting on dicts of arrays over chosen keys: the audit uses the model's main parameter and
+γ (the v3 step explains the landmark coefficients: the loss's own arrays stay fixed), a
+Newton-CG training step uses every trainable array. :func:`newton_direction` solves
+(H_GN + δI) d = −g by matrix-free CG (eq. (newton-step)).
+
+Preconditioners share one interface, :class:`Preconditioner` —
+``apply(problem, V) -> dict`` — so that Adam (``fit(..., preconditioner=...)``) and the
+CG of a Newton step or of the audit accept the same objects:
+
+* :class:`FalkonPrecond`: P = (K_mn K_nm / n + λ K_mm)⁻¹ of eq. (precond) on the Ã block
+  (loss-agnostic, O(m²) memory; raw coordinates);
+* :class:`GGNPrecond`: (H_GN + δI)⁻¹ of the current batch by a few CG iterations (for
+  first-order optimisers: Adam then follows an approximate Newton direction).
+"""
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import numpy as np
+
+from .cg import CGResult, conjugate_gradient
+from .options import Options, resolve_options
+
+__all__ = ["GGNOperator", "newton_direction", "Preconditioner", "FalkonPrecond", "GGNPrecond",
+           "hvp_cost_ratio"]
+
+
+class GGNOperator:
+    """H_GN + δI of the mean objective over ``problems``, eq. (ggn-lift).
+
+    Parameters
+    ----------
+    problems : sequence of BatchProblem
+        One per batch, all for the same model, objective and state.
+    damping : float
+        δ ≥ 0.
+    keys : tuple of str, optional
+        The blocks of the system (default: every trainable array of the problems).
+    """
+
+    def __init__(self, problems: Sequence, damping: float = 0.0, keys=None):
+        if not problems:
+            raise ValueError("GGNOperator needs at least one batch problem.")
+        if not damping >= 0:
+            raise ValueError(f"damping={damping} must be >= 0.")
+        self.problems = list(problems)
+        p0 = self.problems[0]
+        self.model, self.xp = p0.model, p0.xp
+        self.keys = tuple(p0.keys if keys is None else keys)
+        unknown = sorted(set(self.keys) - set(p0.keys))
+        if unknown:
+            raise ValueError(f"keys {unknown} are not trainable arrays here; choose from {p0.keys}.")
+        self.damping = float(damping)
+        self._shapes = {k: self._array(k).shape for k in self.keys}
+        self.n_matvec = 0
+
+    def _array(self, k):
+        p0 = self.problems[0]
+        return p0.model.params[k] if k in p0.model.params else p0.state.params[k]
+
+    def gradient(self):
+        """Mean objective over the batches and its gradient on :attr:`keys`."""
+        total, grads = 0.0, None
+        for p in self.problems:
+            val, g = p.value_and_grad()
+            total += float(val)
+            grads = ({k: g[k].copy() for k in self.keys} if grads is None
+                     else {k: grads[k] + g[k] for k in self.keys})
+        nb = len(self.problems)
+        return total / nb, {k: v / nb for k, v in grads.items()}
+
+    def value_at(self, V: dict, t: float) -> float:
+        """Mean objective at θ + tV (no kernel evaluation: see BatchProblem.value_at)."""
+        return float(np.mean([float(p.value_at(V, t)) for p in self.problems]))
+
+    def matvec(self, V: dict) -> dict:
+        """(H_GN + δI) V."""
+        nb = len(self.problems)
+        out = None
+        for p in self.problems:
+            u = p.ggn_matvec(V, self.keys)
+            out = u if out is None else {k: out[k] + u[k] for k in self.keys}
+        out = {k: v / nb for k, v in out.items()}
+        if self.damping:
+            for k in self.keys:
+                out[k] = out[k] + self.damping * V[k]
+        self.n_matvec += 1
+        return out
+
+    # --- flattening for CG --------------------------------------------------------------
+    def flatten(self, V: dict):
+        return self.xp.concatenate([V[k].reshape(-1) for k in self.keys])
+
+    def unflatten(self, v) -> dict:
+        out, i = {}, 0
+        for k in self.keys:
+            shape = self._shapes[k]
+            size = int(np.prod(shape))
+            out[k] = v[i:i + size].reshape(shape)
+            i += size
+        return out
+
+    def flat_matvec(self, v):
+        return self.flatten(self.matvec(self.unflatten(v)))
+
+
+def newton_direction(op: GGNOperator, grads: dict, options: Options | None = None,
+                     preconditioner=None, callback: Callable | None = None) -> tuple[dict, CGResult]:
+    """d = −(H_GN + δI)⁻¹ g by matrix-free (preconditioned) CG, eq. (newton-step).
+
+    ``options`` gives ``cg_rtol``, ``cg_max_iter``, ``cg_refresh_every`` (δ is the
+    operator's). ``preconditioner`` is a :class:`Preconditioner` (applied to the operator's
+    keys; blocks it does not act on pass unchanged).
+    """
+    opts = resolve_options(options)
+    b = -op.flatten({k: grads[k] for k in op.keys})
+    precond = None
+    if preconditioner is not None:
+        p0 = op.problems[0]
+
+        def precond(v):
+            V = op.unflatten(v)
+            return op.flatten({**V, **{k: u for k, u in preconditioner.apply(p0, V).items()
+                                       if k in op.keys}})
+    res = conjugate_gradient(op.flat_matvec, b, rtol=opts.cg_rtol, max_iter=opts.cg_max_iter,
+                             refresh_every=opts.cg_refresh_every, callback=callback,
+                             precond=precond)
+    return op.unflatten(res.x), res
+
+
+# ---------------------------------------------------------------------------------------
+# preconditioners
+# ---------------------------------------------------------------------------------------
+class Preconditioner:
+    """Interface: ``apply(problem, V) -> dict`` maps a gradient-like dict to P V.
+
+    ``problem`` is the :class:`~krepes_lib.problem.BatchProblem` of the current batch (it
+    gives the model, the objective and the batch); keys the preconditioner does not act on
+    are returned unchanged.
+    """
+
+    def apply(self, problem, V: dict) -> dict:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+class FalkonPrecond(Preconditioner):
+    """P = (K_mn K_nm / n + λ K_mm)⁻¹ on the Ã block, eq. (precond); γ and aux unchanged.
+
+    Parameters
+    ----------
+    falkon : krepes_lib.preconditioner.FalkonPreconditioner
+        Built once on the training data (``FalkonPreconditioner.from_nystrom(nys, X, lam)``).
+
+    The model must train in raw coordinates (P acts on Ã).
+    """
+
+    def __init__(self, falkon):
+        self.falkon = falkon
+
+    def apply(self, problem, V: dict) -> dict:
+        model = problem.model
+        if model._main != "A_tilde":
+            raise ValueError("FalkonPrecond acts on Ã: build the model with coords='raw'.")
+        out = dict(V)
+        out["A_tilde"] = self.falkon.apply(V["A_tilde"]).astype(model.dtype, copy=False)
+        return out
+
+    def __repr__(self):
+        return f"FalkonPrecond({self.falkon!r})"
+
+
+class GGNPrecond(Preconditioner):
+    """(H_GN + δI)⁻¹ of the current batch, by CG (``options``: damping, cg_rtol, cg_max_iter).
+
+    For first-order optimisers (spec §4: "GGN-CG directions ... used to precondition Adam"):
+    Adam then sees the approximate Newton direction instead of the gradient. Acts on every
+    trainable array of the batch problem.
+    """
+
+    def __init__(self, options: Options | None = None, **overrides):
+        self.options = resolve_options(options, **overrides)
+        self.n_matvec = 0
+
+    def apply(self, problem, V: dict) -> dict:
+        op = GGNOperator([problem], damping=self.options.damping)
+        d, _ = newton_direction(op, {k: -V[k] for k in op.keys}, self.options)
+        self.n_matvec += op.n_matvec
+        out = dict(V)
+        out.update(d)
+        return out
+
+    def __repr__(self):
+        return f"GGNPrecond(damping={self.options.damping:g}, cg_max_iter={self.options.cg_max_iter})"
+
+
+def hvp_cost_ratio(problem, repeats: int = 5) -> dict:
+    """Seconds of one gradient and of one lifted GGN product on the same batch (same run).
+
+    The gradient is recomputed from a fresh :class:`~krepes_lib.problem.BatchProblem` (kernel
+    block included, as in a training step); the product reuses the problem's kernel block, as
+    inside CG. Returns ``{"grad_s", "hvp_s", "ratio"}`` (best of ``repeats``).
+    """
+    from .backend import timed
+    from .problem import BatchProblem
+
+    p = problem
+
+    def grad():
+        BatchProblem(p.model, p.objective, p.state, p.batch.views, p.memory_budget).value_and_grad()
+
+    _, g = p.value_and_grad()
+    t_grad = timed(grad, p.xp, repeats, warmup=True)
+    t_hvp = timed(lambda: p.ggn_matvec(g), p.xp, repeats, warmup=True)
+    return {"grad_s": t_grad, "hvp_s": t_hvp, "ratio": t_hvp / t_grad}

@@ -1,0 +1,123 @@
+"""One options object for every solver setting, with one set of defaults.
+
+Book: *Theory* (``book/theory.md``), section "Optimisation"; spec §4.
+
+In the spirit of Falkon's ``FalkonOptions``: the training loop (:func:`krepes_lib.fit`),
+the one-step audit (:func:`krepes_lib.audit`), the Gauss–Newton operator and conjugate
+gradient all read their settings from one :class:`Options` value, passed down unchanged
+(change one field with :meth:`Options.replace`). No entry point keeps a default of its own.
+
+Where the paper is silent the values are this project's (spec §4 names Adam's values; the
+damping δ, the CG tolerance and cap, the line search and the memory budget are ours).
+
+Example
+-------
+>>> from krepes_lib.options import Options
+>>> opts = Options().replace(damping=1e-1, cg_max_iter=20)
+>>> opts.damping, opts.cg_rtol
+(0.1, 1e-06)
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from .defaults import ADAM, BLOCK_BYTES, CG
+
+__all__ = ["Options", "DEFAULT_OPTIONS", "resolve_options", "OPTIMIZERS"]
+
+#: The optimisers of the one ``fit`` loop (spec §4): first order, or GGN-Newton-CG.
+OPTIMIZERS = ("adam", "sgd", "newton_cg")
+
+
+@dataclass(frozen=True)
+class Options:
+    """Solver settings shared by ``fit``, ``audit``, the GGN operator and CG.
+
+    Parameters
+    ----------
+    optimizer : {"adam", "sgd", "newton_cg"}, default "adam"
+        The step rule of :func:`krepes_lib.fit` (spec §4).
+    lr : float, default 1e-3
+        Learning rate of Adam / SGD (spec §4).
+    betas : (float, float), default (0.9, 0.999)
+        Adam's moment decay rates (spec §4).
+    adam_eps : float, default 1e-8
+        Adam's ε (PyTorch's default).
+    damping : float, default 1e-2
+        δ of H_GN + δI in the audit, in Newton-CG training and in GGN-preconditioned Adam
+        (ours: the paper's λ is not public). The book's *Interpretability* chapter says how
+        notebooks choose it.
+    cg_rtol : float, default 1e-6
+        Relative residual at which conjugate gradient stops (ours).
+    cg_max_iter : int, default 100
+        CG iteration cap (ours).
+    cg_refresh_every : int, default 10
+        Recompute the true residual every this many CG iterations.
+    armijo : float, default 1e-4
+        Sufficient-decrease constant c of the Newton-CG backtracking line search.
+    max_halvings : int, default 10
+        Step halvings tried by that line search before the step is rejected.
+    memory_budget : int, default 256 MiB
+        Bytes allowed for one kernel block (and for the cached blocks of an audit).
+    """
+
+    optimizer: str = "adam"
+    lr: float = ADAM["lr"]
+    betas: tuple = tuple(ADAM["betas"])
+    adam_eps: float = ADAM["eps"]
+    damping: float = 1e-2
+    cg_rtol: float = CG["rtol"]
+    cg_max_iter: int = CG["max_iter"]
+    cg_refresh_every: int = CG["refresh_every"]
+    armijo: float = 1e-4
+    max_halvings: int = 10
+    memory_budget: int = BLOCK_BYTES
+
+    def __post_init__(self):
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"Options.optimizer={self.optimizer!r} is unknown; choose one of {OPTIMIZERS}.")
+        checks = [
+            ("lr", self.lr > 0, "a positive learning rate"),
+            ("betas", len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas), "two numbers in [0, 1)"),
+            ("adam_eps", self.adam_eps > 0, "a positive number"),
+            ("damping", self.damping >= 0, "a number >= 0 (δ of H_GN + δI)"),
+            ("cg_rtol", 0 < self.cg_rtol < 1, "a number in (0, 1)"),
+            ("cg_max_iter", int(self.cg_max_iter) == self.cg_max_iter and self.cg_max_iter >= 1,
+             "a positive integer"),
+            ("cg_refresh_every", int(self.cg_refresh_every) == self.cg_refresh_every
+             and self.cg_refresh_every >= 1, "a positive integer"),
+            ("armijo", 0 < self.armijo < 1, "a number in (0, 1)"),
+            ("max_halvings", int(self.max_halvings) == self.max_halvings and self.max_halvings >= 0,
+             "an integer >= 0"),
+            ("memory_budget", int(self.memory_budget) == self.memory_budget and self.memory_budget > 0,
+             "a positive number of bytes"),
+        ]
+        for name, ok, want in checks:
+            if not ok:
+                raise ValueError(f"Options.{name}={getattr(self, name)!r}: need {want}.")
+
+    def replace(self, **changes) -> "Options":
+        """A copy with ``changes`` applied (``dataclasses.replace``; unknown names are an error)."""
+        unknown = sorted(set(changes) - {f.name for f in dataclasses.fields(self)})
+        if unknown:
+            raise TypeError(f"Options has no field(s) {unknown}; fields: "
+                            f"{[f.name for f in dataclasses.fields(self)]}.")
+        return dataclasses.replace(self, **changes)
+
+
+#: The project's defaults.
+DEFAULT_OPTIONS = Options()
+
+
+def resolve_options(options: Options | None = None, **overrides) -> Options:
+    """``options`` (default :data:`DEFAULT_OPTIONS`) with the non-None ``overrides`` applied.
+
+    Entry points accept a few common settings as keywords (``lr=``, ``damping=``) for
+    convenience; they all land here, so the defaults stay in one place.
+    """
+    opts = DEFAULT_OPTIONS if options is None else options
+    if not isinstance(opts, Options):
+        raise TypeError(f"options must be a krepes_lib.Options, got {type(opts).__name__}.")
+    changes = {k: v for k, v in overrides.items() if v is not None}
+    return opts.replace(**changes) if changes else opts
