@@ -1,0 +1,1 @@
+"""Optional PyTorch-based neural tools (eNTK kernels, NeuralEF)."""

@@ -1,0 +1,204 @@
+"""NeuralEF (krepes_lib.neural.neuralef): gradient eq. (nef-grad) vs autograd, L2BN eq.
+(nef-l2bn), convergence on a kernel with known eigenfunctions, Erf NNGP eq. (nef-erf) vs Monte
+Carlo, eNTK random features eq. (nef-rf) vs an explicit Jacobian, Nyström eq. (nef-nys-oos),
+and the bridge eq. (nef-bridge)."""
+import math
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from krepes_lib.kernels import RBF  # noqa: E402
+from krepes_lib.neural.neuralef import (  # noqa: E402
+    CollapsedModel, ErfNNGP, L2BatchNorm, NeuralEF, ParallelCNN, ParallelMLP, RandomFeatureKernel,
+    SmallCNN, entk_features, exact_entk_features, neuralef_grad, neuralef_objective,
+    neuralef_pc_model, nystrom_eigenfunctions,
+)
+
+
+def test_hand_gradient_matches_autograd_float64():
+    """eq. (nef-grad): G from neuralef_grad and one VJP equal autograd of eq. (nef-loss)."""
+    torch.manual_seed(0)
+    B, k = 7, 4
+    net = ParallelMLP(3, k, width=5, activation="tanh", seed=1, dtype="float64")
+    norm = L2BatchNorm(k)
+    X = torch.randn(B, 3, dtype=torch.float64)
+    A = torch.randn(B, B, dtype=torch.float64)
+    K = A @ A.T + 0.1 * torch.eye(B, dtype=torch.float64)
+    # reference: autograd of the objective, with respect to Psi and to every weight
+    Psi = norm(net(X))
+    Psi.retain_grad()
+    neuralef_objective(Psi, K).backward()
+    ref_psi = Psi.grad.clone()
+    ref = [p.grad.clone() for p in net.parameters()]
+    net.zero_grad()
+    # hand-derived gradient + one vector-Jacobian product
+    Psi2 = norm(net(X))
+    G, R = neuralef_grad(Psi2.detach(), K)
+    Psi2.backward(G)
+    assert torch.allclose(G, ref_psi, rtol=1e-10, atol=1e-12)
+    for p, r in zip(net.parameters(), ref):
+        assert torch.allclose(p.grad, r, rtol=1e-9, atol=1e-12)
+    assert torch.allclose(R, Psi2.detach().T @ K @ Psi2.detach() / B**2)
+    # the gradient is not trivially zero and the coupling matters (j > 0 differs from 2Kψ_j)
+    assert not torch.allclose(G[:, 1], -(2.0 / B**2) * K @ Psi2.detach()[:, 1])
+
+
+def test_l2bn_train_and_eval():
+    """eq. (nef-l2bn): unit mean square per output in training; the EMA of σ in evaluation."""
+    norm = L2BatchNorm(2, ema=0.5)
+    H1 = torch.tensor([[1.0, 2.0], [3.0, -4.0]], dtype=torch.float64)
+    H2 = 2 * H1
+    out = norm(H1)
+    assert torch.allclose((out**2).mean(0), torch.ones(2, dtype=torch.float64))
+    norm(H2)
+    s1 = torch.sqrt((H1**2).mean(0))
+    expect = 0.5 * s1 + 0.5 * 2 * s1
+    assert torch.allclose(norm.running_sigma.double(), expect, rtol=1e-6)
+    norm.eval()
+    assert torch.allclose(norm(H1), H1 / expect, rtol=1e-6)
+
+
+def _legendre_features(lams):
+    """φ_j(x) = √λ_j √(2j+1) P_j(x): eigenfunctions √(2j+1)P_j are orthonormal under U[-1, 1]."""
+    from numpy.polynomial import legendre
+
+    def psi(X):
+        x = np.asarray(X, dtype=np.float64)[:, 0]
+        return np.stack([math.sqrt(2 * j + 1) * legendre.legval(x, [0] * j + [1]) for j in range(len(lams))], 1)
+
+    def fn(X):
+        return psi(X) * np.sqrt(lams)[None, :]
+    return RandomFeatureKernel(feature_fn=fn, n_samples=1), psi
+
+
+def test_converges_on_finite_rank_kernel():
+    """Learned eigenfunctions and eigenvalues converge to the known ones (fixed tolerances)."""
+    torch.set_num_threads(1)
+    lams = np.array([1.0, 0.5, 0.25])
+    kern, psi = _legendre_features(lams)
+    rng = np.random.default_rng(0)
+    X = rng.uniform(-1, 1, (2048, 1))
+    nef = NeuralEF(ParallelMLP(1, 3, width=32, seed=0), k=3, lr=3e-3).fit(
+        X, kern, iterations=1500, batch_size=256, seed=0, progress=False)
+    G = np.linspace(-1, 1, 401)[:, None]
+    P, T = nef.predict(G), psi(G)
+    cos = np.abs((P * T).sum(0)) / np.linalg.norm(P, axis=0) / np.linalg.norm(T, axis=0)
+    assert np.all(cos > 0.98), cos
+    assert np.all(np.abs(nef.eigenvalues - lams) / lams < 0.1), nef.eigenvalues
+    # held-out normalisation with the EMA of σ: mean square ≈ 1 under q
+    Xh = rng.uniform(-1, 1, (4000, 1))
+    assert np.allclose((nef.predict(Xh) ** 2).mean(0), 1.0, atol=0.1)
+
+
+def test_deterministic_on_cpu():
+    X = np.random.default_rng(1).uniform(-2, 2, (128, 1))
+    a = NeuralEF(ParallelMLP(1, 2, seed=3), 2).fit(X, RBF(sigma=1.0), iterations=30, seed=5, progress=False)
+    b = NeuralEF(ParallelMLP(1, 2, seed=3), 2).fit(X, RBF(sigma=1.0), iterations=30, seed=5, progress=False)
+    assert np.array_equal(a.predict(X), b.predict(X))
+    assert a.predict(X).dtype == np.float32
+
+
+def test_erf_nngp_matches_monte_carlo():
+    """eq. (nef-erf) against a wide random erf network (naive Monte Carlo, 4σ band)."""
+    from scipy.special import erf
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(4, 3))
+    kern = ErfNNGP(depth=2, sigma_w2=2.0, sigma_b2=1.0)
+    K = kern(X, dtype="float64")
+    N, S = 256, 1500  # hidden width, number of networks
+    outs = []
+    for _ in range(S):
+        W1 = rng.normal(size=(3, N)) * math.sqrt(2.0 / 3)
+        a1 = erf(X @ W1 + rng.normal(size=N))
+        W2 = rng.normal(size=(N, N)) * math.sqrt(2.0 / N)
+        a2 = erf(a1 @ W2 + rng.normal(size=N))
+        w3 = rng.normal(size=N) * math.sqrt(2.0 / N)
+        outs.append(a2 @ w3 + rng.normal())
+    G = np.array(outs)  # (S, 4)
+    K_mc = G.T @ G / S
+    se = np.sqrt((G[:, :, None] ** 2 * G[:, None, :] ** 2).mean(0) / S)
+    assert np.all(np.abs(K_mc - K) < 4 * se + 0.02), (K, K_mc)
+    assert np.allclose(kern.diag(X, dtype="float64"), np.diag(K))
+
+
+def test_entk_features_match_explicit_jacobian():
+    """J(x)v_s by forward mode (eq. nef-rf) equals an explicit Jacobian times v_s."""
+    net = SmallCNN((8, 8, 1), width=2, seed=0).double()
+    X = np.random.default_rng(0).normal(size=(5, 64))
+    J = exact_entk_features(net, X)
+    Xt = torch.as_tensor(X)
+    names = [n for n, _ in net.named_parameters()]
+    Jref = []
+    for i in range(5):
+        net.zero_grad()
+        net(Xt[i:i + 1])[0].backward()
+        Jref.append(torch.cat([p.grad.reshape(-1) for p in net.parameters()]).numpy())
+    assert np.allclose(J, np.array(Jref), atol=1e-10)
+    rf = entk_features(net, n_samples=3, seed=1)
+    Fx = rf.features(X)
+    g = torch.Generator().manual_seed(1)
+    params = dict(net.named_parameters())
+    V = [np.concatenate([(torch.randint(0, 2, params[n].shape, generator=g) * 2 - 1).double().reshape(-1).numpy()
+                         for n in names]) for _ in range(3)]
+    assert np.allclose(Fx, J @ np.stack(V, 1), atol=1e-10)
+    # unbiasedness E[vvᵀ] = I: many directions approach J Jᵀ
+    rf_many = entk_features(net, n_samples=3000, seed=2)
+    K_rf, K = rf_many(X, dtype="float64"), J @ J.T
+    assert np.linalg.norm(K_rf - K) / np.linalg.norm(K) < 0.1
+
+
+def test_nystrom_out_of_sample_is_consistent():
+    """eq. (nef-nys-oos): ψ̂_j(x_n) = √N u_nj on the training points; μ̂ = λ/N."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 2))
+    kern = RBF(sigma=1.0)
+    mu, psi, _ = nystrom_eigenfunctions(kern, X, 4)
+    lam, U = np.linalg.eigh(kern(X, dtype="float64"))
+    assert np.allclose(mu, lam[::-1][:4] / 60)
+    P = psi(X)
+    assert np.allclose(np.abs(P), np.abs(U[:, ::-1][:, :4]) * math.sqrt(60), atol=1e-8)
+    assert np.allclose((P**2).mean(0), 1.0)
+
+
+def test_bridge_collapsed_model_equals_model():
+    """eq. (nef-bridge): Bᵀφ(x) + γ equals the Nyström model on the linear kernel of φ."""
+    rng = np.random.default_rng(0)
+    X = rng.uniform(-2, 2, (300, 2))
+    nef = NeuralEF(ParallelMLP(2, 4, seed=0), 4).fit(X, RBF(sigma=1.0), iterations=50, progress=False)
+    model, Z = neuralef_pc_model(nef, X, m=40, h=3, seed=0, dtype="float64")
+    model.params["gamma"][:] = rng.normal(size=3)
+    model.params["W"][:] += 0.1 * rng.normal(size=model.params["W"].shape)
+    Xt = rng.uniform(-2, 2, (50, 2))
+    col = CollapsedModel(model, nef)
+    assert col.B.shape == (4, 3)
+    assert np.allclose(col.embed(Xt), model.embed(nef.features(Xt).astype(np.float64)), atol=1e-4)
+    with pytest.raises(ValueError, match="k >= h"):
+        neuralef_pc_model(nef, X, m=40, h=5)
+
+
+def test_parallel_networks_are_independent():
+    """Output j depends only on network j's weights (k networks, seed §3.2)."""
+    for net, d in ((ParallelMLP(3, 3, seed=0), 3), (ParallelCNN((16, 16), 3, widths=(2, 2), hidden=4), 256)):
+        X = torch.randn(4, d)
+        net(X)[:, 1].sum().backward()
+        for name, p in net.named_parameters():
+            if p.grad is None:
+                continue
+            g = p.grad
+            if g.shape[0] == 3 or (name.startswith("conv") and g.shape[0] % 3 == 0):
+                blocks = g.reshape(3, -1)
+                assert torch.all(blocks[0] == 0) and torch.all(blocks[2] == 0), name
+
+
+def test_bad_input_errors():
+    with pytest.raises(ValueError, match="k="):
+        NeuralEF(ParallelMLP(1, 2), k=0)
+    with pytest.raises(TypeError, match="Kernel"):
+        NeuralEF(ParallelMLP(1, 2), 2).fit(np.zeros((4, 1)), "rbf")
+    with pytest.raises(ValueError, match="k=3"):
+        NeuralEF(ParallelMLP(1, 2), 3).fit(np.random.rand(8, 1), RBF(), iterations=1, progress=False)
+    with pytest.raises(ValueError, match="depth"):
+        ErfNNGP(depth=0)
