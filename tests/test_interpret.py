@@ -144,9 +144,9 @@ def test_streamed_results_equal_dense_with_a_tiny_budget(xp):
     same(lambda mb: I.alignment_gap(kern, L, X, A, X_raw, L_raw, feature=1, categorical=True, K=5,
                                     n_boot=50, memory_budget=mb))
     same(lambda mb: I.precision_at_1(kern, L, X, A, y_t, y_l, gamma=g, memory_budget=mb))
-    same(lambda mb: I.confidence_drop(kern, L, X, A, y_l, n_remove=5, k=20, gamma=g, memory_budget=mb))
+    same(lambda mb: I.confidence_drop(kern, L, X, A, y_l, target="predicted", n_remove=5, k=20, gamma=g, memory_budget=mb, allow_small_m=True))
     same(lambda mb: I.confidence_drop(kern, L, X, A, y_l, y_t=y_t, target="true", metric="euclidean",
-                                      n_remove=5, k=20, memory_budget=mb))
+                                      n_remove=5, k=20, memory_budget=mb, allow_small_m=True))
 
     # alignment gap against a naive per-point computation (same random sets by construction)
     V = 1 - np.minimum(np.abs(to_host(X_raw)[:, 0, None] - to_host(L_raw)[None, :, 0])
@@ -285,7 +285,7 @@ def test_removing_the_influential_landmarks_drops_knn_confidence_more_than_rando
     r = _rng(3)
     A = r.normal(size=(m, 8))
     kern = RBF(sigma=1.0)
-    res = I.confidence_drop(kern, L, X, A, y_l, n_remove=10, k=50, seed=0)
+    res = I.confidence_drop(kern, L, X, A, y_l, target="predicted", n_remove=10, k=50, seed=0)
     # 50 landmarks per cluster and k = 50: confidence 1 before removal. The 10 most
     # influential landmarks all lie in the test point's own cluster, so removing them lets
     # exactly 10 foreign landmarks into the neighbour set (drop 0.2); 10 random ones remove
@@ -299,13 +299,30 @@ def test_removing_the_influential_landmarks_drops_knn_confidence_more_than_rando
     # with 58 own-class landmarks the top-10 removal costs only 2 neighbours (drop 0.04)
     X, L, y_t, y_l = clusters(C=3, per_lm=58)
     A = r.normal(size=(L.shape[0], 8))
-    res58 = I.confidence_drop(kern, L, X, A, y_l, n_remove=10, k=50)
+    res58 = I.confidence_drop(kern, L, X, A, y_l, target="predicted", n_remove=10, k=50)
     assert res58.confidence == 1.0
     np.testing.assert_allclose(res58.per_point_top, 0.04, atol=1e-12)
     with pytest.raises(ValueError, match="k \\+ n_remove"):
         I.confidence_drop(kern, L[:55], X, A[:55], y_l[:55], n_remove=10, k=50)
     with pytest.raises(ValueError, match="y_t"):
         I.confidence_drop(kern, L, X, A, y_l, target="true")
+    # the default target is the true class (spec §6)
+    res_default = I.confidence_drop(kern, L, X, A, y_l, y_t=y_t, n_remove=10, k=50)
+    np.testing.assert_allclose(res_default.per_point_top, res58.per_point_top)
+    # m close to k + n_remove degenerates: refused unless asked for
+    with pytest.raises(ValueError, match="too close"):
+        I.confidence_drop(kern, L[:100], X, A[:100], y_l[:100], y_t=y_t, n_remove=10, k=50)
+
+
+def test_confidence_drop_ratio_only_when_both_drops_are_positive():
+    X, L, y_t, y_l = clusters(C=3, per_lm=50)
+    A = _rng(3).normal(size=(L.shape[0], 8))
+    kern = RBF(sigma=1.0)
+    res = I.confidence_drop(kern, L, X, A, y_l, y_t=y_t, n_remove=10, k=50)
+    assert res.top > 0 and res.random > 0 and res.ratio == pytest.approx(res.top / res.random)
+    # one class everywhere: every removal leaves confidence 1, both drops are 0 -> no ratio
+    same = I.confidence_drop(kern, L, X, A, np.zeros_like(y_l), y_t=np.zeros_like(y_t), n_remove=10, k=50)
+    assert same.top == 0 and same.random == 0 and np.isnan(same.ratio)
 
 
 def test_kendall_tau():

@@ -19,6 +19,10 @@ import pytest
 import scipy.optimize
 
 from krepes_lib import losses
+from krepes_lib.losses.objective import TwoViewObjective
+
+#: Losses with the two-view interface value_and_grad(Za, Zb) (BYOL takes targets too).
+TWO_VIEW = tuple(n for n in losses.NAMES if losses.REGISTRY[n].objective_class is TwoViewObjective)
 from krepes_lib.backend import to_host
 from krepes_lib.defaults import LOSS_HYPER
 
@@ -72,7 +76,7 @@ def spd(rng, m, floor=0.1):
 # ------------------------------------------------------------- problems, one per loss
 def make_args(name, B, h, rng, m=4):
     """Random float64 arguments of the loss's value_and_grad; returns (args, grad positions)."""
-    if name in losses.TWO_VIEW:
+    if name in TWO_VIEW:
         Za = rng.standard_normal((B, h))
         Zb = Za + 0.7 * rng.standard_normal((B, h))
         if name == "vicreg":  # columns with std on both sides of the hinge
@@ -102,7 +106,7 @@ def make_args(name, B, h, rng, m=4):
 
 MIN_BATCH = {
     "kpca": 2, "kae": 1, "simple_contrastive": 2, "spectral_contrastive": 2,
-    "simclr": 1, "barlow_twins": 2, "vicreg": 2, "byol": 1,
+    "simclr": 2, "barlow_twins": 2, "vicreg": 2, "byol": 1,
 }
 
 
@@ -157,7 +161,7 @@ def test_gradient_matches_finite_differences(name, shape):
 def test_batch_of_one_is_refused(name):
     """B = 1 is not allowed where a variance, a centring, B - 1 or a negative needs B >= 2."""
     args, _ = make_args(name, 2, 3, np.random.default_rng(0))
-    args = tuple(a[:1] if i == 0 or (name in losses.TWO_VIEW and i == 1) else a
+    args = tuple(a[:1] if i == 0 or (name in TWO_VIEW and i == 1) else a
                  for i, a in enumerate(args))
     with pytest.raises(ValueError, match="B >= 2"):
         losses.get(name).value_and_grad(*args)
@@ -332,10 +336,11 @@ def test_vicreg_closed_forms():
 def test_simclr_closed_forms():
     rng = np.random.default_rng(4)
     simclr = losses.get("simclr")
-    # B = 1: each of the 2 anchors has a single non-self logit, its positive -> L = 0, grad 0.
+    # B = 1: each of the 2 anchors has a single non-self logit, its positive: the loss would
+    # be identically 0 with a zero gradient, so it is refused (issue 12) with the reason.
     za, zb = rng.standard_normal((2, 1, 5))
-    L, (ga, gb) = simclr.value_and_grad(za, zb)
-    assert float(L) == 0.0 and not ga.any() and not gb.any()
+    with pytest.raises(ValueError, match="identically 0"):
+        simclr.value_and_grad(za, zb)
     # All 2B embeddings parallel: uniform softmax over 2B - 1 logits -> L = log(2B - 1),
     # and the gradient vanishes (a stationary point).
     B, h = 5, 3
@@ -459,7 +464,7 @@ def test_float32_closed_form():
 def test_two_view_shape_and_dtype_errors():
     rng = np.random.default_rng(11)
     Za = rng.standard_normal((4, 3))
-    for name in losses.TWO_VIEW:
+    for name in TWO_VIEW:
         loss = losses.get(name)
         with pytest.raises(ValueError, match="same shape"):
             loss.value(Za, Za[:, :2])
@@ -703,7 +708,7 @@ def test_ggn_float32_close_to_float64(name, xp):
 def test_ggn_direction_errors():
     rng = np.random.default_rng(16)
     Za, Zb = rng.standard_normal((2, 4, 3))
-    for name in losses.TWO_VIEW:
+    for name in TWO_VIEW:
         loss = losses.get(name)
         with pytest.raises(ValueError, match="shape of its point"):
             loss.ggn_matvec(Za, Zb, Za[:, :2], Zb)

@@ -11,7 +11,16 @@ from krepes_lib.kernels import RBF, median_sigma
 from krepes_lib.landmarks import select_landmarks
 from krepes_lib.model import NystromModel
 from krepes_lib.nystrom import Nystrom
-from krepes_lib.train import Adam, fit, train_step
+from krepes_lib.optim import Adam
+from krepes_lib.options import Options
+from krepes_lib.problem import BatchProblem
+from krepes_lib.train import fit
+
+
+def batch_objective(model, name_or_obj, views, state=None):
+    obj = losses.make_objective(name_or_obj)
+    state = obj.init_state(model) if state is None else state
+    return BatchProblem(model, obj, state, views, 2**30), state
 
 
 def small_basis(xp=np, dtype="float64", n=60, d=4, m=10, seed=0):
@@ -100,15 +109,22 @@ def test_random_init_is_seeded_and_scaled(coords):
     assert 0.7 < np.diag(G).mean() < 1.3
 
 
-def test_extras_and_bad_options():
+def test_losses_own_arrays_and_bad_options():
+    """BYOL's predictor/target and KAE's decoder belong to their objectives, not to the model."""
     _, nys = small_basis()
-    model = NystromModel(nys, h=3, decoder=True, predictor=True)
-    assert model.params["B_dec"].shape == (nys.m, 3) and model.params["P"].shape == (3, 3)
-    np.testing.assert_allclose(model.target["A_tilde"], model.A_tilde)
-    A_before = model.target["A_tilde"].copy()
+    model = NystromModel(nys, h=3)
+    assert set(model.params) == {"W", "gamma"}
+    kae = losses.make_objective("kae").init_state(model)
+    np.testing.assert_allclose(kae.params["B_dec"], model.A_tilde)
+    byol_obj = losses.make_objective("byol")
+    byol = byol_obj.init_state(model)
+    np.testing.assert_array_equal(byol.params["P"], np.eye(3))
+    np.testing.assert_allclose(byol.buffers["target_A"], model.A_tilde)
+    A_before = byol.buffers["target_A"].copy()
     model.params["W"] += 1.0
-    model.update_target(rate=0.5)
-    np.testing.assert_allclose(model.target["A_tilde"], 0.5 * A_before + 0.5 * model.A_tilde, atol=1e-12)
+    byol_obj.after_step(model, byol)  # EMA with the loss's rate (spec §3)
+    tau = byol_obj.loss.ema
+    np.testing.assert_allclose(byol.buffers["target_A"], tau * A_before + (1 - tau) * model.A_tilde, atol=1e-12)
     with pytest.raises(ValueError, match="coords"):
         NystromModel(nys, h=3, coords="polar")
     with pytest.raises(ValueError, match="rank"):
@@ -186,46 +202,44 @@ LOSS_NAMES = losses.NAMES
 
 @pytest.mark.parametrize("coords", ["raw", "whitened"])
 @pytest.mark.parametrize("name", LOSS_NAMES)
-def test_train_step_gradients_match_finite_differences(name, coords):
+def test_batch_gradients_match_finite_differences(name, coords):
     """The whole objective of one step (loss on Z, RKHS penalty, KPCA direct term, BYOL
-    predictor, KAE decoder) against finite differences of its value, float64."""
+    predictor, KAE decoder) against entry-wise finite differences of its value, float64."""
     X, nys = small_basis(m=8, n=20)
-    model = NystromModel(nys, h=3, coords=coords, init="random", seed=0,
-                         decoder=name == "kae", predictor=name == "byol")
+    model = NystromModel(nys, h=3, coords=coords, init="random", seed=0)
+    obj = losses.make_objective(name)
+    state = obj.init_state(model)
     if name == "byol":
-        model.target["A_tilde"] += 0.1 * np.random.default_rng(4).normal(size=model.target["A_tilde"].shape)
-    loss = losses.get(name)
+        state.buffers["target_A"] += 0.1 * np.random.default_rng(4).normal(size=state.buffers["target_A"].shape)
     rng = np.random.default_rng(1)
-    views = (X[:6],) if name in ("kpca", "kae") else (X[:6], X[:6] + 0.1 * rng.normal(size=(6, 4)))
-    _, grads = train_step(model, loss, views)
-    assert set(grads) == set(model.params)
-    ref = fd_grad(lambda: train_step(model, loss, views)[0], model.parameters())
+    views = (X[:6],) if obj.views == 1 else (X[:6], X[:6] + 0.1 * rng.normal(size=(6, 4)))
+    _, grads = BatchProblem(model, obj, state, views, 2**30).value_and_grad()
+    params = {**model.params, **state.params}
+    assert set(grads) == set(params)
+    ref = fd_grad(lambda: BatchProblem(model, obj, state, views, 2**30).value_and_grad()[0], params)
     for k in grads:
         np.testing.assert_allclose(grads[k], ref[k], rtol=1e-5, atol=1e-6, err_msg=f"{name}: {k}")
 
 
-def test_streamed_batch_kernel_equals_whole_block():
+def test_a_batch_block_over_the_memory_budget_is_refused():
     X, nys = small_basis(m=10, n=40)
-    model = NystromModel(nys, h=3, init="random")
-    loss = losses.get("simple_contrastive")
-    v = (X[:16], X[16:32])
-    val1, g1 = train_step(model, loss, v)
-    val2, g2 = train_step(model, loss, v, memory_budget=8 * 40 * 3)  # a few rows per chunk
-    np.testing.assert_allclose(float(val1), float(val2), rtol=1e-12)
-    for k in g1:
-        np.testing.assert_allclose(g1[k], g2[k], rtol=1e-10, atol=1e-12)
+    model = NystromModel(nys, h=3)
+    with pytest.raises(MemoryError, match="batch_size"):
+        BatchProblem(model, losses.make_objective("vicreg"), losses.ObjectiveState(), (X[:16], X[16:32]),
+                     memory_budget=8 * 10 * 3)
 
 
 def test_adam_uses_the_defaults_and_matches_a_reference():
     p = {"x": np.array([1.0, -2.0])}
     opt = Adam(p)
-    assert (opt.lr, opt.betas, opt.eps) == (ADAM["lr"], tuple(ADAM["betas"]), ADAM["eps"])
+    o = opt.options
+    assert (o.lr, o.betas, o.adam_eps) == (ADAM["lr"], tuple(ADAM["betas"]), ADAM["eps"])
     m = v = np.zeros(2)
     x = np.array([1.0, -2.0])
     b1, b2 = ADAM["betas"]
     for t in range(1, 4):
         g = 2 * x
-        opt.step(p, {"x": 2 * p["x"]})
+        opt.update(p, {"x": 2 * p["x"]})
         m = b1 * m + (1 - b1) * g
         v = b2 * v + (1 - b2) * g * g
         x = x - ADAM["lr"] * (m / (1 - b1**t)) / (np.sqrt(v / (1 - b2**t)) + ADAM["eps"])
@@ -256,7 +270,7 @@ def test_checkpoint_resume_equals_uninterrupted(tmp_path, name):
     X = X[:300]
     nys = Nystrom(RBF(sigma=median_sigma(X)), X[:40])
     kw = dict(loss=name, batch_size=64, seed=3, augment=make_augmenter((8, 8)), progress=False)
-    extras = dict(predictor=name == "byol")
+    extras = {}
     full = NystromModel(nys, h=8, **extras)
     h_full = fit(full, X, epochs=4, **kw)
     ck = str(tmp_path / "run.npz")
@@ -268,13 +282,38 @@ def test_checkpoint_resume_equals_uninterrupted(tmp_path, name):
     np.testing.assert_array_equal(h_res.loss, h_full.loss)
     for k in full.params:
         np.testing.assert_array_equal(resumed.params[k], full.params[k])
-    if name == "byol":
-        np.testing.assert_array_equal(resumed.target["A_tilde"], full.target["A_tilde"])
+    for k in h_full.state.params:
+        np.testing.assert_array_equal(h_res.state.params[k], h_full.state.params[k])
+    for k in h_full.state.buffers:  # BYOL's EMA target
+        np.testing.assert_array_equal(h_res.state.buffers[k], h_full.state.buffers[k])
     # resuming a finished run is a no-op; another configuration is refused
     again = fit(resumed, X, epochs=4, checkpoint=ck, **kw)
     assert again.loss == h_res.loss
-    with pytest.raises(ValueError, match="different run configuration"):
+    with pytest.raises(ValueError, match="another run: batch_size differs"):
         fit(NystromModel(nys, h=8, **extras), X, epochs=5, checkpoint=ck, **{**kw, "batch_size": 32})
+
+
+def test_checkpoint_of_another_model_or_data_is_refused(tmp_path):
+    """Issue 12: a checkpoint written with other landmarks, another kernel or other data must not
+    resume silently into the wrong coordinates."""
+    X, _ = digits()
+    X = X[:300]
+    kw = dict(loss="barlow_twins", batch_size=64, seed=3, progress=False, augment=None)
+    ck = str(tmp_path / "run.npz")
+    nys = Nystrom(RBF(sigma=median_sigma(X)), X[:40])
+    fit(NystromModel(nys, h=8), X, epochs=1, checkpoint=ck, **kw)
+    other_landmarks = Nystrom(RBF(sigma=median_sigma(X)), X[40:80])
+    with pytest.raises(ValueError, match="the model .kernel, landmarks"):
+        fit(NystromModel(other_landmarks, h=8), X, epochs=2, checkpoint=ck, **kw)
+    other_kernel = Nystrom(RBF(sigma=2 * median_sigma(X)), X[:40])
+    with pytest.raises(ValueError, match="the model"):
+        fit(NystromModel(other_kernel, h=8), X, epochs=2, checkpoint=ck, **kw)
+    with pytest.raises(ValueError, match="the training data differs"):
+        fit(NystromModel(nys, h=8), X[::-1].copy(), epochs=2, checkpoint=ck, **kw)
+    with open(ck, "r+b") as f:  # truncate: a clear error naming the file
+        f.truncate(100)
+    with pytest.raises(ValueError, match="unreadable.*truncated"):
+        fit(NystromModel(nys, h=8), X, epochs=2, checkpoint=ck, **kw)
 
 
 def test_nan_loss_names_epoch_and_batch_and_suggests_lower_lr():
@@ -291,6 +330,9 @@ def test_nan_loss_names_epoch_and_batch_and_suggests_lower_lr():
             val, g = real.value_and_grad(Za, Zb)
             return (val * np.nan if self.calls >= 3 else val), g
 
+        def ggn_matvec(self, *args):
+            return real.ggn_matvec(*args)
+
     with pytest.raises(FloatingPointError, match=r"epoch 2, batch 1/2.*lr=0\.001"):
         fit(NystromModel(nys, h=3), X, Breaks(), epochs=3, batch_size=20, progress=False)
 
@@ -300,7 +342,19 @@ def test_fit_rejects_bad_inputs():
     model = NystromModel(nys, h=3)
     with pytest.raises(ValueError, match="shape"):
         fit(model, X[:, :2], "barlow_twins", epochs=1, batch_size=8, progress=False)
-    with pytest.raises(ValueError, match="decoder=True"):
-        fit(model, X, "kae", epochs=1, batch_size=8, progress=False)
+    with pytest.raises(ValueError, match="at least 2"):
+        fit(model, X[:0], "barlow_twins", epochs=1, batch_size=8, progress=False)
+    with pytest.raises(ValueError, match="optimizer"):
+        fit(model, X, "barlow_twins", epochs=1, batch_size=8, progress=False, optimizer="lbfgs")
     with pytest.raises(ValueError, match="batch_size"):
         fit(model, X, "barlow_twins", epochs=1, batch_size=1, progress=False)
+
+
+def test_a_diverging_optimiser_is_stopped_with_a_message():
+    """Issue 12: Adam with lr = 1e6 must not report a loss of 1e25 with only a warning."""
+    X, y = digits()
+    nys = Nystrom(RBF(sigma=median_sigma(X[:500])), X[:60])
+    with pytest.raises(FloatingPointError, match="diverged.*lr=1e\\+06"):
+        with np.errstate(all="ignore"):
+            fit(NystromModel(nys, h=8), X[:500], "vicreg", epochs=3, batch_size=64, lr=1e6,
+                progress=False, augment=make_augmenter((8, 8)))
