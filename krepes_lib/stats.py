@@ -45,13 +45,15 @@ class PairedTest:
     ci_low, ci_high : float
         Two-sided (1 − 2α) t-interval of the mean difference (the one-sided test's bound).
     p_greater, p_less : float
-        p-values of H₁: mean > margin and H₁: mean < −margin.
+        p-values of H₁: mean > t₀ and H₁: mean < t₀, with the threshold t₀ = +margin for a
+        claimed increase ("greater") and −margin for a claimed decrease ("less").
     alternative : {"greater", "less"}
         The claimed direction.
     alpha, margin : float
     verdict : str
-        "holds" when the claimed direction is significant, "does not hold" when the
-        opposite one is, else "inconclusive" (always inconclusive with n < 2).
+        "holds" when the claim (mean beyond t₀ in the claimed direction) is significant,
+        "does not hold" when the opposite (mean on the other side of t₀) is, else
+        "inconclusive" (always inconclusive with n < 2).
     """
 
     mean: float
@@ -117,13 +119,14 @@ def paired_test(a, b, alternative: str = "greater", alpha: float = ALPHA, margin
                           margin, INCONCLUSIVE)
     se = std / math.sqrt(n)
     q = float(st.t.ppf(1 - alpha, n - 1))
+    t0 = margin if alternative == "greater" else -margin
     if se == 0:
-        pg = 0.0 if mean > margin else 1.0
-        pl = 0.0 if mean < -margin else 1.0
+        pg = 0.0 if mean > t0 else 1.0
+        pl = 0.0 if mean < t0 else 1.0
         lo = hi = mean
     else:
-        pg = float(st.t.sf((mean - margin) / se, n - 1))
-        pl = float(st.t.cdf((mean + margin) / se, n - 1))
+        pg = float(st.t.sf((mean - t0) / se, n - 1))
+        pl = float(st.t.cdf((mean - t0) / se, n - 1))
         lo, hi = mean - q * se, mean + q * se
     p_claim, p_other = (pg, pl) if alternative == "greater" else (pl, pg)
     verdict = HOLDS if p_claim < alpha else (FAILS if p_other < alpha else INCONCLUSIVE)
