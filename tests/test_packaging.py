@@ -39,3 +39,17 @@ def test_jupyter_book_is_version_1():
     meta = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     jb = [d for d in meta["dependencies"] if d.startswith("jupyter-book")]
     assert jb == ["jupyter-book>=1.0.4,<2"]
+
+
+def test_torch_is_an_optional_extra():
+    meta = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert not any(d.startswith("torch") for d in meta["dependencies"])
+    assert any(d.startswith("torch") for d in meta["optional-dependencies"]["neural"])
+
+
+def test_readme_has_the_blocks_ci_runs():
+    text = (ROOT / "README.md").read_text()
+    for name in ("setup", "test", "main"):
+        assert f"<!-- ci:{name} -->" in text and f"<!-- /ci:{name} -->" in text, name
+    main = text.split("<!-- ci:main -->")[1].split("<!-- /ci:main -->")[0]
+    assert "--profile quick" in main
