@@ -7,10 +7,22 @@ Each strategy returns a :class:`Landmarks` record holding the points *and* their
 into X (Falkon's ``center_selection`` habit). All random draws happen on the host with a
 seeded :class:`numpy.random.Generator`, so the same seed selects the same landmarks on a
 CPU and on a GPU; only the distance / kernel arithmetic runs in X's namespace.
+
+``m`` is an integer or ``"sqrt"`` (m = ⌈√n⌉, the paper's m ≈ √n and the O(√n) of Rudi et
+al. 2015 for kernel ridge regression with uniform Nyström sampling).
+
+Scale (n = 10⁶, m = 1000, d = 100, float32): no strategy holds an n×m or n×n array.
+k-means++ keeps the n running minima D_min (one float per row) and, per landmark, one
+matrix-vector product X·c (or one n×1 kernel column, streamed), one cumulative sum over
+D_min and one binary search — O(n d) work and O(n) memory per landmark, one scalar back to
+the host. Leverage scores stream K_bS over row blocks (O(s² + b·s) memory for a sketch of s
+rows). ``benchmarks/bench_scale.py`` measures both.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+import math
 
 import numpy as np
 
@@ -45,14 +57,22 @@ class Landmarks:
         return int(self.indices.shape[0])
 
 
-def _check_m(m, n):
+def _check_m(m, n) -> int:
+    """m as an int: an integer, or ``"sqrt"`` → ⌈√n⌉ (at most n); clear errors otherwise."""
+    if isinstance(m, str):
+        if m != "sqrt":
+            raise ValueError(f"m={m!r}: pass a positive integer or 'sqrt' (m = ceil(sqrt(n))).")
+        return min(int(n), int(math.ceil(math.sqrt(n))))
+    if isinstance(m, bool) or not isinstance(m, (int, np.integer, float, np.floating)):
+        raise ValueError(f"m={m!r} must be a positive integer number of landmarks or 'sqrt'.")
     if int(m) != m or m < 1:
         raise ValueError(f"m={m} must be a positive integer number of landmarks.")
     if m > n:
         raise ValueError(
             f"m={m} landmarks requested but X has only n={n} rows; choose m <= n "
-            "(the paper uses m ≈ √n)."
+            "(the paper uses m ≈ √n; m='sqrt' gives ceil(sqrt(n)))."
         )
+    return int(m)
 
 
 def _take(X, idx, method):
@@ -61,25 +81,31 @@ def _take(X, idx, method):
     return Landmarks(points=X[xp.asarray(idx)], indices=idx, method=method)
 
 
-def uniform(X, m: int, seed=0) -> Landmarks:
+def uniform(X, m: int | str, seed=0) -> Landmarks:
     """m rows of X uniformly without replacement (spec §2)."""
-    _check_m(m, X.shape[0])
+    m = _check_m(m, X.shape[0])
     idx = host_rng(seed).choice(X.shape[0], size=int(m), replace=False)
     return _take(X, np.sort(idx), "uniform")
 
 
-def kmeans_pp(X, m: int, seed=0, kernel: Kernel | None = None,
+def kmeans_pp(X, m: int | str, seed=0, kernel: Kernel | None = None,
               memory_budget: int = BLOCK_BYTES) -> Landmarks:
     """k-means++ seeding, eq. (lm-kmeanspp): the next landmark is drawn with P(x_j) ∝ min_c D(x_j, c).
 
     D is the squared Euclidean distance in input space by default, or the kernel-space
-    distance k(x,x) − 2k(x,c) + k(c,c) when ``kernel`` is given. The running minimum is
-    updated with one new centre at a time (O(n d) per landmark, nothing of size n×m kept).
-    When fewer than m distinct points remain (all distances zero), the rest is drawn
-    uniformly among the unchosen rows.
+    distance k(x,x) − 2k(x,c) + k(c,c) when ``kernel`` is given. The running minimum D_min
+    is updated with one new centre at a time (O(n d) per landmark, nothing of size n×m kept).
+
+    Sampling (inverse CDF, in X's namespace): with C = cumsum(D_min) in float64 and one
+    uniform u drawn on the host, the next landmark is the first j with C_j > u·C_n (a binary
+    search). Chosen rows have D_min = 0 and are never drawn again. Only u (host → device)
+    and j (device → host) cross between host and device, so the seed decides the landmarks
+    on a CPU and a GPU alike (up to float rounding of the cumulative sum at a boundary).
+    When fewer than m distinct points remain (all D_min zero), the rest is drawn uniformly
+    among the unchosen rows.
     """
     n = X.shape[0]
-    _check_m(m, n)
+    m = _check_m(m, n)
     xp = get_xp(X)
     rng = host_rng(seed)
     if kernel is None:
@@ -98,17 +124,20 @@ def kmeans_pp(X, m: int, seed=0, kernel: Kernel | None = None,
 
     chosen = [int(rng.integers(n))]
     d_min = dist_to(chosen[0])
-    for _ in range(1, int(m)):
-        p = to_host(d_min).astype(np.float64)
-        p[chosen] = 0.0
-        total = p.sum()
+    d_min[chosen[0]] = 0.0
+    for _ in range(1, m):
+        cum = xp.cumsum(d_min, dtype=xp.float64)
+        total = float(cum[-1])
         if not total > 0:
             rest = np.setdiff1d(np.arange(n), chosen)
-            chosen.extend(rng.choice(rest, size=int(m) - len(chosen), replace=False).tolist())
+            chosen.extend(rng.choice(rest, size=m - len(chosen), replace=False).tolist())
             break
-        j = int(rng.choice(n, p=p / total))
+        u = rng.random() * total
+        j = min(int(xp.searchsorted(cum, u, side="right")), n - 1)
+        del cum
         chosen.append(j)
-        d_min = xp.minimum(d_min, dist_to(j))
+        d_min = xp.minimum(d_min, dist_to(j), out=d_min)
+        d_min[j] = 0.0
     return _take(X, np.asarray(chosen), "kmeans++")
 
 
@@ -119,7 +148,8 @@ def approximate_leverage_scores(X, kernel: Kernel, lam: float = 1e-3, sketch_siz
     With a uniform sketch S of s rows:
     ℓ̃_j = (k(x_j, x_j) − k_jSᵀ (K_SS + nλ I)⁻¹ k_jS) / (nλ).
     With S = all rows this equals eq. (lm-rls) exactly (tested). Streamed over row blocks;
-    memory O(s² + block·s). Returns a host float64 array of shape (n,).
+    memory O(s² + block·s) (X is cast to float64 one block at a time). Returns a host
+    float64 array of shape (n,). Cost O(n s (s + d)): the triangular solve dominates.
     """
     n = X.shape[0]
     if not lam > 0:
@@ -128,30 +158,29 @@ def approximate_leverage_scores(X, kernel: Kernel, lam: float = 1e-3, sketch_siz
     s = n if sketch_size is None else min(int(sketch_size), n)
     S_idx = np.sort(host_rng(seed).choice(n, size=s, replace=False))
     XS = X[xp.asarray(S_idx)].astype(xp.float64)
-    X64 = X.astype(xp.float64, copy=False)
     c = n * lam
     K_SS = kernel(XS, XS, dtype="float64")
     L = xp.linalg.cholesky(K_SS + c * xp.eye(s, dtype=xp.float64))
     scores = xp.empty(n, dtype=xp.float64)
-    diag = kernel.diag(X64, dtype="float64")
     b = block_rows(n, s, X.shape[1], 8, memory_budget)
     sla = scipy_linalg(xp)
     for start in range(0, n, b):
         sl = slice(start, min(n, start + b))
-        K_bS = kernel(X64[sl], XS, dtype="float64")
+        Xb = X[sl].astype(xp.float64)
+        K_bS = kernel(Xb, XS, dtype="float64")
         V = sla.solve_triangular(L, K_bS.T, lower=True)  # L⁻¹ k_jS
-        scores[sl] = (diag[sl] - xp.einsum("ij,ij->j", V, V)) / c
+        scores[sl] = (kernel.diag(Xb, dtype="float64") - xp.einsum("ij,ij->j", V, V)) / c
     return np.clip(to_host(scores), 0.0, None)
 
 
-def ridge_leverage(X, m: int, kernel: Kernel, seed=0, lam: float = 1e-3,
+def ridge_leverage(X, m: int | str, kernel: Kernel, seed=0, lam: float = 1e-3,
                    sketch_size: int | None = None, memory_budget: int = BLOCK_BYTES) -> Landmarks:
     """m rows sampled without replacement with P(x_j) ∝ ℓ̃_j(λ) (spec §2).
 
     ``sketch_size`` defaults to min(n, max(4m, 500)); no n×n matrix is ever formed.
     """
     n = X.shape[0]
-    _check_m(m, n)
+    m = _check_m(m, n)
     rng = host_rng(seed)
     s = min(n, max(4 * int(m), 500)) if sketch_size is None else sketch_size
     ell = approximate_leverage_scores(X, kernel, lam=lam, sketch_size=s, seed=rng,
@@ -175,9 +204,11 @@ def given(X, indices) -> Landmarks:
 METHODS = ("uniform", "kmeans++", "leverage", "given")
 
 
-def select_landmarks(X, m: int | None = None, method: str = "uniform", kernel=None, seed=0,
+def select_landmarks(X, m: int | str | None = None, method: str = "uniform", kernel=None, seed=0,
                      indices=None, **options) -> Landmarks:
     """Dispatch to a strategy by name (``uniform``, ``kmeans++``, ``leverage``, ``given``).
+
+    ``m`` is a positive integer or ``"sqrt"`` (⌈√n⌉).
 
     X is validated (2-D, finite). ``kernel`` is required for ``leverage`` and optional for
     ``kmeans++`` (kernel-space distances; pass ``kernel_space=True``).

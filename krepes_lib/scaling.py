@@ -1,0 +1,491 @@
+"""Scaling study: larger data sets from real rows, stage timers, log-log slope fits, streamed passes.
+
+Book: notebook *13 Scaling* (``notebooks/13_scaling.ipynb``); spec §7 ("runtime grows like
+n^1.5 (m ≈ √n) vs n² for the full kernel, accuracy on par"), issue 11.
+
+What is here
+------------
+* :func:`resample_rows` — **our** construction of data sets larger than the real table (the
+  paper's "1M Adult" construction is not public): the real rows first (a seeded permutation),
+  then bootstrap copies of real rows with a small Gaussian jitter on the non-binary columns,
+  eq. (sc-resample) below. For n ≤ the number of real rows only real rows are used.
+* :class:`StageTimer` — wall seconds per named stage (device-synchronised).
+* :func:`fit_loglog` — least-squares fit of log t = a + s·log n with a t-interval on the slope
+  s and a bootstrap interval over repeated timings; :func:`crossover_n` — where two fitted
+  power laws meet.
+* :func:`full_objective_and_gradient` and :class:`StreamedGGN` — the objective, its
+  gradient and Gauss–Newton products **over all rows of X**, streamed batch by batch (thin
+  compositions of :class:`krepes_lib.problem.BatchProblem`): memory O(B·(m + d) + m·h), the
+  views of a batch are regenerated from a per-batch seed at every pass instead of being kept.
+* :func:`nystrom_timings` / :func:`full_kernel_timings` — the stages of one KREPES run
+  (landmarks, kernel blocks, PC init, one epoch, evaluation) with m = ⌈√n⌉, and of the exact
+  kernel (m = n, every row a landmark), timed separately.
+
+Resampling, eq. (sc-resample)
+-----------------------------
+Given real rows x_1..x_N (labels y_i) and a target n:
+
+* n ≤ N: rows π(1..n) of a seeded permutation π of the real rows (real rows only);
+* n > N: all N real rows (in the order π), then n − N synthetic rows
+  x̂ = x_s + ε ⊙ (τ σ) with s uniform on {1..N} (bootstrap, with replacement), ŷ = y_s,
+  σ_j the standard deviation of column j over the real rows, τ = ``jitter`` (default 0.05)
+  and ε ~ N(0, I); columns with at most two distinct values (one-hot, binary) are copied
+  exactly (ε_j = 0).
+
+Synthetic rows are drawn in fixed chunks of :data:`CHUNK` rows, chunk c from
+``default_rng([seed, 1, c])``, so the data set of size n is a prefix of the one of size
+n' > n and the same seed gives the same rows on every machine. This is ours, not the paper's.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .backend import get_xp, synchronize, to_host
+
+__all__ = ["Resampled", "resample_rows", "real_rows", "StageTimer", "LogLogFit", "fit_loglog",
+           "crossover_n", "full_data_batches", "full_objective_and_gradient", "StreamedGGN",
+           "nystrom_timings", "full_kernel_timings", "m_sweep", "CHUNK"]
+
+#: Rows per chunk of synthetic rows (each chunk has its own seeded generator).
+CHUNK = 65536
+
+
+# ============================================================================================
+# data
+# ============================================================================================
+@dataclass(frozen=True)
+class Resampled:
+    """A data set built by :func:`resample_rows`.
+
+    Attributes
+    ----------
+    X : numpy.ndarray (n, d), float32
+    y : numpy.ndarray (n,)
+    source : numpy.ndarray (n,), int64
+        The real row each row comes from (identity copy or jittered bootstrap copy).
+    n_real : int
+        The first ``n_real`` rows are real rows, unchanged; the rest are synthetic.
+    jittered : numpy.ndarray (d,), bool
+        Columns that receive jitter (more than two distinct values among the real rows).
+    """
+
+    X: np.ndarray
+    y: np.ndarray
+    source: np.ndarray
+    n_real: int
+    jittered: np.ndarray
+
+    @property
+    def n(self) -> int:
+        return int(self.X.shape[0])
+
+
+def resample_rows(X, y, n: int, seed: int = 0, jitter: float = 0.05) -> Resampled:
+    """n rows built from the real rows (X, y) by eq. (sc-resample) (module docstring); ours.
+
+    Parameters
+    ----------
+    X : array (N, d)
+        The real rows (host array; any float dtype, returned as float32).
+    y : array (N,)
+        Their labels (copied to the synthetic rows of the same source).
+    n : int
+        Rows wanted (any positive integer; beyond N the rest is synthetic).
+    seed : int
+    jitter : float, default 0.05
+        τ: jitter standard deviation as a fraction of each column's standard deviation.
+
+    Returns
+    -------
+    Resampled
+    """
+    X = np.asarray(to_host(X))
+    y = np.asarray(to_host(y))
+    if X.ndim != 2 or X.shape[0] < 1:
+        raise ValueError(f"X must be a non-empty 2-D (N, d) array of real rows; got shape {X.shape}.")
+    if y.shape != (X.shape[0],):
+        raise ValueError(f"y must have one label per row of X, shape ({X.shape[0]},); got {y.shape}.")
+    if int(n) != n or n < 1:
+        raise ValueError(f"n={n} must be a positive integer number of rows.")
+    if not jitter >= 0:
+        raise ValueError(f"jitter={jitter} must be >= 0 (a fraction of each column's std).")
+    if not np.isfinite(X).all():
+        raise ValueError("X contains NaN or inf; clean the real rows first.")
+    n, N, d = int(n), X.shape[0], X.shape[1]
+    order = np.random.default_rng([seed, 0]).permutation(N)
+    n_real = min(n, N)
+    jittered = np.array([np.unique(X[:, j]).size > 2 for j in range(d)], dtype=bool)
+    out = np.empty((n, d), dtype=np.float32)
+    source = np.empty(n, dtype=np.int64)
+    source[:n_real] = order[:n_real]
+    out[:n_real] = X[order[:n_real]]
+    if n > N:
+        scale = (jitter * X[:, jittered].astype(np.float64).std(axis=0)).astype(np.float32)
+        for c, start in enumerate(range(N, n, CHUNK)):
+            stop = min(n, start + CHUNK)
+            rng = np.random.default_rng([seed, 1, c])
+            src = rng.integers(N, size=CHUNK)[:stop - start]
+            eps = rng.standard_normal((CHUNK, int(jittered.sum())), dtype=np.float32)[:stop - start]
+            block = X[src].astype(np.float32)
+            block[:, jittered] += eps * scale[None, :]
+            out[start:stop] = block
+            source[start:stop] = src
+    return Resampled(out, y[source], source, n_real, jittered)
+
+
+def real_rows(name: str, n_test: int = 2000, seed: int = 0):
+    """The real rows of a table for the scaling study: ``(X, y, X_test, y_test, note)``.
+
+    ``adult``: the ``train`` split (30,162 complete rows) to grow from, ``n_test`` rows of the
+    ``test`` split to evaluate on. ``bank``: all 45,211 rows, ``n_test`` of them (seeded) held
+    out. Raises what :func:`krepes_lib.data.load` raises (FileNotFoundError with the fetch
+    command when a file is missing).
+    """
+    from . import data
+
+    if name == "adult":
+        tr = data.load("adult", split="train")
+        te = data.load("adult", split="test", n=n_test, seed=seed)
+        return tr.X, tr.y, te.X, te.y, "adult: train split grows, test split evaluates"
+    ds = data.load(name)
+    if n_test >= ds.X.shape[0]:
+        raise ValueError(f"n_test={n_test} must be below the {ds.X.shape[0]} rows of {name!r}.")
+    perm = np.random.default_rng([seed, 2]).permutation(ds.X.shape[0])
+    te, tr = perm[:n_test], perm[n_test:]
+    return ds.X[tr], ds.y[tr], ds.X[te], ds.y[te], f"{name}: {n_test} rows held out (seed {seed})"
+
+
+# ============================================================================================
+# timing and fits
+# ============================================================================================
+@dataclass
+class StageTimer:
+    """Wall seconds per stage: ``with timer("landmarks"): ...`` (device-synchronised via ``xp``)."""
+
+    xp: object = np
+    seconds: dict = field(default_factory=dict)
+
+    def __call__(self, name: str):
+        timer = self
+
+        class _Ctx:
+            def __enter__(self):
+                synchronize(timer.xp)
+                self.t0 = time.perf_counter()
+                return self
+
+            def __exit__(self, *exc):
+                synchronize(timer.xp)
+                timer.seconds[name] = timer.seconds.get(name, 0.0) + time.perf_counter() - self.t0
+                return False
+
+        return _Ctx()
+
+    @property
+    def total(self) -> float:
+        return float(sum(self.seconds.values()))
+
+
+@dataclass(frozen=True)
+class LogLogFit:
+    """t ≈ exp(intercept) · n^slope fitted on log t = intercept + slope · log n (eq. sc-loglog).
+
+    ``ci_t``: two-sided t-interval of the slope from the least-squares fit over every
+    (n, repetition) point; ``ci_boot``: percentile bootstrap interval (timings resampled with
+    replacement within each n); ``level`` their coverage.
+    """
+
+    slope: float
+    intercept: float
+    ci_t: tuple
+    ci_boot: tuple
+    level: float
+    n_points: int
+
+    def predict(self, n):
+        return np.exp(self.intercept) * np.asarray(n, dtype=np.float64) ** self.slope
+
+
+def _ols(logn, logt):
+    A = np.stack([np.ones_like(logn), logn], axis=1)
+    coef, *_ = np.linalg.lstsq(A, logt, rcond=None)
+    return coef, A
+
+
+def fit_loglog(n, t, level: float = 0.95, n_boot: int = 1000, seed: int = 0) -> LogLogFit:
+    """Least-squares slope of log t on log n with two confidence intervals (eq. sc-loglog).
+
+    Parameters
+    ----------
+    n : array-like (k,)
+        Sizes (one per timing; repeat a size for repeated timings).
+    t : array-like (k,)
+        Seconds (> 0).
+    level : float
+        Coverage of both intervals.
+    n_boot : int
+        Bootstrap resamples (within each distinct n, with replacement).
+    seed : int
+    """
+    from scipy import stats as st
+
+    n = np.asarray(n, dtype=np.float64).ravel()
+    t = np.asarray(t, dtype=np.float64).ravel()
+    if n.shape != t.shape:
+        raise ValueError(f"n and t must pair up; got {n.size} sizes and {t.size} timings.")
+    if not ((n > 0).all() and (t > 0).all() and np.isfinite(t).all()):
+        raise ValueError("fit_loglog needs positive sizes and positive finite timings.")
+    sizes = np.unique(n)
+    if sizes.size < 2:
+        raise ValueError("fit_loglog needs timings at two or more distinct sizes n.")
+    logn, logt = np.log(n), np.log(t)
+    (a, s), A = _ols(logn, logt)
+    k = n.size
+    if k > 2:
+        resid = logt - A @ np.array([a, s])
+        s2 = float(resid @ resid) / (k - 2)
+        se = math.sqrt(s2 / float(((logn - logn.mean()) ** 2).sum()))
+        q = float(st.t.ppf(0.5 + level / 2, k - 2))
+        ci_t = (s - q * se, s + q * se)
+    else:
+        ci_t = (math.nan, math.nan)
+    rng = np.random.default_rng(seed)
+    groups = [np.flatnonzero(n == v) for v in sizes]
+    idx = np.concatenate([g[rng.integers(g.size, size=(n_boot, g.size))] for g in groups], axis=1)
+    xb, yb = logn[idx], logt[idx]                       # (n_boot, k): one resample per row
+    xc = xb - xb.mean(axis=1, keepdims=True)
+    boots = (xc * (yb - yb.mean(axis=1, keepdims=True))).sum(axis=1) / (xc * xc).sum(axis=1)
+    lo, hi = np.quantile(boots, [0.5 - level / 2, 0.5 + level / 2])
+    return LogLogFit(float(s), float(a), (float(ci_t[0]), float(ci_t[1])), (float(lo), float(hi)),
+                     float(level), int(k))
+
+
+def crossover_n(slow: LogLogFit, fast: LogLogFit) -> float:
+    """The n where two fitted power laws give equal time: log n* = (a_f − a_s)/(s_s − s_f).
+
+    Returns ``nan`` for parallel fits. Below n* the curve with the smaller slope may still be
+    slower (its constant is larger); above n* it is faster.
+    """
+    ds = slow.slope - fast.slope
+    if ds == 0:
+        return math.nan
+    return float(math.exp((fast.intercept - slow.intercept) / ds))
+
+
+# ============================================================================================
+# streamed passes over all rows (thin compositions of BatchProblem)
+# ============================================================================================
+def full_data_batches(X, batch_size: int, views: int, augment="auto", seed: int = 0):
+    """Yield the views of every batch of a seeded permutation of all rows of X (last partial batch kept).
+
+    Batch b's views come from ``default_rng([seed, 1, b])``, so iterating again yields the same
+    views: a pass can be repeated (CG) without keeping anything.
+    """
+    from .train import resolve_augment
+
+    xp = get_xp(X)
+    n = X.shape[0]
+    B = int(min(batch_size, n))
+    aug = resolve_augment(augment, views)
+    perm = np.random.default_rng([seed, 0]).permutation(n)
+    for b, start in enumerate(range(0, n, B)):
+        rng = np.random.default_rng([seed, 1, b])
+        Xb = X[xp.asarray(perm[start:start + B])]
+        yield tuple(aug(Xb, rng) for _ in range(views))
+
+
+def _problems(model, objective, state, X, batch_size, augment, seed, memory_budget):
+    from .problem import BatchProblem
+
+    for vw in full_data_batches(X, batch_size, objective.views, augment, seed):
+        vw = tuple(v.astype(model.dtype, copy=False) for v in vw)
+        yield vw[0].shape[0], BatchProblem(model, objective, state, vw, memory_budget)
+
+
+def full_objective_and_gradient(model, loss, X, batch_size: int = 1024, augment="auto", seed: int = 0,
+                                memory_budget: int | None = None, state=None):
+    """Row-weighted mean over all batches of the objective and its gradient (eq. model-grad).
+
+    The full-data objective of a batch loss is the mean of the batch objectives over a
+    partition of the rows (the SSL losses are defined per batch). Streamed: one kernel block
+    of B rows at a time. Returns ``(value, grads)``.
+    """
+    from .defaults import BLOCK_BYTES
+    from .losses.objective import make_objective
+
+    objective = make_objective(loss)
+    state = objective.init_state(model) if state is None else state
+    budget = BLOCK_BYTES if memory_budget is None else memory_budget
+    total, grads, rows = 0.0, None, 0
+    for b, p in _problems(model, objective, state, X, batch_size, augment, seed, budget):
+        val, g = p.value_and_grad()
+        total += b * float(val)
+        grads = {k: b * v for k, v in g.items()} if grads is None else \
+            {k: grads[k] + b * g[k] for k in grads}
+        rows += b
+    return total / rows, {k: v / rows for k, v in grads.items()}
+
+
+class StreamedGGN:
+    """(H_GN + δI)·V of the full-data objective (row-weighted batch mean), streamed (eq. ggn-lift).
+
+    Same ``matvec / flatten / unflatten / flat_matvec / gradient / keys`` interface as
+    :class:`krepes_lib.curvature.GGNOperator`, but nothing per batch is kept: every product
+    regenerates the batch views (:func:`full_data_batches`) and recomputes their kernel block.
+    Memory O(B·(m + d) + m·h); time per product: one pass over the data.
+    """
+
+    def __init__(self, model, loss, X, damping: float = 0.0, batch_size: int = 1024, augment="auto",
+                 seed: int = 0, memory_budget: int | None = None, keys=None):
+        from .defaults import BLOCK_BYTES
+        from .losses.objective import make_objective
+
+        if not damping >= 0:
+            raise ValueError(f"damping={damping} must be >= 0.")
+        self.model, self.xp, self.X = model, model.xp, X
+        self.objective = make_objective(loss)
+        self.state = self.objective.init_state(model)
+        self.damping = float(damping)
+        self.batch_size, self.augment, self.seed = int(batch_size), augment, int(seed)
+        self.memory_budget = BLOCK_BYTES if memory_budget is None else int(memory_budget)
+        self.keys = tuple((model._main, "gamma") if keys is None else keys)
+        self._shapes = {k: (model.params[k] if k in model.params else self.state.params[k]).shape
+                        for k in self.keys}
+        self.n_matvec = 0
+
+    def _pass(self):
+        return _problems(self.model, self.objective, self.state, self.X, self.batch_size, self.augment,
+                         self.seed, self.memory_budget)
+
+    def gradient(self):
+        val, g = full_objective_and_gradient(self.model, self.objective, self.X, self.batch_size,
+                                             self.augment, self.seed, self.memory_budget, self.state)
+        return val, {k: g[k] for k in self.keys}
+
+    def matvec(self, V: dict) -> dict:
+        out, rows = None, 0
+        for b, p in self._pass():
+            u = p.ggn_matvec(V, self.keys)
+            out = {k: b * u[k] for k in self.keys} if out is None else \
+                {k: out[k] + b * u[k] for k in self.keys}
+            rows += b
+        out = {k: v / rows for k, v in out.items()}
+        if self.damping:
+            out = {k: out[k] + self.damping * V[k] for k in self.keys}
+        self.n_matvec += 1
+        return out
+
+    def flatten(self, V: dict):
+        return self.xp.concatenate([V[k].reshape(-1) for k in self.keys])
+
+    def unflatten(self, v) -> dict:
+        out, i = {}, 0
+        for k in self.keys:
+            size = int(np.prod(self._shapes[k]))
+            out[k] = v[i:i + size].reshape(self._shapes[k])
+            i += size
+        return out
+
+    def flat_matvec(self, v):
+        return self.flatten(self.matvec(self.unflatten(v)))
+
+
+# ============================================================================================
+# the timed stages of the scaling notebook
+# ============================================================================================
+def _probe(model_or_Z, X, y, X_test, y_test, seed):
+    from .evaluate import linear_probe
+
+    Z = model_or_Z.embed(X)
+    Zt = model_or_Z.embed(X_test)
+    return linear_probe(to_host(Z), to_host(y), to_host(Zt), to_host(y_test), seed=seed)
+
+
+def nystrom_timings(X, y, X_test, y_test, m="sqrt", h: int = 32, loss: str = "barlow_twins",
+                    batch_size: int = 512, landmarks: str = "kmeans++", seed: int = 0,
+                    kernel=None, stage: str = "epoch", probe: bool = True) -> dict:
+    """Time the stages of one KREPES run on X: ``landmarks``, ``kernel`` (one streamed pass of
+    K_nm blocks), ``pc_init`` (Nyström eigendecomposition, model at Ã₀), ``epoch`` (one
+    training epoch, ``stage="epoch"``) or ``audit`` (one GGN-Newton audit over n/B batches,
+    ``stage="audit"``), ``evaluation`` (embedding train and test rows, 10%-label linear probe).
+
+    Returns ``{"n", "m", "seconds": {stage: s}, "accuracy"}`` (accuracy NaN without ``probe``).
+    """
+    from .audit import audit as run_audit
+    from .experiment import default_kernel
+    from .landmarks import select_landmarks
+    from .model import NystromModel
+    from .nystrom import Nystrom
+    from .train import fit
+
+    if stage not in ("epoch", "audit"):
+        raise ValueError(f"stage={stage!r}: use 'epoch' or 'audit'.")
+    X = np.asarray(X, dtype=np.float32)
+    X_test = np.asarray(X_test, dtype=np.float32)
+    T = StageTimer(np)
+    k = default_kernel(X) if kernel is None else kernel
+    with T("landmarks"):
+        lm = select_landmarks(X, m=m, method=landmarks, seed=seed)
+    with T("kernel"):
+        for _ in k.blocks(X, lm.points):
+            pass
+    with T("pc_init"):
+        nys = Nystrom(k, lm)
+        model = NystromModel(nys, h=min(h, nys.rank), seed=seed)
+    with T(stage):
+        if stage == "epoch":
+            fit(model, X, loss, epochs=1, batch_size=min(batch_size, X.shape[0]), seed=seed, progress=False)
+        else:
+            B = min(batch_size, X.shape[0])
+            a = run_audit(model, loss, X, n_batches=max(1, X.shape[0] // B), batch_size=B, seed=seed)
+            model = a
+    acc = math.nan
+    if probe:
+        with T("evaluation"):
+            acc = _probe(model, X, y, X_test, y_test, seed)
+    return {"n": int(X.shape[0]), "m": lm.m, "seconds": dict(T.seconds), "accuracy": float(acc)}
+
+
+def full_kernel_timings(X, y, X_test, y_test, h: int = 32, loss: str = "barlow_twins",
+                        batch_size: int = 512, seed: int = 0, kernel=None, stage: str = "epoch",
+                        probe: bool = True) -> dict:
+    """The same stages with the exact kernel: every row is a landmark (m = n). ``landmarks``
+    is then free, ``kernel`` forms all n² entries, ``pc_init`` is the full eigendecomposition
+    (O(n³), float64 n×n: the memory limit), an epoch costs O(n²h)."""
+    return nystrom_timings(X, y, X_test, y_test, m=X.shape[0], h=h, loss=loss, batch_size=batch_size,
+                           landmarks="uniform", seed=seed, kernel=kernel, stage=stage, probe=probe)
+
+
+def m_sweep(X, y, X_test, y_test, ms, h: int = 32, landmarks: str = "kmeans++", seed: int = 0,
+            kernel=None, error_rows: int = 2000) -> list:
+    """Accuracy (linear probe at the PC initialisation) and Nyström error vs m at fixed n.
+
+    For each m: landmarks, Nyström, model at Ã₀, 10%-label probe, and the relative
+    Frobenius error ‖K − K̃‖_F/‖K‖_F on ``error_rows`` rows of X (seeded; eq. nys-approx).
+    Returns a list of dicts ``{"n", "m", "accuracy", "nystrom_error", "seconds"}``.
+    """
+    from .experiment import default_kernel
+    from .landmarks import select_landmarks
+    from .model import NystromModel
+    from .nystrom import Nystrom
+
+    X = np.asarray(X, dtype=np.float32)
+    X_test = np.asarray(X_test, dtype=np.float32)
+    k = default_kernel(X) if kernel is None else kernel
+    rows = np.sort(np.random.default_rng([seed, 3]).choice(X.shape[0], size=min(error_rows, X.shape[0]),
+                                                           replace=False))
+    out = []
+    for m in ms:
+        t0 = time.perf_counter()
+        lm = select_landmarks(X, m=int(m), method=landmarks, seed=seed)
+        nys = Nystrom(k, lm)
+        model = NystromModel(nys, h=min(h, nys.rank), seed=seed)
+        acc = _probe(model, X, y, X_test, y_test, seed)
+        err = nys.relative_error(X[rows])
+        out.append({"n": int(X.shape[0]), "m": int(m), "accuracy": float(acc), "nystrom_error": float(err),
+                    "seconds": time.perf_counter() - t0})
+    return out
