@@ -49,7 +49,7 @@ from .nystrom import Nystrom
 
 __all__ = ["CovarianceBarlowTwins", "scale_init", "contrastive_operator", "StepwisePrediction",
            "predict", "simulate", "SpectrumTrace", "track_spectrum", "step_times",
-           "learned_subspace_angles", "final_angle", "one_sided_below"]
+           "learned_subspace_angles", "final_angle", "one_sided_below", "threshold_claim"]
 
 
 # --- the loss ---------------------------------------------------------------------------
@@ -380,3 +380,17 @@ def one_sided_below(values, threshold: float, alpha: float = 0.05):
         return bool(d[0] < 0), 0.0 if d[0] < 0 else 1.0, float(d[0])
     p = float(ttest_1samp(d, 0.0, alternative="less").pvalue)
     return bool(p < alpha), p, float(d.mean())
+
+
+def threshold_claim(claim: str, values, threshold: float, unit: str, paper: str, alpha: float = 0.05) -> dict:
+    """A claim row ``{claim, paper, ours, verdict}`` for "the per-seed metric is below
+    ``threshold``", decided by :func:`one_sided_below` (rule and α written into the verdict)."""
+    values = [float(v) for v in values]
+    holds, p, d = one_sided_below(values, threshold, alpha)
+    return {
+        "claim": claim, "paper": paper,
+        "ours": (f"per seed {', '.join(f'{v:.3g}' for v in values)}{unit} (threshold {threshold:.3g}{unit}); "
+                 f"mean difference {d:+.3g}, one-sided t-test p = {p:.3g}, {len(values)} seeds"),
+        "verdict": ("holds" if holds else "does not hold")
+                   + f" (rule fixed before the run: one-sided one-sample t-test of value − threshold < 0, α = {alpha})",
+    }
