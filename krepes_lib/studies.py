@@ -43,9 +43,28 @@ from .model import NystromModel
 from .nystrom import Nystrom
 from .options import Options
 
-__all__ = ["Scorer", "objective_value", "main_results", "optimizer_study", "best_lr",
-           "init_study", "landmark_study", "nystrom_error_study", "hvp_costs",
-           "select", "column", "curves", "paired_rows", "family_row", "OPTIMIZER_METHODS"]
+__all__ = ["load_split", "Scorer", "objective_value", "main_results", "optimizer_study", "best_lr",
+           "init_study", "landmark_study", "nystrom_error_study", "hvp_costs", "time_to_reach",
+           "select", "column", "curves", "paired_rows", "family_row", "OPTIMIZER_METHODS", "MIN_PAIRS"]
+
+
+# ---------------------------------------------------------------------------------------
+# data
+# ---------------------------------------------------------------------------------------
+def load_split(name: str, n_train: int | None, n_test: int | None, seed: int = 0, **loader_kw):
+    """:func:`krepes_lib.data.load_split`, shrinking both sizes in proportion when a dataset
+    without an official split has fewer than ``n_train + n_test`` rows (digits: 1797), so that
+    one profile serves small and large datasets. Prints the sizes it used when it shrank them.
+    """
+    from . import data
+
+    if name not in data.OFFICIAL_SPLIT and n_train is not None and n_test is not None:
+        N = len(data.load(name, **loader_kw))
+        if n_train + n_test > N:
+            n_test_new = int(round(N * n_test / (n_train + n_test)))
+            n_train, n_test = N - n_test_new, n_test_new
+            print(f"{name}: {N} rows; using n_train = {n_train}, n_test = {n_test} (same ratio)")
+    return data.load_split(name, n_train=n_train, n_test=n_test, seed=seed, **loader_kw)
 
 
 # ---------------------------------------------------------------------------------------
@@ -365,6 +384,14 @@ def best_lr(records, method: str):
     return best
 
 
+def time_to_reach(records, target: float, **where) -> float:
+    """Seconds (mean curve over seeds) until the mean objective first reaches ``target``
+    (inf when it never does); ``records`` of :func:`optimizer_study`."""
+    obj = curves(records, "objective", **where)[0]
+    hit = np.flatnonzero(obj <= target)
+    return float(curves(records, "time", **where)[0][hit[0]]) if hit.size else float("inf")
+
+
 def hvp_costs(nys, h: int, losses, views, repeats: int = 5, trials: int = 3) -> dict:
     """Seconds of one gradient and one lifted GGN product per loss on the same batch of views.
 
@@ -477,32 +504,39 @@ def landmark_study(split, loss, methods, m_values, seeds, h: int, epochs: int, b
 # ---------------------------------------------------------------------------------------
 # verdicts
 # ---------------------------------------------------------------------------------------
-def _tests(pairs, alternative, alpha, margin):
-    """Paired tests of each (a, b) plus Holm-adjusted p-values of both directions."""
+#: Fewest seeds (pairs) a verdict test accepts: with two seeds, accuracies on a fixed test set
+#: often differ by the same quantum in both, and a t-test on two equal differences has p = 0.
+MIN_PAIRS = 3
+
+
+def _tests(pairs, alternative, alpha, margin, min_pairs=MIN_PAIRS):
+    """Paired tests of each (a, b) plus Holm-adjusted p-values of both directions
+    (a comparison with fewer than ``min_pairs`` finite pairs enters Holm with p = 1)."""
     tests = []
     for a, b in pairs:
         a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
         ok = np.isfinite(a) & np.isfinite(b)
         t = stats.paired_test(a[ok], b[ok], alternative=alternative, alpha=alpha, margin=margin)
         tests.append((t, int((~ok).sum())))
-    pc = [1.0 if not np.isfinite(t.p) else t.p for t, _ in tests]
-    po = [1.0 if not np.isfinite(t.p) else (t.p_less if alternative == "greater" else t.p_greater)
+    pc = [1.0 if t.n < min_pairs else t.p for t, _ in tests]
+    po = [1.0 if t.n < min_pairs else (t.p_less if alternative == "greater" else t.p_greater)
           for t, _ in tests]
     adj_c, _ = stats.holm(pc, alpha)
     adj_o, _ = stats.holm(po, alpha)
     return tests, adj_c, adj_o
 
 
-def _rule(t, k: int, family: str) -> str:
-    r = t.rule() if t.n >= 2 else (f"one-sided paired t-test over seeds (needs ≥ 2; got {t.n}), "
-                                   f"α = {t.alpha:g}")
+def _rule(t, k: int, family: str, min_pairs: int = MIN_PAIRS) -> str:
+    r = t.rule() if t.n >= 2 else f"one-sided paired t-test over seeds, α = {t.alpha:g}"
+    r += f" (at least {min_pairs} seeds, else inconclusive)"
     return r + (f"; Holm over the {k} comparisons of {family}" if k > 1 else "")
 
 
 def _delta(t, scale: float, digits: int, lost: int) -> str:
     conf = f"{100 * (1 - 2 * t.alpha):g} %"
-    if t.n < 2:
-        txt = f"Δ = {scale * t.mean:+.{digits}f} (one pair: no test)" if t.n else "no finite pair"
+    if t.n < MIN_PAIRS:
+        txt = (f"Δ = {scale * t.mean:+.{digits}f} ({t.n} pair(s) < {MIN_PAIRS}: no test)" if t.n
+               else "no finite pair")
     else:
         txt = (f"Δ = {scale * t.mean:+.{digits}f} ({conf} t-interval {scale * t.ci_low:+.{digits}f} … "
                f"{scale * t.ci_high:+.{digits}f}, n = {t.n})")
@@ -527,7 +561,7 @@ def paired_rows(items, alternative: str = "greater", alpha: float = stats.ALPHA,
 
     A row "holds" when the Holm-adjusted p of the claimed direction is below α, "does not
     hold" when that of the opposite direction is, else "inconclusive". Non-finite values
-    (diverged runs) drop their pair; fewer than two pairs is inconclusive.
+    (diverged runs) drop their pair; fewer than :data:`MIN_PAIRS` pairs is inconclusive.
     """
     tests, adj_c, adj_o = _tests([(it["a"], it["b"]) for it in items], alternative, alpha, margin)
     rows = []
@@ -537,10 +571,11 @@ def paired_rows(items, alternative: str = "greater", alpha: float = stats.ALPHA,
         ours = (f"{a_n} {stats.mean_std(np.asarray(it['a'])[np.isfinite(it['a'])], digits, scale)}{unit} vs "
                 f"{b_n} {stats.mean_std(np.asarray(it['b'])[np.isfinite(it['b'])], digits, scale)}{unit}; "
                 f"{_delta(t, scale, digits, lost)}"
-                + (f", p = {t.p:.3g}, Holm p = {pc:.3g}" if t.n >= 2 else "")
+                + (f", p = {t.p:.3g}, Holm p = {pc:.3g}" if t.n >= MIN_PAIRS else "")
                 + (f"; {it['note']}" if it.get("note") else ""))
         rows.append(stats.claim_row(it["claim"], it["paper"], ours, verdict, _rule(t, len(items), family),
-                                    p=None if t.n < 2 else t.p, p_holm=None if t.n < 2 else float(pc)))
+                                    p=None if t.n < MIN_PAIRS else t.p,
+                                    p_holm=None if t.n < MIN_PAIRS else float(pc)))
     return rows
 
 
@@ -577,6 +612,6 @@ def family_row(claim: str, paper: str, labels, A, B, alternative: str = "greater
 
 
 def _short(t, scale, digits) -> str:
-    if t.n < 2:
-        return f"{scale * t.mean:+.{digits}f} (n = {t.n})"
+    if t.n < MIN_PAIRS:
+        return f"{scale * t.mean:+.{digits}f} (n = {t.n}, no test)"
     return f"{scale * t.mean:+.{digits}f} (p = {t.p:.2g})"
