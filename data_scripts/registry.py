@@ -12,7 +12,8 @@ Two kinds of file are registered:
 ``substitute``
     Smaller stand-ins kept in the offline data folder (``../shared/data/*/SOURCE.md`` of the
     project): a 5,000-image MNIST CSV, CIFAR-10 as JPEG tars and 200 lossless PNGs, the
-    15,120-row Kaggle subset of CoverType and a 5,000-row HIGGS sample. Their URLs are raw
+    15,120-row Kaggle subset of CoverType, a 5,000-row HIGGS sample and the two Bank
+    marketing CSVs extracted from the official zips (offline-only: fetch the zips instead). Their URLs are raw
     GitHub files at the exact commit named in SOURCE.md. The three CIFAR-10 tars were packed
     from a folder of a repository (``git archive``), so no URL serves them byte for byte:
     they have no URL, :func:`data_scripts.fetch.fetch` skips them and says where they came
@@ -141,7 +142,9 @@ MNIST = DatasetEntry(
             tuple(m + "train-images-idx3-ubyte.gz" for m in _MNIST_MIRRORS),
             9_912_422,
             "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
-            checksum_source=_MNIST_SUMS + " Not present offline.",
+            checksum_source=_MNIST_SUMS
+            + " The offline copy (rebuilt byte for byte, ../shared/data/mnist/SOURCE.md) hashes to the"
+            " same value and its MD5 equals torchvision's.",
             md5="f68b3c2dcbeaaa9fbdd348bbdeb94873",
         ),
         RemoteFile(
@@ -499,6 +502,42 @@ BANK = DatasetEntry(
                 "independent project (found by code search). Size 444,572 from a public download log."
             ),
             note="Holds bank-additional/bank-additional-full.csv (41,188 rows, with 5 economic indicators).",
+        ),
+        RemoteFile(
+            "bank-full.csv",
+            (),
+            4_610_348,
+            "d1513ec63b385506f7cfce9f2c5caa9fe99e7ba4e8c3fa264b3aaf0f849ed32d",
+            kind="substitute",
+            checksum_source=(
+                "../shared/data/bank/SOURCE.md (the member bank-full.csv of the official bank.zip, "
+                "extracted byte for byte; the same sha256 is pinned for 'bank_marketing_full' by "
+                "secretflow/secretflow)."
+            ),
+            note=(
+                "bank-full.csv extracted from the official bank.zip (45,211 rows). No URL serves "
+                "the bare CSV: `krepes fetch-data bank` downloads bank.zip, which the loader reads "
+                "as well."
+            ),
+            md5="e6b0ca77f3f200ec5428e04dd104da53",
+        ),
+        RemoteFile(
+            "bank-additional-full.csv",
+            (),
+            5_834_924,
+            "74adfc578bf77a7ff4bb1ba4a9f8709d9e3c6907342959c2c8416847e0afb4d8",
+            kind="substitute",
+            checksum_source=(
+                "../shared/data/bank/SOURCE.md (the member bank-additional/bank-additional-full.csv "
+                "of the official bank-additional.zip, extracted byte for byte; size and sha256 "
+                "equal those recorded by several unrelated projects)."
+            ),
+            note=(
+                "bank-additional-full.csv extracted from the official bank-additional.zip (41,188 "
+                "rows, CRLF). No URL serves the bare CSV: `krepes fetch-data bank` downloads "
+                "bank-additional.zip, which the loader reads as well."
+            ),
+            md5="f6cb2c1256ffe2836b36df321f46e92c",
         ),
     ),
 )

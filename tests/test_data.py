@@ -250,8 +250,30 @@ def test_higgs_5k_sample():
 # ------------------------------------------------------------------------------------------
 @pytest.fixture
 def synth(tmp_path, monkeypatch):
+    """A temporary data directory whose files written by the test count as registered.
+
+    Loaders check every file against ``data_scripts.registry``; the synthetic files carry
+    official names but other bytes, so each test's registry pins what it wrote
+    (:func:`pin`) — the check itself stays on.
+    """
     monkeypatch.setenv("KREPES_DATA", str(tmp_path))
+    monkeypatch.setenv("KREPES_VERIFY_CACHE", str(tmp_path / "verified.json"))
     return tmp_path
+
+
+def pin(monkeypatch, dataset: str, *paths) -> None:
+    """Replace the registry entries of ``dataset``'s files named like ``paths`` by their hashes."""
+    import dataclasses
+    import hashlib
+
+    from data_scripts import registry
+
+    entry = registry.DATASETS[dataset]
+    new = {p.name: (p.stat().st_size, hashlib.sha256(p.read_bytes()).hexdigest()) for p in paths}
+    files = tuple(dataclasses.replace(f, size=new[f.filename][0], sha256=new[f.filename][1])
+                  if f.filename in new else f for f in entry.files)
+    monkeypatch.setattr(registry, "DATASETS",
+                        {**registry.DATASETS, dataset: dataclasses.replace(entry, files=files)})
 
 
 def _idx(arr: np.ndarray) -> bytes:
@@ -260,23 +282,27 @@ def _idx(arr: np.ndarray) -> bytes:
 
 
 @pytest.mark.parametrize("dataset", ["mnist", "fashion_mnist"])
-def test_idx_loaders_on_synthetic_files(synth, dataset):
+def test_idx_loaders_on_synthetic_files(synth, dataset, monkeypatch):
     rng = np.random.default_rng(0)
     d = synth / dataset
     d.mkdir()
     imgs, labels = rng.integers(0, 256, (40, 28, 28)), np.arange(40) % 10
     (d / "train-images-idx3-ubyte.gz").write_bytes(_idx(imgs))
     (d / "train-labels-idx1-ubyte.gz").write_bytes(_idx(labels))
+    pin(monkeypatch, dataset, d / "train-images-idx3-ubyte.gz", d / "train-labels-idx1-ubyte.gz")
     ds = D.load(dataset, split="train", n=20, seed=0)
     assert ds.class_counts().tolist() == [2] * 10
     np.testing.assert_allclose(ds.images(), imgs[ds.indices] / 255, atol=1e-7)
     assert ds.classes[9] in ("9", "Ankle boot")
     (d / "train-labels-idx1-ubyte.gz").write_bytes(gzip.compress(b"\0\0\x08\x01" + b"\0\0\0\x09"))
+    with pytest.raises(D.DataChecksumError, match="train-labels-idx1-ubyte.gz"):
+        D.load(dataset)  # not the pinned bytes: refused before it is parsed
+    pin(monkeypatch, dataset, d / "train-labels-idx1-ubyte.gz")
     with pytest.raises(ValueError, match="truncated"):
         D.load(dataset)
 
 
-def test_cifar10_official_batches_on_synthetic_archive(synth):
+def test_cifar10_official_batches_on_synthetic_archive(synth, monkeypatch):
     rng = np.random.default_rng(1)
     buf = io.BytesIO()
     chw = {}
@@ -292,6 +318,7 @@ def test_cifar10_official_batches_on_synthetic_archive(synth):
             tf.addfile(info, io.BytesIO(blob))
     (synth / "cifar10").mkdir()
     (synth / "cifar10" / "cifar-10-python.tar.gz").write_bytes(buf.getvalue())
+    pin(monkeypatch, "cifar10", synth / "cifar10" / "cifar-10-python.tar.gz")
     test = D.load("cifar10", split="test")
     assert test.info["lossy"] is False and test.X.shape == (10, 3072)
     img = test.images()[3]  # HWC: pixel (r, c, channel) = CHW[channel, r, c]
@@ -301,7 +328,7 @@ def test_cifar10_official_batches_on_synthetic_archive(synth):
     assert train.info["n_available"] == 50 and train.class_counts().tolist() == [2] * 10
 
 
-def test_cifar10_refuses_foreign_pickles(synth):
+def test_cifar10_refuses_foreign_pickles(synth, monkeypatch):
     class Evil:
         def __reduce__(self):
             return (print, ("pwned",))
@@ -314,11 +341,12 @@ def test_cifar10_refuses_foreign_pickles(synth):
         tf.addfile(info, io.BytesIO(blob))
     (synth / "cifar10").mkdir()
     (synth / "cifar10" / "cifar-10-python.tar.gz").write_bytes(buf.getvalue())
+    pin(monkeypatch, "cifar10", synth / "cifar10" / "cifar-10-python.tar.gz")
     with pytest.raises(pickle.UnpicklingError, match="refusing"):
         D.load("cifar10", split="test")
 
 
-def test_covtype_full_file_preferred(synth):
+def test_covtype_full_file_preferred(synth, monkeypatch):
     rng = np.random.default_rng(2)
     rows = []
     for i in range(70):
@@ -328,25 +356,27 @@ def test_covtype_full_file_preferred(synth):
     text = "\n".join(",".join(map(str, r)) for r in rows) + "\n"
     (synth / "covtype").mkdir()
     (synth / "covtype" / "covtype.data.gz").write_bytes(gzip.compress(text.encode()))
+    pin(monkeypatch, "covtype", synth / "covtype" / "covtype.data.gz")
     ds = D.load("covtype")
     assert ds.info["format"] == "UCI covtype.data.gz" and ds.X.shape == (70, 54)
     assert ds.class_counts().tolist() == [10] * 7
     assert np.array_equal(ds.X_raw[:, 10], np.arange(70) % 4)
 
 
-def test_higgs_full_file_with_max_rows(synth):
+def test_higgs_full_file_with_max_rows(synth, monkeypatch):
     rng = np.random.default_rng(3)
     arr = np.column_stack([np.arange(50) % 2, rng.normal(size=(50, 28))])
     text = "\n".join(",".join(f"{v:.18e}" for v in r) for r in arr) + "\n"
     (synth / "higgs").mkdir()
     (synth / "higgs" / "HIGGS.csv.gz").write_bytes(gzip.compress(text.encode()))
+    pin(monkeypatch, "higgs", synth / "higgs" / "HIGGS.csv.gz")
     ds = D.load("higgs", max_rows=40, standardize=False)
     assert ds.info["format"] == "UCI HIGGS.csv.gz" and ds.X.shape == (40, 28)
     np.testing.assert_allclose(ds.X, arr[:40, 1:], rtol=1e-6)
     assert ds.class_counts().tolist() == [20, 20]
 
 
-def test_bank_from_zip(synth):
+def test_bank_from_zip(synth, monkeypatch):
     header = '"age";"job";"balance";"duration";"y"'
     lines = [header] + [
         f'{20 + i};"{["admin.", "unknown", "technician"][i % 3]}";{100 * i};{i};"{"yes" if i % 4 == 0 else "no"}"'
@@ -356,6 +386,7 @@ def test_bank_from_zip(synth):
     with zipfile.ZipFile(synth / "bank" / "bank.zip", "w") as zf:
         zf.writestr("bank-full.csv", "\n".join(lines) + "\n")
         zf.writestr("bank.csv", "\n".join(lines[:13]) + "\n")
+    pin(monkeypatch, "bank", synth / "bank" / "bank.zip")
     ds = D.load("bank")
     assert ds.X.shape == (24, 3 + 3) and ds.class_counts().tolist() == [18, 6]
     assert ds.categorical == {"job"} and ds.categories["job"] == ["admin.", "technician", "unknown"]
