@@ -41,10 +41,30 @@ from .interpret.metrics import MIN_M_FACTOR
 from .losses.objective import make_objective
 from .options import Options
 
-__all__ = ["AuditRun", "run_audit", "drop_m", "audit_flags", "audit_metrics", "Table",
+__all__ = ["load_split", "AuditRun", "run_audit", "drop_m", "audit_flags", "audit_metrics", "Table",
            "paired_claims", "per_seed_kendall", "class_gallery", "concept_separation",
            "concept_landmarks", "alignment_gaps", "all_pairs_claim", "entropy_sweep",
            "peak_verdict"]
+
+
+# ---------------------------------------------------------------------------------------
+# data
+# ---------------------------------------------------------------------------------------
+def load_split(name: str, n_train: int | None = None, n_test: int | None = None, seed: int = 0,
+               **loader_kw):
+    """``kr.data.load_split``, except that a dataset without an official split that has fewer
+    than ``n_train + n_test`` rows is split with both sizes scaled down in proportion (digits:
+    1,797 rows) instead of an error, so one profile serves small and large datasets."""
+    from . import data
+
+    try:
+        return data.load_split(name, n_train=n_train, n_test=n_test, seed=seed, **loader_kw)
+    except ValueError as err:
+        if "more than the" not in str(err) or name in data.splits.OFFICIAL_SPLIT or not (n_train and n_test):
+            raise
+        N = len(data.load(name, **loader_kw))
+        nte = int(N * n_test / (n_train + n_test))
+        return data.load_split(name, n_train=N - nte, n_test=nte, seed=seed, **loader_kw)
 
 
 # ---------------------------------------------------------------------------------------
@@ -264,7 +284,8 @@ def paired_claims(specs, alpha: float = stats.ALPHA) -> list:
     """Claim rows from one-sided paired t-tests over seeds, Holm-corrected over the family.
 
     Each spec is a dict with ``claim``, ``paper``, ``a``, ``b`` (per-seed values, paired by
-    seed), optional ``alternative`` ("greater": a > b + margin; "less"), ``margin``, ``ours``
+    seed), optional ``alternative`` ("greater": a > b + margin; "less"), ``margin``, ``test``
+    (what d = a − b is, put in front of the rule), ``ours``
     (what to print before the test's summary), ``flags`` (audit flags, appended) and
     ``digits``. The verdict is "holds" when the claimed direction's Holm-adjusted p-value is
     below ``alpha``, "does not hold" when the opposite direction's is, else "inconclusive"
@@ -283,7 +304,7 @@ def paired_claims(specs, alpha: float = stats.ALPHA) -> list:
     rows = []
     for s, t, pa, h_, f_ in zip(specs, tests, p_adj, holds, fails):
         verdict = stats.HOLDS if h_ else stats.FAILS if f_ else stats.INCONCLUSIVE
-        rule = t.rule()
+        rule = t.rule() if not s.get("test") else f"{s['test']}; {t.rule()}"
         if len(tests) > 1:
             rule += f"; Holm-corrected over the {len(tests)} claims of this family"
         ours = "; ".join(x for x in (s.get("ours", ""), t.describe(s.get("digits", 3)),

@@ -236,3 +236,11 @@ def test_entropy_sweep_shares_views_and_shrinks_the_step(digits_split):
     assert rows[1]["H_delta"] == pytest.approx(spectral_entropy(r1.audit.delta_A), rel=1e-8)
     with pytest.raises(ValueError, match="lambda_off"):
         AS.entropy_sweep(S, "vicreg", [1, 2, 3], sweep="lambda_off")
+
+
+def test_load_split_scales_a_small_dataset_down():
+    S = AS.load_split("digits", n_train=8000, n_test=2000)
+    assert len(S.y) + len(S.y_test) == 1797 and abs(len(S.y_test) / 1797 - 0.2) < 0.01
+    assert np.intersect1d(S.train_ids, S.test_ids).size == 0
+    with pytest.raises(ValueError):
+        AS.load_split("digits", n_train=-1, n_test=2)
