@@ -12,9 +12,26 @@ Every kernel is a small object with
   F = K_nm Ã is formed for n = 10⁶ without an n×m matrix);
 * ``kernel.rmatmul(X, Y, G)`` — K(X, Y)ᵀ @ G streamed the same way (K_mn G).
 
-The hot path is GEMM: squared distances use ‖x‖² + ‖y‖² − 2 x·y (clipped at 0), as in
-Falkon and scikit-learn. All computations follow the namespace of X ("everything follows
-X", :func:`krepes_lib.backend.get_xp`).
+The hot path is one GEMM per block. The distance kernels (RBF, Laplacian) use
+‖x − y‖² = ‖x‖² + ‖y‖² − 2 x·y (clipped at 0), as in Falkon and scikit-learn, but on
+inputs **centred on the mean μ of Y**, eq. (k-sqdist-centred):
+
+    ‖x − y‖² = ‖x̄‖² + ‖ȳ‖² − 2 x̄·ȳ,   x̄ = x − μ, ȳ = y − μ,
+
+which is the same number in exact arithmetic (the distance is translation invariant) but
+does not cancel catastrophically in float32 for data far from the origin: without the
+shift, data 1e4 from the origin loses every digit of ‖x − y‖² to the ‖x‖² ≈ 1e8·d terms.
+The norm terms travel inside the GEMM as two extra columns,
+
+    −c ‖x − y‖² = [x̄, ‖x̄‖², 1] · [2c ȳ, −c, −c ‖ȳ‖²]ᵀ,
+
+so a block is one GEMM into the output buffer, then an in-place clip and an in-place exp
+(RBF: c = 1/(2σ²); Laplacian: the same with c = 1/σ², then an in-place sqrt). The landmark
+side (μ, [2c ȳ, −c, −c‖ȳ‖²]) is prepared once per ``blocks``/``matmul``/``rmatmul`` call,
+and across calls for a read-only NumPy Y (``Y.flags.writeable = False``), cached by its
+identity: the training loop calls ``kernel(X_batch, landmarks)`` every batch with the same
+landmarks. All computations follow the namespace of X ("everything follows X",
+:func:`krepes_lib.backend.get_xp`).
 """
 from __future__ import annotations
 
@@ -70,9 +87,69 @@ def _sqnorms(xp, X):
     return xp.einsum("ij,ij->i", X, X)
 
 
+def _work_dtype(xp, X, Y):
+    dt = xp.result_type(X.dtype, Y.dtype)
+    return dt if xp.issubdtype(dt, xp.floating) else xp.dtype(xp.float64)
+
+
+class _YSide:
+    """The landmark side of a distance kernel, eq. (k-sqdist-centred): μ and [2c ȳ, −c, −c‖ȳ‖²]."""
+
+    __slots__ = ("Y", "mu", "Ya", "dtype")
+
+    def __init__(self, xp, Y, c, dtype):
+        self.Y = Y                                   # strong reference: id(Y) cannot be recycled
+        self.dtype = dtype
+        d = Y.shape[1]
+        self.mu = Y.mean(axis=0, dtype=xp.float64).astype(dtype)   # the shift, once per call
+        Ya = xp.empty((Y.shape[0], d + 2), dtype=dtype)
+        Yc = Ya[:, :d]
+        xp.subtract(Y, self.mu, out=Yc)                             # ȳ = y − μ
+        Ya[:, d + 1] = _sqnorms(xp, Yc)
+        Ya[:, d + 1] *= -c                                          # −c ‖ȳ‖²
+        Ya[:, d] = -c
+        Yc *= 2.0 * c                                               # 2c ȳ
+        self.Ya = Ya
+
+
+# identity-keyed cache of prepared landmark sides (read-only NumPy Y only; a few entries)
+_YSIDE_CACHE: dict = {}
+_YSIDE_CACHE_SIZE = 4
+
+
+def _sqdist_scaled(xp, X, ys, out=None):
+    """−c ‖x − y‖² for a block of rows X against a prepared Y side, eq. (k-sqdist-centred).
+
+    One (b, d + 2) temporary [x̄, ‖x̄‖², 1] and one GEMM into ``out`` (b, m); clipped at 0
+    in place (−c D ≤ 0).
+    """
+    b, d = X.shape
+    Xa = xp.empty((b, d + 2), dtype=ys.dtype)
+    Xc = Xa[:, :d]
+    xp.subtract(X, ys.mu, out=Xc)                                   # x̄ = x − μ
+    Xa[:, d] = _sqnorms(xp, Xc)
+    Xa[:, d + 1] = 1.0
+    if out is None:
+        out = xp.empty((b, ys.Ya.shape[0]), dtype=ys.dtype)
+    xp.matmul(Xa, ys.Ya.T, out=out)
+    return xp.minimum(out, 0.0, out=out)
+
+
 def _sqdist(xp, X, Y):
-    D = _sqnorms(xp, X)[:, None] + _sqnorms(xp, Y)[None, :] - 2.0 * (X @ Y.T)
-    return xp.maximum(D, 0.0, out=D)
+    """‖x − y‖², eq. (k-sqdist-centred) (centred on Y's mean; no cancellation far from 0)."""
+    D = _sqdist_scaled(xp, X, _YSide(xp, Y, 1.0, _work_dtype(xp, X, Y)))
+    return xp.negative(D, out=D)
+
+
+def _check_bandwidth(sigma, what):
+    try:
+        ok = isinstance(sigma, (int, float, np.floating, np.integer)) and not isinstance(sigma, bool) \
+            and math.isfinite(float(sigma)) and float(sigma) > 0
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise ValueError(f"sigma={sigma!r} must be a finite number > 0 (the {what}); "
+                         "use krepes_lib.median_sigma(X) for a data-driven value.")
 
 
 @dataclass(frozen=True)
@@ -87,6 +164,15 @@ class Kernel:
 
     def _diag(self, xp, X):  # pragma: no cover - abstract
         raise NotImplementedError
+
+    # -- optional: work on Y done once per call (distance kernels) --------------------
+    def _prepare(self, xp, X, Y):
+        """Per-call preparation of the Y side (default: none, Y itself)."""
+        return Y
+
+    def _block_prepared(self, xp, X, prep, out=None):
+        """A block from prepared Y (default: ``_block``; ``out`` is a hint, may be ignored)."""
+        return self._block(xp, X, prep)
 
     # -- public -------------------------------------------------------------------
     def __call__(self, X, Y=None, dtype=None):
@@ -108,9 +194,27 @@ class Kernel:
         _check_pair(X, Y)
         n = X.shape[0]
         b = rows or block_rows(n, Y.shape[0], X.shape[1], X.dtype.itemsize, memory_budget)
+        prep = self._prepare(xp, X, Y)              # the Y side once per call
         for start in range(0, n, b):
             sl = slice(start, min(n, start + b))
-            yield sl, self._block(xp, X[sl], Y)
+            yield sl, self._block_prepared(xp, X[sl], prep)
+
+    def _stream(self, xp, X, Y, memory_budget, rows):
+        """(slice, K_block) over row blocks of X, reusing one block buffer (consumer must not keep K)."""
+        if type(self).blocks is not Kernel.blocks:    # a subclass that customises blocks()
+            yield from self.blocks(X, Y, memory_budget, rows)
+            return
+        _check_pair(X, Y)
+        n = X.shape[0]
+        b = rows or block_rows(n, Y.shape[0], X.shape[1], X.dtype.itemsize, memory_budget)
+        prep = self._prepare(xp, X, Y)
+        buf = None
+        for start in range(0, n, b):
+            sl = slice(start, min(n, start + b))
+            if buf is None:
+                buf = xp.empty((sl.stop - sl.start, Y.shape[0]), dtype=_work_dtype(xp, X, Y))
+            K = self._block_prepared(xp, X[sl], prep, out=buf[: sl.stop - sl.start])
+            yield sl, K
 
     def matmul(self, X, Y, A, memory_budget: int = BLOCK_BYTES, rows: int | None = None):
         """K(X, Y) @ A, shape (n, k), streamed over row blocks of X (no n×m matrix)."""
@@ -119,8 +223,11 @@ class Kernel:
         if A2.shape[0] != Y.shape[0]:
             raise ValueError(f"A has {A2.shape[0]} rows but Y has {Y.shape[0]}; they must match.")
         out = xp.empty((X.shape[0], A2.shape[1]), dtype=xp.result_type(X.dtype, A2.dtype))
-        for sl, K in self.blocks(X, Y, memory_budget, rows):
-            out[sl] = K @ A2
+        for sl, K in self._stream(xp, X, Y, memory_budget, rows):
+            if K.dtype == out.dtype and A2.dtype == out.dtype:
+                xp.matmul(K, A2, out=out[sl])
+            else:
+                out[sl] = K @ A2
         return out[:, 0] if A.ndim == 1 else out
 
     def rmatmul(self, X, Y, G, memory_budget: int = BLOCK_BYTES, rows: int | None = None):
@@ -130,7 +237,7 @@ class Kernel:
         if G2.shape[0] != X.shape[0]:
             raise ValueError(f"G has {G2.shape[0]} rows but X has {X.shape[0]}; they must match.")
         out = xp.zeros((Y.shape[0], G2.shape[1]), dtype=xp.result_type(X.dtype, G2.dtype))
-        for sl, K in self.blocks(X, Y, memory_budget, rows):
+        for sl, K in self._stream(xp, X, Y, memory_budget, rows):
             out += K.T @ G2[sl]
         return out[:, 0] if G.ndim == 1 else out
 
@@ -149,43 +256,81 @@ class Linear(Kernel):
 
 
 @dataclass(frozen=True)
-class RBF(Kernel):
-    """k(x, y) = exp(−‖x − y‖² / (2σ²)) — eq. (k-rbf). ``sigma`` is the bandwidth σ."""
+class _Distance(Kernel):
+    """A kernel of ‖x − y‖ evaluated through eq. (k-sqdist-centred); ``sigma`` is its scale."""
 
     sigma: float = 1.0
-    name = "rbf"
+    _what = "bandwidth"
 
     def __post_init__(self):
-        if not self.sigma > 0:
-            raise ValueError(f"sigma={self.sigma} must be > 0 (the RBF bandwidth).")
+        _check_bandwidth(self.sigma, self._what)
+
+    def _c(self) -> float:  # the factor c of −c‖x − y‖²
+        raise NotImplementedError  # pragma: no cover
+
+    def _prepare(self, xp, X, Y):
+        dt = _work_dtype(xp, X, Y)
+        cacheable = xp is np and not Y.flags.writeable
+        key = (self, id(Y), np.dtype(dt).str)
+        if cacheable:
+            hit = _YSIDE_CACHE.get(key)
+            if hit is not None and hit.Y is Y:
+                return hit
+        ys = _YSide(xp, Y, self._c(), dt)
+        if cacheable:
+            while len(_YSIDE_CACHE) >= _YSIDE_CACHE_SIZE:
+                _YSIDE_CACHE.pop(next(iter(_YSIDE_CACHE)))
+            _YSIDE_CACHE[key] = ys
+        return ys
 
     def _block(self, xp, X, Y):
-        D = _sqdist(xp, X, Y)
-        D *= -1.0 / (2.0 * self.sigma**2)
-        return xp.exp(D, out=D)
+        return self._block_prepared(xp, X, self._prepare(xp, X, Y))
 
     def _diag(self, xp, X):
         return xp.ones(X.shape[0], dtype=X.dtype)
 
 
 @dataclass(frozen=True)
-class Laplacian(Kernel):
-    """k(x, y) = exp(−‖x − y‖₂ / σ) — eq. (k-laplace); Euclidean (not ℓ1) distance, as in Falkon."""
+class RBF(_Distance):
+    """k(x, y) = exp(−‖x − y‖² / (2σ²)) — eq. (k-rbf). ``sigma`` is the bandwidth σ.
+
+    Distances by eq. (k-sqdist-centred): one GEMM giving −‖x − y‖²/(2σ²) in the output
+    buffer, then an in-place clip and an in-place exp.
+    """
+
+    sigma: float = 1.0
+    name = "rbf"
+    _what = "RBF bandwidth"
+
+    def _c(self):
+        return 1.0 / (2.0 * float(self.sigma) ** 2)
+
+    def _block_prepared(self, xp, X, prep, out=None):
+        E = _sqdist_scaled(xp, X, prep, out)         # −‖x − y‖²/(2σ²) ≤ 0
+        return xp.exp(E, out=E)
+
+
+@dataclass(frozen=True)
+class Laplacian(_Distance):
+    """k(x, y) = exp(−‖x − y‖₂ / σ) — eq. (k-laplace); Euclidean (not ℓ1) distance, as in Falkon.
+
+    Distances by eq. (k-sqdist-centred): one GEMM giving −‖x − y‖²/σ², then in place:
+    negate-and-clip, sqrt, negate, exp.
+    """
 
     sigma: float = 1.0
     name = "laplacian"
+    _what = "Laplacian length-scale"
 
-    def __post_init__(self):
-        if not self.sigma > 0:
-            raise ValueError(f"sigma={self.sigma} must be > 0 (the Laplacian length-scale).")
+    def _c(self):
+        return 1.0 / float(self.sigma) ** 2
 
-    def _block(self, xp, X, Y):
-        D = xp.sqrt(_sqdist(xp, X, Y))
-        D *= -1.0 / self.sigma
-        return xp.exp(D, out=D)
-
-    def _diag(self, xp, X):
-        return xp.ones(X.shape[0], dtype=X.dtype)
+    def _block_prepared(self, xp, X, prep, out=None):
+        E = _sqdist_scaled(xp, X, prep, out)         # −‖x − y‖²/σ² ≤ 0
+        xp.negative(E, out=E)
+        xp.sqrt(E, out=E)                            # ‖x − y‖/σ
+        xp.negative(E, out=E)
+        return xp.exp(E, out=E)
 
 
 @dataclass(frozen=True)
@@ -343,8 +488,23 @@ def make_kernel(name: str | Kernel, **params) -> Kernel:
 
 
 def median_sigma(X, n_pairs: int = 2000, seed: int = 0) -> float:
-    """Median heuristic for RBF/Laplacian bandwidths: median ‖x_i − x_j‖ over random pairs."""
+    """Median heuristic for RBF/Laplacian bandwidths: median ‖x_i − x_j‖ over random pairs.
+
+    Raises a ValueError naming the problem for an empty X, an X with NaN or inf, or an X
+    whose sampled pairs are all identical.
+    """
     Xh = np.asarray(X if not hasattr(X, "get") else X.get(), dtype=np.float64)
+    if Xh.ndim != 2 or Xh.shape[0] < 2 or Xh.shape[1] < 1:
+        raise ValueError(f"median_sigma: X must be a 2-D (n, d) array with n >= 2 rows and d >= 1 "
+                         f"columns; got shape {Xh.shape}. Pass the (non-empty) training inputs.")
+    if int(n_pairs) < 1:
+        raise ValueError(f"median_sigma: n_pairs={n_pairs} must be a positive integer.")
+    finite = np.isfinite(Xh)
+    if not finite.all():
+        n_nan = int(np.isnan(Xh).sum())
+        n_inf = int((~finite).sum()) - n_nan
+        raise ValueError(f"median_sigma: X contains {n_nan} NaN and {n_inf} infinite value(s); "
+                         "clean or impute them (e.g. numpy.nan_to_num) before choosing a bandwidth.")
     rng = np.random.default_rng(seed)
     i = rng.integers(0, Xh.shape[0], n_pairs)
     j = rng.integers(0, Xh.shape[0], n_pairs)

@@ -149,3 +149,51 @@ def test_errors_name_the_parameter():
 
 def test_default_dtype_is_float32():
     assert K.Linear()(np.ones((2, 2))).dtype == np.float32
+
+
+@pytest.mark.parametrize("shift", [0.0, 1e4])
+def test_centred_squared_distance_matches_naive(shift):
+    """eq. (k-sqdist-centred): ‖x̄‖² + ‖ȳ‖² − 2x̄·ȳ with x̄ = x − μ_Y equals Σ (x − y)² (float64 loops)."""
+    rng = np.random.default_rng(3)
+    X, Y = rng.normal(size=(9, 6)) + shift, rng.normal(size=(5, 6)) + shift
+    ref = np.array([[np.sum((x - y) ** 2) for y in Y] for x in X])
+    np.testing.assert_allclose(K._sqdist(np, X, Y), ref, rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("cls", [K.RBF, K.Laplacian])
+def test_landmark_side_cache_is_never_stale(cls):
+    """The prepared landmark side is reused only for a read-only NumPy Y, by identity."""
+    rng = np.random.default_rng(4)
+    X, Y = rng.normal(size=(20, 3)).astype(np.float32), rng.normal(size=(7, 3)).astype(np.float32)
+    k = cls(sigma=1.5)
+    ref = naive(k, X, Y)
+    # a writeable Y is prepared afresh at every call: an in-place change is seen
+    np.testing.assert_allclose(k(X, Y), ref, rtol=1e-5, atol=1e-6)
+    Y2 = Y.copy()
+    Y2 += 1.0
+    Y += 1.0
+    np.testing.assert_allclose(k(X, Y), naive(k, X, Y2), rtol=1e-5, atol=1e-6)
+    # a read-only Y is prepared once and reused by identity (same prepared object)
+    Y.flags.writeable = False
+    p1 = k._prepare(np, X, Y)
+    assert k._prepare(np, X, Y) is p1
+    assert k._prepare(np, X, Y.copy()) is not p1          # another array, another entry
+    np.testing.assert_allclose(k(X, Y), naive(k, X, Y2), rtol=1e-5, atol=1e-6)
+    assert len(K._YSIDE_CACHE) <= K._YSIDE_CACHE_SIZE
+
+
+@pytest.mark.parametrize("cls", [K.RBF, K.Laplacian])
+def test_distance_block_holds_one_output_sized_array(cls):
+    """One GEMM into the output, in-place elementwise: peak ≈ K + the (b, d+2) and (m, d+2) sides."""
+    b, m, d = 600, 400, 30
+    rng = np.random.default_rng(5)
+    X, Y = rng.normal(size=(b, d)).astype(np.float32), rng.normal(size=(m, d)).astype(np.float32)
+    k = cls(sigma=4.0)
+    k(X[:2], Y[:2])  # imports, first-call allocations
+    tracemalloc.start()
+    out = k(X, Y)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    sides = 4 * (b + m) * (d + 2)
+    assert peak <= out.nbytes + sides + 64 * 1024, f"peak {peak} vs one block {out.nbytes}"
+    assert peak < 1.5 * out.nbytes  # a second b×m temporary would break this
