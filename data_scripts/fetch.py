@@ -20,6 +20,22 @@ How a file is fetched (:func:`fetch`)
 4. Network errors (refused connection, timeout, HTTP error, truncated body) move on to the
    next URL of the file, after a couple of resumed retries on the same URL.
 
+Bounded in time, locked, honest
+-------------------------------
+* Every read waits at most ``timeout`` seconds (``--timeout``, default :data:`TIMEOUT_S`) and
+  a whole :func:`fetch` call at most ``deadline`` seconds (``--deadline``, default
+  :data:`DEADLINE_S`): a black-holed network fails in bounded time with :class:`FetchError`.
+* The failure message says whether a partial ``.part`` was kept, with its size, only when
+  one exists (it is resumed by the next call).
+* Two fetches of the same file (two processes, or threads) are serialised by an exclusive
+  ``fcntl`` lock on ``<file>.lock`` next to the ``.part``: the second waits (it says so on
+  stderr), then uses the file the first one verified; it gives up with :class:`FetchError`
+  when the deadline passes first.
+* ``force=True`` / ``--force`` downloads again even when a verified copy exists (the new
+  file replaces the copy in ``data_dir``): the fix for a corrupt or truncated copy that a
+  loader refused.
+* An unwritable ``data_dir`` raises :class:`FetchError` naming it (no raw ``PermissionError``).
+
 A file registered with ``sha256=None`` is refused (:class:`UnverifiedFileError`) unless
 ``allow_unverified=True`` / ``--allow-unverified``; the computed hash is then printed so it
 can be reviewed and pinned in :mod:`data_scripts.registry`.
@@ -27,11 +43,14 @@ can be reviewed and pinned in :mod:`data_scripts.registry`.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import fcntl
 import hashlib
 import http.client
 import os
 import socket
 import sys
+import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -55,6 +74,10 @@ __all__ = [
 
 #: Seconds without data after which a connection counts as a network error.
 TIMEOUT_S = 60
+#: Seconds one :func:`fetch` call (all its files, URLs and retries) may take at most.
+DEADLINE_S = 1800
+#: Seconds between two tries of a lock held by another fetch of the same file.
+LOCK_POLL_S = 0.5
 #: Attempts per URL (the later ones resume the ``.part``) before moving to the next URL.
 ATTEMPTS_PER_URL = 3
 _CHUNK = 1 << 16
@@ -71,6 +94,10 @@ class ChecksumError(FetchError):
 
 class UnverifiedFileError(FetchError):
     """The file has no registered checksum and ``allow_unverified`` was not given."""
+
+
+class _DeadlineExceeded(Exception):
+    """Internal: the overall deadline passed."""
 
 
 class _Retry(Exception):
@@ -210,8 +237,21 @@ def _select(entry: registry.DatasetEntry, files: Sequence[str] | None, kind: str
 # ------------------------------------------------------------------------------------------
 # download of one file
 # ------------------------------------------------------------------------------------------
-def _transfer(url: str, part: Path, size: int | None, progress: bool, label: str) -> None:
-    """Append the missing bytes of ``url`` to ``part`` (resuming with a Range request)."""
+def _remaining(deadline: float | None) -> float:
+    """Seconds left before ``deadline`` (a :func:`time.monotonic` value); inf without one."""
+    return float("inf") if deadline is None else deadline - time.monotonic()
+
+
+def _transfer(url: str, part: Path, size: int | None, progress: bool, label: str,
+              timeout: float = TIMEOUT_S, deadline: float | None = None) -> None:
+    """Append the missing bytes of ``url`` to ``part`` (resuming with a Range request).
+
+    Every blocking socket operation waits at most ``min(timeout, time left)``; the read loop
+    stops with :class:`_DeadlineExceeded` once ``deadline`` has passed.
+    """
+    left = _remaining(deadline)
+    if left <= 0:
+        raise _DeadlineExceeded()
     start = part.stat().st_size if part.exists() else 0
     if size is not None and start == size:
         return  # complete already: let the checksum decide
@@ -219,7 +259,7 @@ def _transfer(url: str, part: Path, size: int | None, progress: bool, label: str
     if start:
         req.add_header("Range", f"bytes={start}-")
     try:
-        resp = urllib.request.urlopen(req, timeout=TIMEOUT_S)
+        resp = urllib.request.urlopen(req, timeout=max(0.05, min(timeout, left)))
     except urllib.error.HTTPError as e:
         if e.code == 416 and start:  # range past the end: the .part may be complete
             return
@@ -252,7 +292,11 @@ def _transfer(url: str, part: Path, size: int | None, progress: bool, label: str
             file=sys.stderr,
         ) as bar:
             while True:
-                block = resp.read(_CHUNK)
+                if _remaining(deadline) <= 0:
+                    f.flush()
+                    raise _DeadlineExceeded()
+                # read1: what has arrived (one socket read), so a stalled transfer keeps it all
+                block = resp.read1(_CHUNK) if hasattr(resp, "read1") else resp.read(_CHUNK)
                 if not block:
                     break
                 f.write(block)
@@ -274,12 +318,64 @@ _NETWORK_ERRORS = (
 )
 
 
+def _part_note(part: Path) -> str:
+    """What is left of a failed download, stated only when it is there."""
+    try:
+        n = part.stat().st_size
+    except OSError:
+        n = 0
+    if n > 0:
+        return (f"A partial download of {n:,} bytes is kept at {part} and is resumed by the "
+                "next fetch.")
+    return "No partial download was kept."
+
+
+@contextlib.contextmanager
+def _file_lock(lock_path: Path, label: str, deadline: float | None, verbose: bool):
+    """Hold an exclusive ``fcntl`` lock on ``lock_path``; wait (with a message) while another
+    fetch holds it, up to ``deadline``."""
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        announced = False
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if not announced:
+                    _log(f"{label}: another fetch is downloading this file (lock {lock_path}); "
+                         "waiting for it to finish...", True)
+                    announced = True
+                if _remaining(deadline) <= 0:
+                    raise FetchError(
+                        f"{label}: another fetch still holds the lock {lock_path} and the "
+                        "deadline passed while waiting for it. Let that fetch finish (or stop "
+                        "it) and re-run; raise the limit with --deadline SECONDS.") from None
+                time.sleep(min(LOCK_POLL_S, max(0.01, _remaining(deadline))))
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+def _check_writable(directory: Path, label: str) -> None:
+    if not _writable(directory):
+        raise FetchError(
+            f"{label}: cannot write to {directory} (permission denied or read-only). Choose a "
+            f"writable folder with --data-dir DIR (data_dir=DIR) and add it to KREPES_DATA "
+            f"(e.g. KREPES_DATA=DIR{os.pathsep}{os.environ.get('KREPES_DATA', '')}).")
+
+
 def fetch_file(
     dataset: str,
     rf: RemoteFile,
     data_dir: str | os.PathLike | None = None,
     allow_unverified: bool = False,
     progress: bool = True,
+    force: bool = False,
+    timeout: float = TIMEOUT_S,
+    deadline: float | None = None,
 ) -> Path:
     """Make one registered file present and verified; return its path.
 
@@ -297,6 +393,13 @@ def fetch_file(
         Accept a file whose registered ``sha256`` is None (the computed hash is printed).
     progress : bool, default True
         Show a progress bar and status lines on stderr.
+    force : bool, default False
+        Download even when a verified copy is present (it replaces the copy in ``data_dir``).
+    timeout : float, default :data:`TIMEOUT_S`
+        Seconds one connect or read may wait.
+    deadline : float, optional
+        :func:`time.monotonic` value after which the fetch gives up (a whole :func:`fetch`
+        call shares one). None: no overall limit.
 
     Returns
     -------
@@ -310,8 +413,12 @@ def fetch_file(
     ChecksumError
         No URL delivered bytes with the registered SHA-256 (the ``.part`` is removed).
     FetchError
-        Every URL failed with a network error, or the file has no URL and is absent.
+        Every URL failed with a network error, the deadline passed, the target directory is
+        not writable, or the file has no URL and is absent. The message says whether a
+        ``.part`` was kept.
     """
+    from krepes_lib.data.verify import file_sha256
+
     expected = rf.sha256
     if expected is None and not allow_unverified:
         raise UnverifiedFileError(
@@ -321,43 +428,69 @@ def fetch_file(
             "data_scripts/registry.py."
         )
     dirs = _search_dirs(data_dir)
+    label = f"{dataset}/{rf.filename}"
+
+    def present() -> Path | None:
+        """A verified copy anywhere in the search path (hashes cached by path/size/mtime)."""
+        for path in _copies(dataset, rf.filename, dirs):
+            actual = file_sha256(path)
+            if expected is None:
+                _log(f"{label}: present at {path}, unverified, sha256 {actual}", True)
+                return path
+            if actual == expected:
+                _log(f"{label}: present and verified ({path})", progress)
+                return path
+            _log(f"warning: {path} does not match the registered SHA-256 "
+                 f"(expected {expected}, got {actual}); ignoring it.", True)
+        return None
 
     # 1. a verified copy anywhere in the search path
-    for path in _copies(dataset, rf.filename, dirs):
-        actual = sha256_of(path)
-        if expected is None:
-            _log(f"{dataset}/{rf.filename}: present at {path}, unverified, sha256 {actual}", True)
-            return path
-        if actual == expected:
-            _log(f"{dataset}/{rf.filename}: present and verified ({path})", progress)
-            return path
-        _log(
-            f"warning: {path} does not match the registered SHA-256 "
-            f"(expected {expected}, got {actual}); ignoring it.",
-            True,
-        )
+    if not force:
+        found = present()
+        if found is not None:
+            return found
 
     if not rf.urls:
         raise FetchError(
-            f"{dataset}/{rf.filename} is an offline-only file (no URL serves these exact bytes) "
-            f"and is not in any data directory ({', '.join(str(d) for d in dirs)}). "
-            f"{rf.note} Point KREPES_DATA at a folder that holds {dataset}/{rf.filename}."
+            f"{label} is an offline-only file (no URL serves these exact bytes) "
+            + ("and cannot be re-downloaded (--force). " if force else
+               f"and is not in any data directory ({', '.join(str(d) for d in dirs)}). ")
+            + f"{rf.note} Point KREPES_DATA at a folder that holds {label}."
         )
 
-    # 2. download into .part (resuming), 3. verify and rename
+    # 2. download into .part (resuming, locked), 3. verify and rename
     target = _target_dir(data_dir) / dataset / rf.filename
-    target.parent.mkdir(parents=True, exist_ok=True)
+    _check_writable(target.parent, label)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise FetchError(f"{label}: cannot create {target.parent}: {e}. Choose a writable "
+                         "--data-dir.") from None
     part = target.with_name(target.name + ".part")
+    lock = target.with_name(target.name + ".lock")
+    with _file_lock(lock, label, deadline, progress):
+        if not force:  # another fetch may have finished it while this one waited
+            found = present()
+            if found is not None:
+                return found
+        return _download(dataset, rf, target, part, label, expected, progress, timeout,
+                         deadline, force)
+
+
+def _download(dataset, rf, target: Path, part: Path, label: str, expected, progress: bool,
+              timeout: float, deadline: float | None, force: bool) -> Path:
+    """The locked part of :func:`fetch_file`: every URL, resumed retries, verify, rename."""
     if rf.size is not None and part.exists() and part.stat().st_size > rf.size:
         part.unlink()
     network_errors: list[str] = []
     mismatch: ChecksumError | None = None
-    label = f"{dataset}/{rf.filename}"
     for url in rf.urls:
         fresh_retry_done = False
         attempt = 0
         while attempt < ATTEMPTS_PER_URL:
             attempt += 1
+            if _remaining(deadline) <= 0:
+                raise _deadline_error(label, deadline, network_errors, part, target, expected)
             resumed_from = part.stat().st_size if part.exists() else 0
             try:
                 _log(
@@ -365,7 +498,10 @@ def fetch_file(
                     + (f" (resuming at byte {resumed_from})" if resumed_from else ""),
                     progress,
                 )
-                _transfer(url, part, rf.size, progress, label)
+                _transfer(url, part, rf.size, progress, label, timeout, deadline)
+            except _DeadlineExceeded:
+                raise _deadline_error(label, deadline, network_errors, part, target,
+                                      expected) from None
             except urllib.error.HTTPError as e:
                 network_errors.append(f"{url}: HTTP {e.code} {e.reason}")
                 if 400 <= e.code < 500 and e.code not in (408, 429):
@@ -407,12 +543,25 @@ def fetch_file(
             break  # next mirror
     if mismatch is not None:
         raise mismatch
+    if _remaining(deadline) <= 0:
+        raise _deadline_error(label, deadline, network_errors, part, target, expected)
     raise FetchError(
         f"{label}: every URL failed:\n  "
         + "\n  ".join(network_errors)
-        + f"\nCheck the network (proxies are read from http_proxy/https_proxy) and re-run; a "
-        f"partial download is kept at {part} and resumed next time. Or copy the file "
-        f"(sha256 {expected}) to {target}."
+        + "\nCheck the network (proxies are read from http_proxy/https_proxy) and re-run. "
+        + _part_note(part)
+        + f" Or copy the file (sha256 {expected}) to {target}."
+    )
+
+
+def _deadline_error(label, deadline, network_errors, part, target, expected) -> FetchError:
+    tried = ("\n  ".join([""] + network_errors)) if network_errors else ""
+    return FetchError(
+        f"{label}: gave up: the fetch's deadline passed (--deadline SECONDS, default "
+        f"{DEADLINE_S} s; each read waits at most --timeout SECONDS).{tried}\nThe network "
+        "may be unreachable or very slow; check it (proxies are read from "
+        "http_proxy/https_proxy) and re-run, with a larger --deadline for a slow link. "
+        + _part_note(part) + f" Or copy the file (sha256 {expected}) to {target}."
     )
 
 
@@ -426,6 +575,9 @@ def fetch(
     progress: bool = True,
     files: Sequence[str] | None = None,
     kind: str | None = None,
+    force: bool = False,
+    timeout: float = TIMEOUT_S,
+    deadline: float | None = DEADLINE_S,
 ) -> dict[str, Path]:
     """Download (if needed) and verify the files of a registered dataset.
 
@@ -449,6 +601,13 @@ def fetch(
     kind : {None, "official", "substitute"}
         Only files of this kind (e.g. ``kind="substitute"`` fetches the 5,000-row HIGGS
         sample without the 2.6 GB official file).
+    force : bool, default False
+        Download again even when a verified copy is present (see :func:`fetch_file`).
+    timeout : float, default :data:`TIMEOUT_S`
+        Seconds one connect or read may wait.
+    deadline : float or None, default :data:`DEADLINE_S`
+        Seconds the whole call may take (all files, URLs, retries and lock waits); it ends
+        at most ``timeout`` later. None: no limit.
 
     Returns
     -------
@@ -474,11 +633,19 @@ def fetch(
             "loaders find these files.",
             progress,
         )
+    if deadline is not None and not deadline > 0:
+        raise ValueError(f"deadline={deadline!r}: give a positive number of seconds or None.")
+    if not timeout > 0:
+        raise ValueError(f"timeout={timeout!r}: give a positive number of seconds.")
+    until = None if deadline is None else time.monotonic() + float(deadline)
     for rf in chosen:
-        if not rf.urls and files is None and not _copies(dataset, rf.filename, dirs):
-            _log(f"{dataset}/{rf.filename}: skipped (offline-only, not present). {rf.note}", progress)
+        if not rf.urls and files is None and (force or not _copies(dataset, rf.filename, dirs)):
+            _log(f"{dataset}/{rf.filename}: skipped (offline-only"
+                 + (", cannot be re-downloaded" if force else ", not present")
+                 + f"). {rf.note}", progress)
             continue
-        out[rf.filename] = fetch_file(dataset, rf, data_dir, allow_unverified, progress)
+        out[rf.filename] = fetch_file(dataset, rf, data_dir, allow_unverified, progress,
+                                      force=force, timeout=timeout, deadline=until)
     return out
 
 
@@ -583,7 +750,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="accept files that have no registered checksum (prints the computed hash)",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument("--force", action="store_true",
+                        help="download again even if a verified copy exists (replaces the copy "
+                             "in --data-dir; the fix for a corrupt or truncated file)")
+    parser.add_argument("--deadline", type=float, default=DEADLINE_S, metavar="SECONDS",
+                        help=f"give up after this many seconds per dataset (default {DEADLINE_S})")
+    parser.add_argument("--timeout", type=float, default=TIMEOUT_S, metavar="SECONDS",
+                        help=f"seconds one connect or read may wait (default {TIMEOUT_S})")
     args = parser.parse_args(argv)
+    if not args.deadline > 0 or not args.timeout > 0:
+        print("error: --deadline and --timeout must be positive numbers of seconds",
+              file=sys.stderr)
+        return 2
 
     if args.list:
         _print_list(args.data_dir)
@@ -627,11 +805,19 @@ def main(argv: Sequence[str] | None = None) -> int:
                 progress=not args.no_progress,
                 files=args.files,
                 kind=args.only,
+                force=args.force,
+                timeout=args.timeout,
+                deadline=args.deadline,
             )
             for fname, path in got.items():
                 print(f"{name}/{fname}: ok ({path})")
         except (FetchError, KeyError) as e:
             print(f"error: {e}", file=sys.stderr)
+            failed = True
+        except OSError as e:  # e.g. a folder that cannot be written: a message, no traceback
+            where = f" {e.filename}" if getattr(e, "filename", None) else ""
+            print(f"error: {name}: cannot write{where}: {e.strerror or e}. Choose a writable "
+                  "--data-dir DIR and add it to KREPES_DATA.", file=sys.stderr)
             failed = True
     return 1 if failed else 0
 

@@ -10,6 +10,7 @@ import http.server
 import os
 import socket
 import threading
+import time
 from collections import Counter
 
 import numpy as np
@@ -286,3 +287,136 @@ def test_cli(server, data_dir, monkeypatch, capsys):
     other = data_dir.parent / "elsewhere"
     assert F.main(["toy", "--data-dir", str(other), "--no-progress"]) == 0
     assert server.hits["/toy.bin"] == 1  # the verified copy in KREPES_DATA is reused
+
+
+# ------------------------------------------------------------------------------------------
+# issue 12: bounded in time, honest about the .part, locked, clear on unwritable folders
+# ------------------------------------------------------------------------------------------
+@pytest.fixture
+def black_hole():
+    """A URL whose server accepts the connection (kernel backlog) and never answers."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    s.listen(8)
+    yield f"http://127.0.0.1:{s.getsockname()[1]}/hang"
+    s.close()
+
+
+@pytest.fixture
+def stall_server():
+    """Sends the first half of PAYLOAD with the full Content-Length, then stalls (no close)."""
+    release = threading.Event()
+
+    class Stall(_Handler):
+        def do_GET(self):  # noqa: N802
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(PAYLOAD)))
+            self.end_headers()
+            self.wfile.write(PAYLOAD[: len(PAYLOAD) // 2])
+            self.wfile.flush()
+            release.wait(10)
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Stall)
+    threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
+    yield f"http://127.0.0.1:{srv.server_address[1]}/toy.bin"
+    release.set()
+    srv.shutdown()
+    srv.server_close()
+
+
+def test_black_holed_network_fails_within_the_deadline(black_hole, data_dir, monkeypatch):
+    # three mirrors x three attempts x 0.4 s would take 3.6 s without an overall deadline
+    _install(monkeypatch, RemoteFile("toy.bin", (black_hole,) * 3, len(PAYLOAD), SHA))
+    t0 = time.monotonic()
+    with pytest.raises(F.FetchError, match="deadline") as err:
+        F.fetch("toy", progress=False, deadline=1.0, timeout=0.4)
+    assert time.monotonic() - t0 < 1.0 + 0.4 + 0.5  # deadline + at most one read timeout
+    assert "No partial download was kept" in str(err.value)
+    assert not (data_dir / "toy" / "toy.bin.part").exists()
+
+
+def test_failure_message_claims_a_part_only_when_one_exists(stall_server, dead_url, data_dir,
+                                                            monkeypatch):
+    _install(monkeypatch, RemoteFile("toy.bin", (dead_url,), len(PAYLOAD), SHA))
+    with pytest.raises(F.FetchError) as err:
+        F.fetch("toy", progress=False)
+    assert "No partial download was kept" in str(err.value) and "is kept at" not in str(err.value)
+    assert not (data_dir / "toy" / "toy.bin.part").exists()
+    # half the bytes arrive, then the connection stalls: the .part is kept and its size named
+    _install(monkeypatch, RemoteFile("toy.bin", (stall_server,), len(PAYLOAD), SHA))
+    with pytest.raises(F.FetchError) as err:
+        F.fetch("toy", progress=False, deadline=1.5, timeout=0.3)
+    part = data_dir / "toy" / "toy.bin.part"
+    assert part.stat().st_size == len(PAYLOAD) // 2
+    assert f"partial download of {len(PAYLOAD) // 2:,} bytes is kept at {part}" in str(err.value)
+
+
+def test_cli_deadline_message(black_hole, data_dir, monkeypatch, capsys):
+    _install(monkeypatch, RemoteFile("toy.bin", (black_hole,), len(PAYLOAD), SHA))
+    assert F.main(["toy", "--no-progress", "--deadline", "0.5", "--timeout", "0.2"]) == 1
+    err = capsys.readouterr().err
+    assert "deadline" in err and "Traceback" not in err
+    assert F.main(["toy", "--deadline", "0"]) == 2
+
+
+def test_concurrent_fetches_of_one_file_are_locked(server, data_dir, monkeypatch, capsys):
+    import fcntl
+
+    _install(monkeypatch, _toy(server))
+    (data_dir / "toy").mkdir(parents=True)
+    lock = data_dir / "toy" / "toy.bin.lock"
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT)
+    fcntl.flock(fd, fcntl.LOCK_EX)  # another fetch holds the file
+    try:
+        with pytest.raises(F.FetchError, match="another fetch still holds the lock"):
+            F.fetch("toy", progress=False, deadline=0.6)
+        assert server.hits["/toy.bin"] == 0  # it waited instead of downloading beside it
+        assert "waiting for it to finish" in capsys.readouterr().err
+        results = []
+        waiter = threading.Thread(target=lambda: results.append(F.fetch("toy", progress=False)))
+        waiter.start()
+        time.sleep(0.3)
+        assert waiter.is_alive() and server.hits["/toy.bin"] == 0
+        # the holder finishes the file; the waiter then uses it without downloading
+        (data_dir / "toy" / "toy.bin").write_bytes(PAYLOAD)
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+    waiter.join(10)
+    assert results == [{"toy.bin": data_dir / "toy" / "toy.bin"}]
+    assert server.hits["/toy.bin"] == 0
+
+
+def test_two_threads_download_once(server, data_dir, monkeypatch):
+    _install(monkeypatch, _toy(server))
+    out = []
+    threads = [threading.Thread(target=lambda: out.append(F.fetch("toy", progress=False)))
+               for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(20)
+    assert len(out) == 2 and server.hits["/toy.bin"] == 1
+    assert (data_dir / "toy" / "toy.bin").read_bytes() == PAYLOAD
+
+
+def test_unwritable_data_dir_is_a_clear_error(server, tmp_path, monkeypatch, capsys):
+    _install(monkeypatch, _toy(server))
+    monkeypatch.setenv("KREPES_DATA", str(tmp_path / "data"))
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    with pytest.raises(F.FetchError, match="cannot write to"):
+        F.fetch("toy", data_dir=blocker / "sub", progress=False)
+    assert F.main(["toy", "--no-progress", "--data-dir", str(blocker / "sub")]) == 1
+    err = capsys.readouterr().err
+    assert "--data-dir" in err and "Traceback" not in err and "PermissionError" not in err
+
+
+def test_force_downloads_again_and_replaces_a_corrupt_copy(server, data_dir, monkeypatch):
+    _install(monkeypatch, _toy(server))
+    F.fetch("toy", progress=False)
+    assert server.hits["/toy.bin"] == 1
+    target = data_dir / "toy" / "toy.bin"
+    target.write_bytes(PAYLOAD[:-1] + bytes([PAYLOAD[-1] ^ 1]))  # one flipped bit
+    assert F.main(["toy", "--force", "--no-progress", "--data-dir", str(data_dir)]) == 0
+    assert server.hits["/toy.bin"] == 2 and target.read_bytes() == PAYLOAD
