@@ -1,1 +1,46 @@
-"""Optional PyTorch-based neural tools (eNTK kernels, NeuralEF)."""
+"""Optional PyTorch tools: the eNTK of any ``torch.nn.Module``, SSL networks, NeuralEF.
+
+Book: *The empirical NTK of a network* (``book/entk.md``); *Theory* §Empirical NTK.
+
+PyTorch is the optional extra ``neural`` (``pip install "krepes-companion[neural]"``; on a
+CPU-only machine ``pip install torch==2.13.0`` first). Nothing here imports torch until it
+is used, so ``import krepes_lib`` and ``import krepes_lib.neural`` work without it::
+
+    from krepes_lib.neural import TorchNTK          # imports torch now
+    kernel = TorchNTK(my_module, contraction="sum")  # a krepes_lib.kernels.Kernel
+
+Submodules: :mod:`.ntk` (:class:`TorchNTK`, :func:`sketch_error`), :mod:`.networks` (MLP
+encoder, small CNN), :mod:`.ssl` (training with the library's SSL losses, on-disk cache,
+probes), :mod:`.pipeline` (the v3 audit of a network in one call) and :mod:`.neuralef`.
+"""
+from __future__ import annotations
+
+import importlib
+
+_SUBMODULES = ("ntk", "networks", "ssl", "pipeline", "neuralef", "_torch")
+_EXPORTS = {
+    "TorchNTK": "ntk", "sketch_error": "ntk",
+    "MLPEncoder": "networks", "SmallConvNet": "networks", "SSLNetwork": "networks",
+    "make_network": "networks",
+    "SSLLossFunction": "ssl", "ssl_loss": "ssl", "train_ssl": "ssl", "SSLConfig": "ssl",
+    "load_or_train": "ssl", "probe_trained_vs_init": "ssl", "PROFILES": "ssl",
+    "audit_network": "pipeline",
+    "require_torch": "_torch",
+}
+
+__all__ = sorted(_EXPORTS) + ["ntk", "networks", "ssl", "pipeline", "neuralef"]
+
+
+def __getattr__(name):
+    if name in _SUBMODULES:
+        if name != "_torch":
+            importlib.import_module(f"{__name__}._torch").require_torch()
+        return importlib.import_module(f"{__name__}.{name}")
+    if name in _EXPORTS:
+        mod = __getattr__(_EXPORTS[name])
+        return getattr(mod, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return __all__

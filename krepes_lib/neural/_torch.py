@@ -1,0 +1,60 @@
+"""Lazy PyTorch import and array <-> tensor conversion for :mod:`krepes_lib.neural`.
+
+PyTorch is the optional extra ``neural``: ``import krepes_lib`` never imports it; the
+first use of a neural tool does, through :func:`require_torch`, with an error that names
+the extra when it is missing. NumPy arrays become CPU tensors without a copy
+(``torch.from_numpy``); CuPy arrays become CUDA tensors through DLPack and back, so a
+kernel block computed on a GPU never visits the host ("everything follows X",
+:mod:`krepes_lib.backend`).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..backend import is_device_array
+
+__all__ = ["require_torch", "to_tensor", "from_tensor", "torch_dtype", "INSTALL_HINT"]
+
+INSTALL_HINT = ('pip install "krepes-companion[neural]" (on a CPU-only machine install the CPU '
+                'wheel first: pip install torch==2.13.0; CUDA users: the wheel for their CUDA '
+                'from pytorch.org)')
+
+
+def require_torch():
+    """``torch`` itself, or an ImportError that says how to install the ``neural`` extra."""
+    try:
+        import torch
+    except ImportError as err:  # also raised when sys.modules["torch"] is None
+        raise ImportError(
+            f"krepes_lib.neural needs PyTorch (the optional extra 'neural'): {INSTALL_HINT}."
+        ) from err
+    return torch
+
+
+def torch_dtype(dtype):
+    """The torch dtype of a NumPy dtype (float32 or float64 only)."""
+    torch = require_torch()
+    name = np.dtype(dtype).name
+    if name == "float32":
+        return torch.float32
+    if name == "float64":
+        return torch.float64
+    raise ValueError(f"dtype={dtype!r}: krepes_lib.neural computes in 'float32' or 'float64'.")
+
+
+def to_tensor(x):
+    """A NumPy array as a CPU tensor (shared memory) or a CuPy array as a CUDA tensor (DLPack)."""
+    torch = require_torch()
+    if is_device_array(x):
+        return torch.from_dlpack(x)
+    return torch.from_numpy(np.ascontiguousarray(x))
+
+
+def from_tensor(t, like):
+    """``t`` in the namespace of ``like``: NumPy for a NumPy ``like``, CuPy (DLPack) otherwise."""
+    t = t.detach()
+    if is_device_array(like):
+        import cupy
+
+        return cupy.from_dlpack(t.contiguous())
+    return t.cpu().numpy()

@@ -1,0 +1,373 @@
+"""Train SSL networks with the library's own losses; cache them on disk; probe them.
+
+Book: *The empirical NTK of a network* (``book/entk.md``), section "Networks trained here";
+*Derivations* for every loss and its gradient.
+
+One source of truth for the losses: :class:`SSLLossFunction` is a ``torch.autograd.Function``
+whose forward calls ``krepes_lib.losses.get(name).value_and_grad`` on the detached
+embeddings (NumPy on a CPU, CuPy through DLPack on a GPU) and whose backward returns that
+hand-derived gradient (the equations of *Derivations*, e.g. (bt-grad), (byol-grad)) times
+the incoming scalar. No torch transcription of a loss exists anywhere; the tests check the
+Function with ``torch.autograd.gradcheck`` (float64 finite differences of the library value).
+
+BYOL (eq. (byol-loss)): the linear predictor P (h × h, initialised to I as in the kernel
+model's ``BYOLObjective``) is a torch parameter passed into the Function, which returns the
+library's dP; the targets T are the embeddings of an EMA copy of the network (no gradient),
+updated after each step with the loss's ``ema`` rate.
+
+Training (:func:`train_ssl`) is seeded and deterministic on a CPU: weights from
+``torch.manual_seed(seed)``, batches and augmentations from a host generator per epoch
+(``numpy.random.default_rng([seed, epoch])``), views made by :func:`krepes_lib.augment.
+make_augmenter` on host arrays (the same views as the kernel experiments), and
+``torch.use_deterministic_algorithms(True)`` for the run. :func:`load_or_train` keys the
+trained weights by the full configuration plus a hash of the code that defines them, stores
+them under ``$KREPES_CACHE/networks`` (default ``~/.cache/krepes/networks``) with an atomic
+rename, and reuses them across notebooks (``force=True`` retrains).
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import hashlib
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..augment import make_augmenter
+from ..backend import is_device_array
+from ._torch import require_torch, torch_dtype
+
+torch = require_torch()
+
+__all__ = ["SSLLossFunction", "ssl_loss", "SSLConfig", "TrainedNetwork", "train_ssl", "load_or_train",
+           "probe_trained_vs_init", "cache_dir", "PROFILES", "SSL_LOSSES"]
+
+#: The SSL losses a network can be trained with here (two-view losses + BYOL).
+SSL_LOSSES = ("barlow_twins", "simclr", "vicreg", "byol", "spectral_contrastive")
+
+#: Training sizes per profile (this project's choices; see the book page).
+PROFILES = {
+    "ci": {"n_train": 256, "n_test": 256, "size": "tiny", "epochs": 1, "batch_size": 64},
+    "quick": {"n_train": 2000, "n_test": 1000, "size": "quick", "epochs": 5, "batch_size": 128},
+    "paper": {"n_train": None, "n_test": None, "size": "paper", "epochs": 100, "batch_size": 512},
+}
+
+
+# ------------------------------------------------------------------------------------
+# The library's losses as an autograd Function
+# ------------------------------------------------------------------------------------
+def _to_array(t):
+    """A detached tensor as NumPy (CPU) or CuPy (CUDA, DLPack; no copy to the host)."""
+    t = t.detach()
+    if t.is_cuda:
+        import cupy
+
+        return cupy.from_dlpack(t.contiguous())
+    return t.contiguous().numpy()
+
+
+def _to_torch(a, like):
+    if is_device_array(a):
+        return torch.from_dlpack(a).to(dtype=like.dtype)
+    return torch.as_tensor(np.asarray(a), dtype=like.dtype, device=like.device)
+
+
+class SSLLossFunction(torch.autograd.Function):
+    """L = loss.value(*arrays) forward; the library's hand-derived gradient backward.
+
+    ``apply(loss, Za, Zb)`` for a two-view loss; ``apply(loss, Za, Zb, P, Ta, Tb)`` for BYOL
+    (gradients for Za, Zb and P; the targets Ta, Tb get none).
+    """
+
+    @staticmethod
+    def forward(ctx, loss, Za, Zb, P=None, Ta=None, Tb=None):
+        if loss.name == "byol":
+            if P is None or Ta is None or Tb is None:
+                raise ValueError("byol needs the predictor P and the targets Ta, Tb.")
+            val, (dZa, dZb, dP) = loss.value_and_grad(_to_array(Za), _to_array(Zb), _to_array(Ta),
+                                                       _to_array(Tb), _to_array(P))
+            grads = (dZa, dZb, dP)
+        else:
+            val, grads = loss.value_and_grad(_to_array(Za), _to_array(Zb))
+        ctx.save_for_backward(*[_to_torch(g, Za) for g in grads])
+        return _to_torch(val, Za).reshape(())
+
+    @staticmethod
+    def backward(ctx, g_out):
+        grads = [g_out * g for g in ctx.saved_tensors]
+        if len(grads) == 3:
+            return None, grads[0], grads[1], grads[2], None, None
+        return None, grads[0], grads[1], None, None, None
+
+
+def ssl_loss(loss, Za, Zb, P=None, Ta=None, Tb=None):
+    """The library loss ``loss`` (name or loss object) on torch embeddings, differentiable."""
+    from .. import losses
+
+    if isinstance(loss, str):
+        loss = losses.get(loss)
+    if loss.name not in SSL_LOSSES:
+        raise ValueError(f"loss {loss.name!r} cannot train a network here; choose one of {SSL_LOSSES}.")
+    return SSLLossFunction.apply(loss, Za, Zb, P, Ta, Tb)
+
+
+# ------------------------------------------------------------------------------------
+# Configuration, cache key, training
+# ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class SSLConfig:
+    """Everything that defines a trained network (the cache key is built from all of it).
+
+    ``n_train``/``n_test``/``data_seed`` choose the rows (:func:`krepes_lib.data.load_split`);
+    ``augment`` overrides :func:`krepes_lib.augment.make_augmenter` defaults; ``loss_hyper``
+    overrides the loss's hyper-parameters (defaults: :data:`krepes_lib.defaults.LOSS_HYPER`).
+    """
+
+    dataset: str
+    loss: str
+    arch: str = "auto"
+    size: str = "quick"
+    n_train: int | None = 2000
+    n_test: int | None = 1000
+    data_seed: int = 0
+    epochs: int = 5
+    batch_size: int = 128
+    lr: float = 1e-3
+    weight_decay: float = 1e-6
+    seed: int = 0
+    augment: dict = field(default_factory=dict)
+    loss_hyper: dict = field(default_factory=dict)
+    dtype: str = "float32"
+
+    def __post_init__(self):
+        if self.loss not in SSL_LOSSES:
+            raise ValueError(f"loss={self.loss!r}; choose one of {SSL_LOSSES}.")
+        if self.arch not in ("auto", "mlp", "cnn"):
+            raise ValueError(f"arch={self.arch!r}; use 'auto', 'mlp' or 'cnn'.")
+        for nm in ("epochs", "batch_size"):
+            v = getattr(self, nm)
+            if int(v) != v or v < 1:
+                raise ValueError(f"{nm}={v} must be a positive integer.")
+        if self.batch_size < 2:
+            raise ValueError(f"batch_size={self.batch_size}: the SSL losses need batches of >= 2 rows.")
+        if not self.lr > 0:
+            raise ValueError(f"lr={self.lr} must be > 0.")
+
+    @classmethod
+    def for_profile(cls, dataset: str, loss: str, profile: str = "quick", **overrides):
+        """The configuration of ``profile`` (:data:`PROFILES`) with ``overrides``."""
+        if profile not in PROFILES:
+            raise ValueError(f"profile={profile!r}; choose one of {sorted(PROFILES)}.")
+        return cls(dataset=dataset, loss=loss, **{**PROFILES[profile], **overrides})
+
+
+_CODE_FILES = ("neural/networks.py", "neural/ssl.py", "augment.py", "defaults.py", "losses/_common.py")
+
+
+def code_hash(loss: str) -> str:
+    """SHA-256 (16 hex) of the source files that define a trained network: the networks, this
+    training loop, the augmentations, the defaults and the loss's own module."""
+    root = Path(__file__).resolve().parents[1]
+    h = hashlib.sha256()
+    for rel in _CODE_FILES + (f"losses/{loss}.py",):
+        h.update(rel.encode())
+        h.update((root / rel).read_bytes())
+    return h.hexdigest()[:16]
+
+
+def cache_dir() -> Path:
+    """``$KREPES_CACHE/networks`` (default ``~/.cache/krepes/networks``), created if missing."""
+    root = os.environ.get("KREPES_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "krepes")
+    d = Path(root) / "networks"
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def cache_key(config: SSLConfig) -> str:
+    """Key of a configuration: SHA-256 of its fields, the resolved loss hyper-parameters and
+    :func:`code_hash`."""
+    from .. import losses
+
+    loss = losses.get(config.loss, **config.loss_hyper)
+    payload = {"config": dataclasses.asdict(config), "loss": dataclasses.asdict(loss),
+               "code": code_hash(config.loss), "torch": torch.__version__.split("+")[0]}
+    blob = json.dumps(payload, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:24]
+
+
+@dataclass
+class TrainedNetwork:
+    """A trained :class:`~krepes_lib.neural.networks.SSLNetwork` with its data and history.
+
+    Attributes: ``network`` (eval mode), ``config``, ``key``, ``losses`` (mean loss per
+    epoch), ``seconds`` (training time; 0 when loaded), ``from_cache``, ``path`` and the
+    split ``X, y, X_test, y_test`` it was trained on (``X``) and is probed with.
+    """
+
+    network: object
+    config: SSLConfig
+    key: str
+    losses: list
+    seconds: float
+    from_cache: bool
+    path: Path | None
+    X: np.ndarray
+    y: np.ndarray
+    X_test: np.ndarray
+    y_test: np.ndarray
+    image_shape: tuple | None
+
+    @property
+    def backbone(self):
+        """The representation network (the module whose eNTK the audits use)."""
+        return self.network.backbone
+
+    def embed(self, X):
+        return self.network.embed(X)
+
+
+def _load_split(config: SSLConfig):
+    from .. import data
+
+    sp = data.load_split(config.dataset, n_train=config.n_train, n_test=config.n_test,
+                         seed=config.data_seed)
+    X, y, X_test, y_test = sp
+    dt = np.dtype(config.dtype)
+    return (X.astype(dt, copy=False), y, X_test.astype(dt, copy=False), y_test,
+            getattr(sp.train, "image_shape", None))
+
+
+def _network_for(config: SSLConfig, d: int, image_shape):
+    from .networks import make_network
+
+    arch = config.arch if config.arch != "auto" else ("cnn" if image_shape else "mlp")
+    if arch == "cnn" and not image_shape:
+        raise ValueError(f"arch='cnn' needs an image dataset; {config.dataset!r} is a table.")
+    return make_network(arch, d_in=d, image_shape=image_shape, size=config.size, seed=config.seed,
+                        dtype=config.dtype)
+
+
+def train_ssl(config: SSLConfig, X=None, image_shape=None, progress: bool = True):
+    """Train a fresh network of ``config`` on rows X (default: the config's training split).
+
+    Returns ``(network, losses)``: the network in eval mode and the mean loss per epoch.
+    Deterministic on a CPU for a given configuration.
+    """
+    from tqdm.auto import tqdm
+
+    from .. import losses as L
+
+    if X is None:
+        X, _, _, _, image_shape = _load_split(config)
+    X = np.asarray(X, dtype=np.dtype(config.dtype))
+    n = X.shape[0]
+    B = min(int(config.batch_size), n)
+    if B < 2:
+        raise ValueError(f"X has {n} rows; an SSL batch needs >= 2.")
+    loss = L.get(config.loss, **config.loss_hyper)
+    aug = make_augmenter(image_shape if image_shape else "table", **config.augment)
+    net = _network_for(config, X.shape[1], image_shape)
+    tdt = torch_dtype(config.dtype)
+    det = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(True)
+    params = list(net.parameters())
+    P = target = None
+    if loss.name == "byol":
+        h = _proj_out(net)
+        P = torch.nn.Parameter(torch.eye(h, dtype=tdt))  # the kernel model's P₀ = I
+        params.append(P)
+        target = copy.deepcopy(net)
+        for q in target.parameters():
+            q.requires_grad_(False)
+    opt = torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
+    history = []
+    try:
+        net.train()
+        bar = tqdm(range(int(config.epochs)), desc=f"{config.loss} {config.dataset}", disable=not progress,
+                   leave=False)
+        for epoch in bar:
+            rng = np.random.default_rng([int(config.seed), int(epoch)])
+            perm = rng.permutation(n)
+            total, count = 0.0, 0
+            for start in range(0, n - B + 1, B):  # drop the last partial batch
+                Xb = X[perm[start:start + B]]
+                xa = torch.from_numpy(aug(Xb, rng))
+                xb = torch.from_numpy(aug(Xb, rng))
+                za, zb = net(xa), net(xb)
+                if P is not None:
+                    target.train()
+                    with torch.no_grad():
+                        ta, tb = target(xa), target(xb)
+                    value = ssl_loss(loss, za, zb, P, ta, tb)
+                else:
+                    value = ssl_loss(loss, za, zb)
+                opt.zero_grad(set_to_none=True)
+                value.backward()
+                opt.step()
+                if target is not None:  # EMA target: ξ ← τ ξ + (1 − τ) θ
+                    with torch.no_grad():
+                        for xi, th in zip(target.state_dict().values(), net.state_dict().values()):
+                            if xi.dtype.is_floating_point:
+                                xi.mul_(loss.ema).add_(th, alpha=1.0 - loss.ema)
+                            else:
+                                xi.copy_(th)
+                total += float(value.detach())
+                count += 1
+            history.append(total / max(count, 1))
+            bar.set_postfix(loss=f"{history[-1]:.4g}")
+            if not np.isfinite(history[-1]):
+                raise FloatingPointError(f"{config.loss} on {config.dataset}: the loss became "
+                                         f"{history[-1]} in epoch {epoch}; lower lr={config.lr}.")
+    finally:
+        torch.use_deterministic_algorithms(det)
+    return net.eval(), history
+
+
+def _proj_out(net) -> int:
+    """Output width of a network's projector (the h of the loss)."""
+    last = [m for m in net.projector.modules() if isinstance(m, torch.nn.Linear)][-1]
+    return int(last.out_features)
+
+
+def load_or_train(config: SSLConfig, force: bool = False, progress: bool = True) -> TrainedNetwork:
+    """The trained network of ``config``: from the cache if present (and ``force`` is False),
+    otherwise trained by :func:`train_ssl` and stored atomically (temp file + rename)."""
+    from ..results import atomic_path
+
+    X, y, X_test, y_test, image_shape = _load_split(config)
+    key = cache_key(config)
+    path = cache_dir() / f"{config.dataset}-{config.loss}-{key}.pt"
+    if path.exists() and not force:
+        blob = torch.load(path, map_location="cpu", weights_only=False)
+        if blob.get("key") != key:
+            raise ValueError(f"{path} holds another configuration (key {blob.get('key')} != {key}); "
+                             "delete it or call load_or_train(..., force=True).")
+        net = _network_for(config, X.shape[1], image_shape)
+        net.load_state_dict(blob["state_dict"])
+        return TrainedNetwork(net.eval(), config, key, blob["losses"], 0.0, True, path,
+                              X, y, X_test, y_test, image_shape)
+    t0 = time.perf_counter()
+    net, hist = train_ssl(config, X, image_shape, progress=progress)
+    seconds = time.perf_counter() - t0
+    with atomic_path(path) as tmp:
+        torch.save({"key": key, "config": dataclasses.asdict(config), "losses": hist,
+                    "seconds": seconds, "state_dict": net.state_dict()}, tmp)
+    return TrainedNetwork(net, config, key, hist, seconds, False, path, X, y, X_test, y_test, image_shape)
+
+
+def probe_trained_vs_init(trained: TrainedNetwork, label_fraction: float = 0.1, seed: int = 0) -> dict:
+    """Linear-probe accuracy (``label_fraction`` labels) of the trained backbone next to the
+    same architecture at its random initialisation (same seed) — did training do anything?"""
+    from ..evaluate import linear_probe
+
+    init = _network_for(trained.config, trained.X.shape[1], trained.image_shape).eval()
+    out = {}
+    for name, net in (("trained", trained.network), ("init", init)):
+        Z, Zt = net.embed(trained.X), net.embed(trained.X_test)
+        out[name] = float(linear_probe(Z, trained.y, Zt, trained.y_test, label_fraction=label_fraction,
+                                       seed=seed))
+    return out

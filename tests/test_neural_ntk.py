@@ -1,0 +1,229 @@
+"""TorchNTK: the eNTK of a torch module, eq. (entk-proj), against the NumPy MLP eNTK, finite-
+difference Jacobians of a tiny CNN, its own contractions, and the sketch (entk-sketch)."""
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from krepes_lib.entk import MLP, EmpiricalNTK  # noqa: E402
+from krepes_lib.kernels import Linear  # noqa: E402
+from krepes_lib.landmarks import kmeans_pp  # noqa: E402
+from krepes_lib.model import NystromModel  # noqa: E402
+from krepes_lib.neural import TorchNTK, sketch_error  # noqa: E402
+from krepes_lib.nystrom import Nystrom  # noqa: E402
+
+RTOL = 1e-6
+
+
+def rel(a, b):
+    return float(np.abs(a - b).max() / np.abs(b).max())
+
+
+def sequential_like(mlp):
+    """nn.Sequential (float64) with the weights of a krepes_lib.entk.MLP."""
+    act = {"relu": torch.nn.ReLU, "tanh": torch.nn.Tanh}[mlp.activation]
+    layers = []
+    for l, W in enumerate(mlp.weights):
+        layers.append(torch.nn.Linear(W.shape[1], W.shape[0]))
+        if l < len(mlp.weights) - 1:
+            layers.append(act())
+    seq = torch.nn.Sequential(*layers).double()
+    lins = [m for m in seq if isinstance(m, torch.nn.Linear)]
+    with torch.no_grad():
+        for lin, W, b in zip(lins, mlp.weights, mlp.biases):
+            lin.weight.copy_(torch.from_numpy(W))
+            lin.bias.copy_(torch.from_numpy(b))
+    return seq
+
+
+def tiny_cnn(seed=0):
+    """conv 3×3 → tanh → max-pool 2 → flatten → linear (3 outputs), NCHW input (1, 6, 6)."""
+    torch.manual_seed(seed)
+    return torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3, padding=1), torch.nn.Tanh(), torch.nn.MaxPool2d(2),
+                               torch.nn.Flatten(), torch.nn.Linear(2 * 3 * 3, 3)).double()
+
+
+def fd_jacobian(module, X, input_shape=None, eps=1e-6):
+    """J (n, O, p) by central finite differences over every parameter (float64)."""
+    x = torch.from_numpy(X)
+    if input_shape is not None:
+        x = x.reshape((X.shape[0],) + tuple(input_shape))
+    cols = []
+    with torch.no_grad():
+        for prm in module.parameters():
+            flat = prm.view(-1)
+            for i in range(flat.numel()):
+                old = flat[i].item()
+                flat[i] = old + eps
+                up = module(x).reshape(X.shape[0], -1).numpy()
+                flat[i] = old - eps
+                down = module(x).reshape(X.shape[0], -1).numpy()
+                flat[i] = old
+                cols.append((up - down) / (2 * eps))
+    return np.stack(cols, axis=-1)
+
+
+@pytest.mark.parametrize("activation", ["relu", "tanh"])
+@pytest.mark.parametrize("contraction", ["sum", "mean"])
+def test_equals_numpy_mlp_entk(activation, contraction):
+    mlp = MLP.init([4, 7, 5, 3], seed=1, activation=activation)
+    rng = np.random.default_rng(0)
+    X, Y = rng.normal(size=(9, 4)), rng.normal(size=(5, 4))
+    ref = EmpiricalNTK(mlp=mlp, output_reduction=contraction)
+    k = TorchNTK(sequential_like(mlp), contraction=contraction)
+    K = k(X, Y, dtype="float64")
+    assert K.dtype == np.float64 and isinstance(K, np.ndarray)
+    assert rel(K, ref(X, Y, dtype="float64")) < RTOL
+    assert rel(k.diag(X, dtype="float64"), ref.diag(X, dtype="float64")) < RTOL
+
+
+def test_equals_finite_difference_jacobian_of_a_cnn():
+    cnn = tiny_cnn()
+    rng = np.random.default_rng(1)
+    X, Y = rng.normal(size=(5, 36)), rng.normal(size=(4, 36))
+    JX, JY = fd_jacobian(cnn, X, (1, 6, 6)), fd_jacobian(cnn, Y, (1, 6, 6))
+    k = TorchNTK(cnn, input_shape=(1, 6, 6))
+    assert rel(k(X, Y, dtype="float64"), np.einsum("iop,jop->ij", JX, JY)) < RTOL
+    # a given output projection R: k = Σ_j (RᵀJ)_j(x)·(RᵀJ)_j(x'), eq. (entk-proj)
+    R = rng.normal(size=(3, 2))
+    kR = TorchNTK(cnn, contraction=R, input_shape=(1, 6, 6))
+    ref = np.einsum("iop,oq,jrp,rq->ij", JX, R, JY, R)
+    assert rel(kR(X, Y, dtype="float64"), ref) < RTOL
+    # the features are the contracted Jacobians themselves
+    F = TorchNTK(cnn, contraction=R[:, :1], input_shape=(1, 6, 6)).features(X, dtype="float64")
+    assert rel(F, np.einsum("iop,o->ip", JX, R[:, 0])) < RTOL
+
+
+def test_contractions_relate():
+    cnn = tiny_cnn(2)
+    X = np.random.default_rng(2).normal(size=(6, 36))
+    kw = dict(input_shape=(1, 6, 6))
+    Ks = TorchNTK(cnn, contraction="sum", **kw)(X, dtype="float64")
+    assert rel(TorchNTK(cnn, contraction="mean", **kw)(X, dtype="float64"), Ks / 3) < RTOL
+    assert rel(TorchNTK(cnn, contraction=np.eye(3), **kw)(X, dtype="float64"), Ks) < RTOL
+    parts = sum(TorchNTK(cnn, contraction=np.eye(3)[:, [o]], **kw)(X, dtype="float64") for o in range(3))
+    assert rel(parts, Ks) < RTOL
+
+
+@pytest.mark.parametrize("implementation", ["exact", "sketch"])
+def test_psd_diag_and_budget_independence(implementation):
+    cnn = tiny_cnn(3)
+    rng = np.random.default_rng(3)
+    X, Y = rng.normal(size=(11, 36)), rng.normal(size=(7, 36))
+    kw = dict(input_shape=(1, 6, 6), implementation=implementation, sketch_size=40)
+    k = TorchNTK(cnn, **kw)
+    K = k(X, dtype="float64")
+    assert np.allclose(K, K.T, rtol=1e-12, atol=0)
+    assert np.linalg.eigvalsh(K).min() > -1e-10 * np.abs(K).max()
+    assert rel(k.diag(X, dtype="float64"), np.diag(K)) < 1e-12
+    # a budget that forces chunking over rows, outputs or directions changes nothing
+    small = TorchNTK(cnn, memory_budget=20_000, cache_bytes=0, **kw)
+    plan = small._plan(torch.from_numpy(X))
+    assert len(plan[-2]) > 1 or plan[-1] < X.shape[0]
+    assert rel(small(X, Y, dtype="float64"), k(X, Y, dtype="float64")) < 1e-12
+    # Kernel.blocks / matmul stream the same numbers
+    A = rng.normal(size=(7, 2))
+    assert rel(small.matmul(X, Y, A, memory_budget=500), k(X, Y, dtype="float64") @ A) < 1e-12
+
+
+def test_float32_default_and_dtype_option():
+    cnn = tiny_cnn(4)
+    X = np.random.default_rng(4).normal(size=(4, 36))
+    k = TorchNTK(cnn, input_shape=(1, 6, 6))
+    K32 = k(X)
+    assert K32.dtype == np.float32
+    assert rel(K32, k(X, dtype="float64")) < 1e-4
+    assert TorchNTK(cnn, input_shape=(1, 6, 6), dtype="float64")(X.astype(np.float32)).dtype == np.float64
+
+
+def test_sketch_error_falls_like_inverse_sqrt_S():
+    mlp = MLP.init([4, 16, 16, 2], seed=5, activation="tanh")
+    X = np.random.default_rng(5).normal(size=(10, 4))
+    res = sketch_error(sequential_like(mlp), X, sizes=(16, 256), seeds=range(6))
+    small, large = res["mean"]
+    # E‖K_S − K‖_F ∝ 1/√S: a 16× larger sketch has ~4× smaller error (loose band for 6 seeds)
+    assert 2.0 < small / large < 8.0, res
+    assert large < 0.25
+
+
+def test_nystrom_model_and_kernel_space_kmeanspp():
+    """Landmarks by k-means++ in eNTK space, Nyström and the PC-initialised model equal those of
+    the Linear kernel on the explicit features (the flattened Jacobians)."""
+    cnn = tiny_cnn(6)
+    X = np.random.default_rng(6).normal(size=(30, 36))
+    k = TorchNTK(cnn, input_shape=(1, 6, 6))
+    F = k.features(X, dtype="float64")
+    lm = kmeans_pp(X, 6, seed=0, kernel=k)
+    lm_ref = kmeans_pp(F, 6, seed=0, kernel=Linear())
+    np.testing.assert_array_equal(lm.indices, lm_ref.indices)
+    nys = Nystrom(k, X[lm.indices], dtype="float64")
+    nys_ref = Nystrom(Linear(), F[lm.indices], dtype="float64")
+    assert rel(nys.K_mm, nys_ref.K_mm) < RTOL
+    model = NystromModel(nys, h=3)
+    Z, Z_ref = model.embed(X), NystromModel(nys_ref, h=3).embed(F)
+    assert Z.shape == (30, 3)
+    assert rel(np.abs(Z), np.abs(Z_ref)) < 1e-5  # eigenvectors up to sign
+
+
+def test_repr_names_the_weights_and_snapshot():
+    cnn = tiny_cnn(7)
+    k = TorchNTK(cnn, input_shape=(1, 6, 6))
+    X = np.random.default_rng(7).normal(size=(3, 36))
+    K = k(X, dtype="float64")
+    with torch.no_grad():
+        next(cnn.parameters()).add_(1.0)  # training the original later does not change k
+    np.testing.assert_array_equal(k(X, dtype="float64"), K)
+    assert k.digest in repr(k) and TorchNTK(cnn, input_shape=(1, 6, 6)).digest != k.digest
+
+
+def test_clear_errors():
+    cnn = tiny_cnn()
+    with pytest.raises(TypeError, match="torch.nn.Module"):
+        TorchNTK(np.eye(2))
+    with pytest.raises(ValueError, match="contraction"):
+        TorchNTK(cnn, contraction="max")
+    with pytest.raises(ValueError, match="implementation"):
+        TorchNTK(cnn, implementation="fast")
+    with pytest.raises(ValueError, match="sketch_size"):
+        TorchNTK(cnn, implementation="sketch", sketch_size=0)
+    X = np.zeros((2, 36))
+    with pytest.raises(ValueError, match="O = 3 outputs"):
+        TorchNTK(cnn, contraction=np.ones((4, 1)), input_shape=(1, 6, 6))(X)
+    with pytest.raises(ValueError, match="input_shape"):
+        TorchNTK(cnn, input_shape=(1, 5, 5))(X)
+    with pytest.raises(ValueError, match="memory_budget"):
+        TorchNTK(cnn, input_shape=(1, 6, 6), memory_budget=100)(X)
+
+
+def test_library_imports_without_torch():
+    """krepes_lib and its kernel-only parts work with torch blocked; the neural tools say how
+    to install the extra."""
+    code = (
+        "import sys; sys.modules['torch'] = None\n"
+        "import numpy as np, krepes_lib as kr, krepes_lib.neural as nn_\n"
+        "from krepes_lib.entk import MLP, EmpiricalNTK\n"
+        "X = np.random.default_rng(0).normal(size=(5, 3))\n"
+        "assert EmpiricalNTK(mlp=MLP.init([3, 4, 2]))(X).shape == (5, 5)\n"
+        "assert kr.RBF(1.0)(X).shape == (5, 5)\n"
+        "try:\n    nn_.TorchNTK\nexcept ImportError as e:\n    print(e)\nelse:\n    raise SystemExit('no error')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "krepes-companion[neural]" in out.stdout and "torch==2.13.0" in out.stdout
+
+
+@pytest.mark.skipif(not __import__("krepes_lib").gpu_available(), reason="needs CuPy and a GPU")
+def test_cupy_in_cupy_out():
+    import cupy
+
+    cnn = tiny_cnn(8)
+    X = np.random.default_rng(8).normal(size=(6, 36))
+    k = TorchNTK(cnn, input_shape=(1, 6, 6))
+    Kd = k(cupy.asarray(X), dtype="float64")
+    assert isinstance(Kd, cupy.ndarray)
+    assert rel(cupy.asnumpy(Kd), k(X, dtype="float64")) < 1e-10
+    ks = TorchNTK(cnn, input_shape=(1, 6, 6), implementation="sketch", sketch_size=32)
+    assert rel(cupy.asnumpy(ks(cupy.asarray(X), dtype="float64")), ks(X, dtype="float64")) < 1e-10
