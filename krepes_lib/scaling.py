@@ -48,7 +48,9 @@ from .backend import get_xp, synchronize, to_host
 
 __all__ = ["Resampled", "resample_rows", "real_rows", "StageTimer", "LogLogFit", "fit_loglog",
            "crossover_n", "full_data_batches", "full_objective_and_gradient", "StreamedGGN",
-           "nystrom_timings", "full_kernel_timings", "m_sweep", "CHUNK"]
+           "nystrom_timings", "full_kernel_timings", "m_sweep", "scaling_curve", "equivalence_test",
+           "smallest_sufficient_m", "load_tables", "stage_table", "train_seconds", "time_breakdown",
+           "TRAIN_STAGES", "CHUNK"]
 
 #: Rows per chunk of synthetic rows (each chunk has its own seeded generator).
 CHUNK = 65536
@@ -461,10 +463,12 @@ def full_kernel_timings(X, y, X_test, y_test, h: int = 32, loss: str = "barlow_t
 
 
 def m_sweep(X, y, X_test, y_test, ms, h: int = 32, landmarks: str = "kmeans++", seed: int = 0,
-            kernel=None, error_rows: int = 2000) -> list:
+            kernel=None, error_rows: int = 2000, n: int | None = None) -> list:
     """Accuracy (linear probe at the PC initialisation) and Nyström error vs m at fixed n.
 
-    For each m: landmarks, Nyström, model at Ã₀, 10%-label probe, and the relative
+    With ``n`` given, (X, y) are the real rows and the data set is ``resample_rows(X, y, n,
+    seed)``; m larger than n is skipped. The kernel defaults to the RBF with the median
+    bandwidth of X as passed (the real rows), so every n shares it. For each m: landmarks, Nyström, model at Ã₀, 10%-label probe, and the relative
     Frobenius error ‖K − K̃‖_F/‖K‖_F on ``error_rows`` rows of X (seeded; eq. nys-approx).
     Returns a list of dicts ``{"n", "m", "accuracy", "nystrom_error", "seconds"}``.
     """
@@ -476,6 +480,10 @@ def m_sweep(X, y, X_test, y_test, ms, h: int = 32, landmarks: str = "kmeans++", 
     X = np.asarray(X, dtype=np.float32)
     X_test = np.asarray(X_test, dtype=np.float32)
     k = default_kernel(X) if kernel is None else kernel
+    if n is not None:
+        R = resample_rows(X, y, n, seed=seed)
+        X, y = R.X, R.y
+        ms = [m for m in ms if m <= n]
     rows = np.sort(np.random.default_rng([seed, 3]).choice(X.shape[0], size=min(error_rows, X.shape[0]),
                                                            replace=False))
     out = []
@@ -489,3 +497,128 @@ def m_sweep(X, y, X_test, y_test, ms, h: int = 32, landmarks: str = "kmeans++", 
         out.append({"n": int(X.shape[0]), "m": int(m), "accuracy": float(acc), "nystrom_error": float(err),
                     "seconds": time.perf_counter() - t0})
     return out
+
+
+def scaling_curve(X_real, y_real, X_test, y_test, ns, seeds=(0,), method: str = "nystrom", h: int = 32,
+                  loss: str = "barlow_twins", batch_size: int = 512, stage: str = "epoch", kernel=None,
+                  jitter: float = 0.05, progress: bool = True, warmup: bool = True) -> list:
+    """Timed runs over sizes n and seeds: one row per (n, seed).
+
+    The data set of size n is ``resample_rows(X_real, y_real, n, seed)`` (real rows first); the
+    seed also draws the landmarks, views and labelled subset. ``method="nystrom"``: m = ⌈√n⌉
+    k-means++ landmarks (:func:`nystrom_timings`); ``"full"``: m = n (:func:`full_kernel_timings`).
+    The kernel is the RBF with the median bandwidth of the real rows unless ``kernel`` is given
+    (one kernel for every n, so only n changes). ``warmup`` runs the smallest configuration
+    once untimed first. Rows: ``{"method", "n", "seed", "m", "n_real",
+    "seconds", "total", "accuracy"}``.
+    """
+    from tqdm.auto import tqdm
+
+    from .experiment import default_kernel
+
+    if method not in ("nystrom", "full"):
+        raise ValueError(f"method={method!r}: use 'nystrom' (m = ceil(sqrt(n))) or 'full' (m = n).")
+    k = default_kernel(np.asarray(X_real, dtype=np.float32)) if kernel is None else kernel
+    rows = []
+    jobs = [(int(n), int(s)) for n in ns for s in seeds]
+    if warmup and jobs:  # untimed: first-call imports and caches (scikit-learn, BLAS) out of the fit
+        R = resample_rows(X_real, y_real, min(n for n, _ in jobs), seed=jobs[0][1], jitter=jitter)
+        nystrom_timings(R.X, R.y, X_test, y_test, h=h, loss=loss, batch_size=batch_size, kernel=k,
+                        stage=stage)
+    for n, s in tqdm(jobs, desc=f"scaling {method}", disable=not progress, leave=False):
+        R = resample_rows(X_real, y_real, n, seed=s, jitter=jitter)
+        run = nystrom_timings if method == "nystrom" else full_kernel_timings
+        kw = {} if method == "full" else {"m": "sqrt"}
+        out = run(R.X, R.y, X_test, y_test, h=h, loss=loss, batch_size=batch_size, seed=s, kernel=k,
+                  stage=stage, **kw)
+        rows.append({"method": method, "n": n, "seed": s, "m": out["m"], "n_real": R.n_real,
+                     "seconds": out["seconds"], "total": float(sum(out["seconds"].values())),
+                     "accuracy": out["accuracy"]})
+    return rows
+
+
+def equivalence_test(a, b, margin: float, alpha: float = 0.05):
+    """Two one-sided paired t-tests (TOST) of d = a − b over seeds: "on par" within ±margin.
+
+    Holds when both H₁: mean d > −margin and H₁: mean d < +margin are significant at
+    ``alpha``; "does not hold" when mean d < −margin or mean d > +margin is significant
+    (one-sided, ``alpha``); else "inconclusive". Returns ``(verdict, mean, ci_low, ci_high,
+    rule)``, the interval being the (1 − 2α) t-interval of the mean difference.
+    """
+    from .stats import FAILS, HOLDS, INCONCLUSIVE, paired_test
+
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    if not margin > 0:
+        raise ValueError(f"margin={margin} must be > 0 (the equivalence band ±margin).")
+    lower = paired_test(a + margin, b, "greater", alpha)    # d > −margin
+    upper = paired_test(a - margin, b, "less", alpha)       # d < +margin
+    if lower.verdict == HOLDS and upper.verdict == HOLDS:
+        verdict = HOLDS
+    elif lower.verdict == FAILS or upper.verdict == FAILS:
+        verdict = FAILS
+    else:
+        verdict = INCONCLUSIVE
+    d = paired_test(a, b, "greater", alpha)
+    rule = (f"TOST: two one-sided paired t-tests over {d.n} seeds of the per-seed mean accuracy "
+            f"difference, equivalence band ±{margin:g}, alpha = {alpha:g} each; fixed before the run")
+    return verdict, d.mean, d.ci_low, d.ci_high, rule
+
+
+def smallest_sufficient_m(rows, tol: float = 0.01) -> dict:
+    """Per n: the smallest m of an :func:`m_sweep` whose probe accuracy is within ``tol`` of the
+    best accuracy over the sweep (a rule for choosing m; ours). Returns ``{n: m}``."""
+    out = {}
+    for n in sorted({r["n"] for r in rows}):
+        sel = sorted((r for r in rows if r["n"] == n), key=lambda r: r["m"])
+        best = max(r["accuracy"] for r in sel)
+        out[n] = next(r["m"] for r in sel if r["accuracy"] >= best - tol)
+    return out
+
+
+def load_tables(names, n_test: int = 2000, seed: int = 0):
+    """:func:`real_rows` for each name; a table whose files are missing is skipped with its
+    reason instead of failing the study. Returns ``(tables, skipped)``: ``{name: (X, y, X_test,
+    y_test, note)}`` and ``{name: reason}``."""
+    tables, skipped = {}, {}
+    for name in names:
+        try:
+            tables[name] = real_rows(name, n_test=n_test, seed=seed)
+        except FileNotFoundError as err:
+            skipped[name] = str(err).split(". ")[0]
+    return tables, skipped
+
+
+def stage_table(rows, stages=None) -> dict:
+    """Mean seconds per stage and n over the seeds of :func:`scaling_curve` rows: ``{n: {stage: s}}``."""
+    out = {}
+    for n in sorted({r["n"] for r in rows}):
+        sel = [r["seconds"] for r in rows if r["n"] == n]
+        keys = stages or list(sel[0])
+        out[n] = {k: float(np.mean([s.get(k, 0.0) for s in sel])) for k in keys}
+    return out
+
+
+#: Stages of the training time (evaluation is reported apart).
+TRAIN_STAGES = ("landmarks", "kernel", "pc_init", "epoch")
+
+
+def train_seconds(row) -> float:
+    """Training time of a :func:`scaling_curve` row: landmarks + kernel pass + PC init + epoch."""
+    return float(sum(row["seconds"].get(k, 0.0) for k in TRAIN_STAGES if k in row["seconds"]) +
+                 row["seconds"].get("audit", 0.0))
+
+
+def time_breakdown(row, views: int = 2) -> dict:
+    """Kernel vs optimisation vs evaluation seconds of a :func:`scaling_curve` row (an estimate).
+
+    kernel = landmarks + kernel pass + PC init + the kernel work inside the epoch, taken as
+    ``views`` kernel passes (the epoch evaluates K for p views of every row; capped at the
+    epoch's time); optimisation = the rest of the epoch; evaluation as measured (embedding
+    of train and test rows and the probe).
+    """
+    s = row["seconds"]
+    step = s.get("epoch", s.get("audit", 0.0))
+    in_step = min(step, views * s["kernel"])
+    return {"kernel": s["landmarks"] + s["kernel"] + s["pc_init"] + in_step,
+            "optimisation": step - in_step, "evaluation": s.get("evaluation", 0.0)}
