@@ -27,10 +27,20 @@ __all__ = ["linear_probe", "labelled_subset", "knn_accuracy", "raw_feature_probe
 
 
 def _check_split(Z, y, what):
+    """Shapes agree, at least one row and one column (an empty input is an error, not 0/0)."""
     if getattr(Z, "ndim", None) != 2:
         raise ValueError(f"{what}: Z must be a 2-D (n, h) array; got {getattr(Z, 'shape', type(Z))}.")
     if y.ndim != 1 or y.shape[0] != Z.shape[0]:
         raise ValueError(f"{what}: y must have shape (n={Z.shape[0]},); got {tuple(y.shape)}.")
+    if Z.shape[0] == 0 or Z.shape[1] == 0:
+        raise ValueError(f"{what}: Z is empty (shape {tuple(Z.shape)}); pass at least one row "
+                         "and one feature (check the split sizes and the model's output).")
+
+
+def _check_finite(xp, Z, what):
+    if not bool(xp.isfinite(Z).all()):
+        raise ValueError(f"{what}: the representations contain NaN/inf (did training diverge?); "
+                         "k-NN on them would be meaningless.")
 
 
 def labelled_subset(y, label_fraction: float, seed=0) -> np.ndarray:
@@ -139,6 +149,11 @@ def knn_accuracy(Z_train, y_train, Z_test, y_test, k: int = KNN_K, metric: str =
     -------
     float
         Test accuracy. Ties in the vote go to the smallest label.
+
+    Raises
+    ------
+    ValueError
+        Empty inputs, mismatched shapes, NaN/inf representations, a bad ``k`` or ``metric``.
     """
     if metric not in ("cosine", "euclidean"):
         raise ValueError(f"metric={metric!r}: use 'cosine' or 'euclidean'.")
@@ -147,6 +162,11 @@ def knn_accuracy(Z_train, y_train, Z_test, y_test, k: int = KNN_K, metric: str =
     y_te = xp.asarray(y_test)
     _check_split(Z_train, y_tr, "knn_accuracy (train)")
     _check_split(Z_test, y_te, "knn_accuracy (test)")
+    _check_finite(xp, Z_train, "knn_accuracy (train)")
+    _check_finite(xp, Z_test, "knn_accuracy (test)")
+    if Z_train.shape[1] != Z_test.shape[1]:
+        raise ValueError(f"knn_accuracy: train has {Z_train.shape[1]} features, test "
+                         f"{Z_test.shape[1]}.")
     n_tr = Z_train.shape[0]
     if not 1 <= k <= n_tr:
         raise ValueError(f"k={k} must be between 1 and n_train={n_tr}.")

@@ -85,8 +85,36 @@ def test_count_parameters():
     X = np.random.default_rng(0).normal(size=(30, 3))
     nys = Nystrom(RBF(sigma=1.0), X[:12])
     for coords in ("raw", "whitened"):
-        model = NystromModel(nys, h=4, coords=coords, decoder=True)
+        model = NystromModel(nys, h=4, coords=coords)
         assert count_parameters(model) == 12 * 4 + 4
     assert count_parameters({"a": np.zeros((3, 2)), "b": np.zeros(5)}) == 11
     with pytest.raises(TypeError):
         count_parameters(3)
+
+
+# --- issue 12 fault table: NaN embeddings and empty inputs are clear errors ------------------
+def test_fault_knn_on_nan_embeddings_is_an_error():
+    rng = np.random.default_rng(0)
+    Z, y = rng.standard_normal((40, 3)), np.arange(40) % 2
+    bad = Z.copy()
+    bad[5, 1] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        knn_accuracy(bad, y, Z, y, k=3)
+    with pytest.raises(ValueError, match="NaN"):
+        knn_accuracy(Z, y, np.full_like(Z, np.nan), y, k=3)
+    with pytest.raises(ValueError, match="NaN"):
+        knn_accuracy(Z, y, np.where(Z > 0, np.inf, Z), y, k=3, metric="euclidean")
+
+
+@pytest.mark.parametrize("side", ["train", "test"])
+def test_fault_empty_inputs_are_errors_not_zero_division(side):
+    rng = np.random.default_rng(1)
+    Z, y = rng.standard_normal((30, 4)), np.arange(30) % 3
+    Z0, y0 = np.zeros((0, 4)), np.zeros(0, dtype=int)
+    args = (Z0, y0, Z, y) if side == "train" else (Z, y, Z0, y0)
+    with pytest.raises(ValueError, match="empty"):
+        knn_accuracy(*args, k=1)
+    with pytest.raises(ValueError, match="empty"):
+        linear_probe(*args)
+    with pytest.raises(ValueError, match="empty"):
+        knn_accuracy(np.zeros((30, 0)), y, np.zeros((30, 0)), y, k=1)
