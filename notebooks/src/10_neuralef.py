@@ -54,7 +54,7 @@ timing_iterations = 100  # NeuralEF steps in the timing curve (seed: 2000)
 n_mlpgp = 200  # two-moons / circles points (seed: 1000)
 n_mnist = 300  # MNIST training images (seed App. B: 6000 for Nyström)
 n_mnist_test = 300  # MNIST test images
-cnn_gp_nets = 4  # random CNNs of the Monte-Carlo CNN-GP kernel (seed: S = 2000)
+cnn_gp_nets = 4  # random CNNs of the Monte-Carlo CNN-GP kernel (seed: S of 2000)
 mnist_iterations = 50  # NeuralEF steps on MNIST (seed: 20000)
 mnist_width = 32  # width of each eigenfunction MLP on MNIST
 n_cifar_train = 100  # airplane/automobile images for the classifier and NeuralEF
@@ -65,7 +65,7 @@ bridge_datasets = ["mnist"]  # "mnist" and/or "adult"
 bridge_n_train = 300
 bridge_n_test = 200
 bridge_m = 50  # landmarks of both KREPES models
-bridge_h = 8  # representation dimensions (NeuralEF uses k = h eigenfunctions)
+bridge_h = 8  # representation dimensions (NeuralEF uses h eigenfunctions too)
 bridge_iterations = 50  # NeuralEF steps for the bridge
 bridge_epochs = 1  # KREPES epochs after either initialisation (KPCA loss)
 cpu_threads = 1  # host BLAS / torch threads
