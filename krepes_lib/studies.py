@@ -43,7 +43,7 @@ from .model import NystromModel
 from .nystrom import Nystrom
 from .options import Options
 
-__all__ = ["load_split", "Scorer", "objective_value", "main_results", "optimizer_study", "best_lr",
+__all__ = ["load_split", "load_rows", "Scorer", "objective_value", "main_results", "optimizer_study", "best_lr",
            "init_study", "landmark_study", "nystrom_error_study", "hvp_costs", "time_to_reach",
            "select", "column", "curves", "paired_rows", "family_row", "OPTIMIZER_METHODS", "MIN_PAIRS"]
 
@@ -65,6 +65,16 @@ def load_split(name: str, n_train: int | None, n_test: int | None, seed: int = 0
             n_train, n_test = N - n_test_new, n_test_new
             print(f"{name}: {N} rows; using n_train = {n_train}, n_test = {n_test} (same ratio)")
     return data.load_split(name, n_train=n_train, n_test=n_test, seed=seed, **loader_kw)
+
+
+def load_rows(name: str, n: int | None, seed: int = 0, **loader_kw):
+    """Up to ``n`` rows of a dataset, stratified by class (all rows when it has fewer or
+    ``n`` is None): ``(X, y, dataset)``, for studies that need no held-out split (notebook 01)."""
+    from . import data
+
+    D = data.load(name, **loader_kw)
+    idx = data.stratified_indices(D.y, None if n is None else min(int(n), len(D)), seed=seed)
+    return D.X[idx], D.y[idx], D
 
 
 # ---------------------------------------------------------------------------------------

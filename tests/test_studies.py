@@ -194,3 +194,10 @@ def test_load_split_shrinks_both_sizes_in_proportion_for_a_small_dataset():
     assert len(s.y) + len(s.y_test) == n and len(s.y_test) == round(n * 1000 / 4000)
     s2 = studies.load_split("digits", n_train=500, n_test=200, seed=0)
     assert (len(s2.y), len(s2.y_test)) == (500, 200)
+
+
+def test_load_rows_caps_at_the_dataset_and_stratifies():
+    X, y, D = studies.load_rows("digits", 10 ** 6)
+    assert len(y) == len(D)
+    X, y, D = studies.load_rows("digits", 100, seed=0)
+    assert X.shape == (100, D.X.shape[1]) and np.bincount(y).min() >= 9

@@ -27,92 +27,52 @@ m_values = [20, 40, 80, 160]  # numbers of landmarks
 h = 10  # representation dimensions of the PC initialisation
 landmark_methods = ["uniform", "kmeans++", "leverage"]
 n_eval = 800  # points per dataset on which K and its approximation are compared
-seeds = [0, 1]  # landmark draws to average over
+seeds = [0, 1, 2]  # landmark draws to average over (and to pair in the tests)
 dtype = "float64"  # "float32" is the library default; the error curve is cleaner in float64
+alpha = 0.05  # level of every verdict (one-sided paired t-test over seeds, Holm per family)
 
 # %%
-import time
-
 import matplotlib.pyplot as plt
 import numpy as np
 
-from krepes_lib import data, landmarks as LM
-from krepes_lib.backend import default_xp, to_device, to_host
-from krepes_lib.kernels import make_kernel, median_sigma
-from krepes_lib.nystrom import Nystrom
+import krepes_lib as kr
+from krepes_lib import studies
 from krepes_lib.results import save_figure, save_results
 
-xp = default_xp()  # CuPy on a GPU, NumPy otherwise
-print("array backend:", xp.__name__)
+print("array backend:", kr.default_xp().__name__)
 
 # %% [markdown]
 # ## Nyström error against the number of landmarks
 #
-# For each dataset we draw `n_eval` points (stratified by class; all of them if the dataset is
-# smaller), pick $m$ landmarks among these
-# same points with each strategy, and compare the exact kernel on the points with its Nyström
-# approximation.
-# The error is accumulated block by block, so no $n\times n$ matrix is held.
+# For each dataset we take `n_eval` points (stratified by class; all of them if the dataset is
+# smaller), pick $m$ landmarks among these same points with each strategy, and compare the exact
+# kernel on the points with its Nyström approximation, accumulated block by block (no
+# $n\times n$ matrix is held).
 
 # %%
-def make_kern(name, X):
-    if name in ("rbf", "laplacian"):
-        return make_kernel(name, sigma=median_sigma(X))
-    return make_kernel(name)
-
-
-def load_subset(ds):
-    """Up to n_eval rows of dataset ds, stratified by class (all rows if it has fewer)."""
-    D = data.load(ds)
-    idx = data.stratified_indices(D.y, min(n_eval, len(D.y)), seed=0)
-    return D.X[idx], D.y[idx], D.classes
-
-
-errors, kappas, timings, n_classes = {}, {}, {}, {}
-for ds in datasets:
-    X_host, y, classes = load_subset(ds)
-    X = to_device(X_host, xp, dtype=dtype)
-    n_classes[ds] = len(classes)
-    kern = make_kern(kernel, X_host)
-    for method in landmark_methods:
-        for m in m_values:
-            errs, kaps = [], []
-            t0 = time.perf_counter()
-            for s in seeds:
-                sel = LM.select_landmarks(X, m, method=method, kernel=kern, seed=s)
-                nys = Nystrom(kern, sel.points, dtype=dtype)
-                errs.append(nys.relative_error(X))
-                A0 = nys.pc_init(min(h, nys.rank))
-                norms = to_host(xp.linalg.norm(A0, axis=1))
-                kaps.append(LM.class_coverage(norms, y[sel.indices], n_classes=n_classes[ds]))
-            timings[ds, method, m] = (time.perf_counter() - t0) / len(seeds)
-            errors[ds, method, m] = (float(np.mean(errs)), float(np.std(errs)))
-            kappas[ds, method, m] = float(np.mean(kaps))
-    print(f"{ds}: n = {X.shape[0]}, d = {X.shape[1]}, {kern}")
+points = {ds: studies.load_rows(ds, n_eval, seed=0) for ds in datasets}
+kernels = {ds: kr.default_kernel(X, kernel) for ds, (X, _, _) in points.items()}
+errs = {ds: studies.nystrom_error_study(X, y, kernels[ds], landmark_methods, m_values, seeds, h,
+                                       n_classes=D.n_classes, dtype=dtype) for ds, (X, y, D) in points.items()}
+print(f"{'dataset':<12}{'method':<10}" + "".join(f"{'m=' + str(m):>16}" for m in m_values))
+for ds, R in errs.items():
+    for meth in landmark_methods:
+        print(f"{ds:<12}{meth:<10}"
+              + "".join(f"{kr.stats.mean_std(studies.column(R, 'error', method=meth, m=m), 4):>16}" for m in m_values))
+    print(f"  n = {points[ds][0].shape[0]}, d = {points[ds][0].shape[1]}, {kernels[ds]}")
 
 # %%
 fig, axes = plt.subplots(1, len(datasets), figsize=(5 * len(datasets), 3.8), squeeze=False)
-for ax, ds in zip(axes[0], datasets):
-    for method in landmark_methods:
-        mean = [errors[ds, method, m][0] for m in m_values]
-        std = [errors[ds, method, m][1] for m in m_values]
-        ax.errorbar(m_values, mean, yerr=std, marker="o", capsize=3, label=method)
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("number of landmarks m")
-    ax.set_ylabel(r"relative error $\|K-\tilde K\|_F / \|K\|_F$")
-    ax.set_title(f"{ds} ({kernel} kernel, up to n = {n_eval})")
+for ax, (ds, R) in zip(axes[0], errs.items()):
+    for meth in landmark_methods:
+        E = np.array([studies.column(R, "error", method=meth, m=m) for m in m_values])
+        ax.errorbar(m_values, E.mean(1), yerr=E.std(1), marker="o", capsize=3, label=meth)
+    ax.set(xscale="log", yscale="log", xlabel="number of landmarks m",
+           ylabel=r"relative error $\|K-\tilde K\|_F / \|K\|_F$", title=f"{ds} ({kernel} kernel, up to n = {n_eval})")
     ax.legend()
 fig.tight_layout()
 save_figure(fig, "01_nystrom_pc_error")
 plt.show()
-
-# %%
-print(f"{'dataset':<12}{'method':<10}" + "".join(f"{'m=' + str(m):>16}" for m in m_values))
-for ds in datasets:
-    for method in landmark_methods:
-        row = "".join(f"{errors[ds, method, m][0]:>10.4f}±{errors[ds, method, m][1]:<5.3f}" for m in m_values)
-        print(f"{ds:<12}{method:<10}{row}")
 
 # %% [markdown]
 # ## Class coverage κ of the PC initialisation
@@ -125,9 +85,9 @@ for ds in datasets:
 # %%
 m_top = max(m_values)
 print(f"κ at m = {m_top} (mean over {len(seeds)} seeds; C = number of classes)")
-for ds in datasets:
-    line = ", ".join(f"{method}: {kappas[ds, method, m_top]:.1f}" for method in landmark_methods)
-    print(f"  {ds} (C = {n_classes[ds]}): {line}")
+for ds, R in errs.items():
+    print(f"  {ds} (C = {points[ds][2].n_classes}): "
+          + ", ".join(f"{k}: {studies.column(R, 'kappa', method=k, m=m_top).mean():.1f}" for k in landmark_methods))
 
 # %% [markdown]
 # ## The PC-initialised representation
@@ -137,22 +97,17 @@ for ds in datasets:
 # eigenvector of $K_{mm}$ has entries of one sign), so the figure shows coordinates 2 and 3.
 
 # %%
-X_host, y, _ = load_subset(datasets[0])
-X = to_device(X_host, xp, dtype=dtype)
-kern = make_kern(kernel, X_host)
-sel = LM.select_landmarks(X, m_top, method="kmeans++", seed=seeds[0])
-nys = Nystrom(kern, sel.points, dtype=dtype)
-A0 = nys.pc_init(min(h, nys.rank))
-F = to_host(nys.features(X, A0))
+X0, y0, _ = points[datasets[0]]
+model = kr.build_model(X0, h, m=m_top, kernel=kernels[datasets[0]], landmarks="kmeans++", seed=seeds[0], dtype=dtype)
+F = kr.to_host(model.embed(X0))
 # eq. (nys-pc): on the landmarks the PC features are orthonormal in the K_mm metric
-gram = to_host(A0.T @ nys.K_mm @ A0)
+gram = kr.to_host(model.A_tilde.T @ model.nystrom.K_mm @ model.A_tilde)
 print("max |Ã₀ᵀ K_mm Ã₀ − I| =", float(np.abs(gram - np.eye(gram.shape[0])).max()))
 
 fig, ax = plt.subplots(figsize=(5.5, 4.5))
-sc = ax.scatter(F[:, 1], F[:, 2], c=y, cmap="tab10", s=8)
-ax.set_xlabel("PC feature 2 (dimensionless)")
-ax.set_ylabel("PC feature 3 (dimensionless)")
-ax.set_title(f"{datasets[0]}: PC initialisation, m = {m_top}, k-means++ landmarks")
+sc = ax.scatter(F[:, 1], F[:, 2], c=y0, cmap="tab10", s=8)
+ax.set(xlabel="PC feature 2 (dimensionless)", ylabel="PC feature 3 (dimensionless)",
+       title=f"{datasets[0]}: PC initialisation, m = {m_top}, k-means++ landmarks")
 fig.colorbar(sc, ax=ax, label="class")
 fig.tight_layout()
 plt.show()
@@ -165,65 +120,50 @@ plt.show()
 # valid coverage count.
 
 # %%
-for ds in datasets:
-    for method in landmark_methods:
-        curve = [errors[ds, method, m][0] for m in m_values]
-        assert curve[-1] < curve[0], (ds, method, curve)
+for ds, R in errs.items():
+    for meth in landmark_methods:
+        curve = [studies.column(R, "error", method=meth, m=m).mean() for m in m_values]
+        assert curve[-1] < curve[0] and all(0 <= e < 1 for e in curve), (ds, meth, curve)
         # non-increasing up to 5 % noise from the random landmark draws
-        assert all(b <= a * 1.05 for a, b in zip(curve, curve[1:])), (ds, method, curve)
-        assert all(0 <= e < 1 for e in curve)
-        for m in m_values:
-            assert n_classes[ds] <= kappas[ds, method, m] <= m + 1
+        assert all(b <= a * 1.05 for a, b in zip(curve, curve[1:])), (ds, meth, curve)
+    assert all(points[ds][2].n_classes <= r["kappa"] <= r["m"] + 1 for r in R)
 assert np.abs(gram - np.eye(gram.shape[0])).max() < 1e-6
 
+# %% [markdown]
+# ## Claims
+#
+# Decided by one-sided paired t-tests over seeds at level `alpha` (seed s draws the landmarks
+# of every m and strategy), each family Holm-corrected: (1) the error at the largest m is lower
+# than at the smallest, per dataset and strategy; (2) k-means++ / leverage-score landmarks give
+# a lower error than uniform ones, per dataset, at the smallest and largest m. κ is reported.
+
 # %%
-def best(ds, m):
-    return min(landmark_methods, key=lambda meth: errors[ds, meth, m][0])
-
-
-claims = []
-for ds in datasets:
-    first, last = errors[ds, landmark_methods[0], m_values[0]][0], errors[ds, landmark_methods[0], m_top][0]
-    claims.append({
-        "claim": f"{ds}: Nyström error decreases with m ({landmark_methods[0]} landmarks)",
-        "paper": "premise of the method (no curve reported)",
-        "ours": f"{first:.3f} at m={m_values[0]} → {last:.3f} at m={m_top}",
-        "verdict": "holds" if last < first else "does not hold",
-    })
-    if "uniform" in landmark_methods and len(landmark_methods) > 1:
-        for m in (m_values[0], m_top):
-            uni, uni_sd = errors[ds, "uniform", m]
-            others = {meth: errors[ds, meth, m] for meth in landmark_methods if meth != "uniform"}
-            # "better" only when the gap exceeds the spread over seeds (sum of the two stds)
-            better = [meth for meth, (e, sd) in others.items() if e < uni - (uni_sd + sd)]
-            claims.append({
-                "claim": f"{ds}: k-means++ / leverage landmarks approximate K better than uniform (m={m})",
-                "paper": "uniform sampling degrades accuracy (v1)",
-                "ours": f"uniform {uni:.4f}±{uni_sd:.4f}; "
-                + "; ".join(f"{k} {e:.4f}±{sd:.4f}" for k, (e, sd) in others.items()),
-                "verdict": (f"holds for {', '.join(better)} (gap > spread over seeds)" if better
-                            else "no difference beyond the spread over seeds"),
-            })
-    claims.append({
-        "claim": f"{ds}: class coverage κ of the PC initialisation (m={m_top})",
-        "paper": "CIFAR-10 κ reported only for trained models",
-        "ours": ", ".join(f"{meth} {kappas[ds, meth, m_top]:.1f}" for meth in landmark_methods),
-        "verdict": f"κ ≥ C = {n_classes[ds]} (valid); smaller is better",
-    })
+m_lo = min(m_values)
+decrease = [dict(claim=f"{ds}: Nyström error decreases with m ({k} landmarks)",
+                 paper="premise of the method (no curve reported)",
+                 a=studies.column(R, "error", method=k, m=m_top), b=studies.column(R, "error", method=k, m=m_lo),
+                 a_name=f"m={m_top}", b_name=f"m={m_lo}") for ds, R in errs.items() for k in landmark_methods]
+better = [dict(claim=f"{ds}: {k} landmarks approximate K better than uniform (m={mm})",
+               paper="uniform sampling degrades accuracy (v1)",
+               a=studies.column(R, "error", method=k, m=mm), b=studies.column(R, "error", method="uniform", m=mm),
+               a_name=k, b_name="uniform")
+          for ds, R in errs.items() for mm in sorted({m_lo, m_top}) for k in landmark_methods
+          if k != "uniform" and "uniform" in landmark_methods]
+claims = studies.paired_rows(decrease, "less", alpha, digits=4, family="claim 1")
+claims += studies.paired_rows(better, "less", alpha, digits=4, family="claim 2")
+claims += [kr.stats.claim_row(
+    f"{ds}: class coverage κ of the PC initialisation (m={m_top})", "CIFAR-10 κ reported only for trained models",
+    ", ".join(f"{k} {studies.column(R, 'kappa', method=k, m=m_top).mean():.1f}" for k in landmark_methods),
+    f"not comparable (untrained model, other data; κ ≥ C = {points[ds][2].n_classes})", rule="no test: reported")
+    for ds, R in errs.items()]
+for c in claims:
+    print(f"- {c['claim']}\n    ours: {c['ours']}\n    rule: {c['rule']}\n    → {c['verdict']}")
 
 save_results(
-    "01_nystrom_pc",
-    {
-        "claims": claims,
-        "errors": {f"{k[0]}|{k[1]}|{k[2]}": v for k, v in errors.items()},
-        "kappa": {f"{k[0]}|{k[1]}|{k[2]}": v for k, v in kappas.items()},
-        "seconds_per_fit": {f"{k[0]}|{k[1]}|{k[2]}": v for k, v in timings.items()},
-    },
-    parameters=dict(datasets=datasets, kernel=kernel, m_values=m_values, h=h,
-                    landmark_methods=landmark_methods, n_eval=n_eval, seeds=seeds, dtype=dtype),
+    "01_nystrom_pc", {"claims": claims, "runs": errs},
+    parameters=dict(datasets=datasets, kernel=kernel, m_values=m_values, h=h, landmark_methods=landmark_methods,
+                    n_eval=n_eval, seeds=seeds, dtype=dtype, alpha=alpha),
 )
-for c in claims:
-    print(f"- {c['claim']}: {c['ours']} → {c['verdict']}")
 
 # %% [markdown]
 # ## Summary
