@@ -9,9 +9,11 @@ Every augmenter is a callable ``(X_batch, rng) -> X_view``:
 
 All random numbers (offsets, masks, noise) are drawn on the host from ``rng`` and then
 moved to ``X_batch``'s namespace, so a seed gives the same views on a CPU and on a GPU
-(:mod:`krepes_lib.backend` policy). The arithmetic is vectorised over the batch: shifts
-and flips are one gather with fancy indexing into a padded copy, erasing is a broadcast
-mask; there is no Python loop over samples. The output has X_batch's shape, dtype and
+(:mod:`krepes_lib.backend` policy). The arithmetic is vectorised over the batch and makes
+few passes over memory: shifts and flips are one flat gather (``take``) from the batch with
+out-of-image pixels pointed at an appended zero (no padded copy), the table corruption is
+one flat gather of the donor entries and one masked copy, noise, clipping and erasing are
+applied in place; there is no Python loop over samples. The output has X_batch's shape, dtype and
 namespace.
 
 Images (``image_shape`` = (H, W) or (H, W, C); rows of X_batch are row-major flattened)
@@ -100,30 +102,38 @@ class ImageAugmenter:
         xp = get_xp(X_batch)
         H, W, C = self.image_shape
         B = X_batch.shape[0]
-        imgs = X_batch.reshape(B, H, W, C)
-        # 1. shift (pad + random crop) and flip: one gather, eq. "pad + offset via fancy indexing"
+        dt = X_batch.dtype
+        # 1. shift (pad + random crop) and flip: one gather. The padded image is never formed:
+        #    a flat index into the batch picks each output pixel, out-of-image pixels are
+        #    pointed at a zero appended after the batch (same result as zero padding).
         if self.pad > 0 or self.flip:
             p = self.pad
             oy = rng.integers(0, 2 * p + 1, size=B)
             ox = rng.integers(0, 2 * p + 1, size=B)
-            rows = oy[:, None] + np.arange(H)[None, :]                        # (B, H)
+            rows = oy[:, None] + np.arange(H)[None, :] - p                   # (B, H) source rows
             cols = np.arange(W)[None, :]
             if self.flip:
                 flipped = rng.random(B) < 0.5
                 cols = np.where(flipped[:, None], W - 1 - cols, cols)
-            cols = ox[:, None] + cols                                          # (B, W)
-            padded = xp.pad(imgs, ((0, 0), (p, p), (p, p), (0, 0))) if p > 0 else imgs
-            bidx = xp.arange(B)[:, None, None]
-            out = padded[bidx, xp.asarray(rows)[:, :, None], xp.asarray(cols)[:, None, :]]
+            cols = ox[:, None] + cols - p                                      # (B, W) source cols
+            inside = ((rows >= 0) & (rows < H))[:, :, None] & ((cols >= 0) & (cols < W))[:, None, :]
+            pix = (np.arange(B)[:, None, None] * (H * W) + rows[:, :, None] * W + cols[:, None, :])
+            pix = np.where(inside, pix, B * H * W)                             # → the appended zero
+            idx = (pix[..., None] * C + np.arange(C)).reshape(B, H * W * C) if C > 1 else pix.reshape(B, H * W)
+            if C > 1:
+                idx = np.where(np.repeat(inside.reshape(B, H * W), C, axis=1), idx, B * H * W * C)
+            src = xp.concatenate([X_batch.reshape(-1), xp.zeros(1, dtype=dt)])
+            out = xp.take(src, xp.asarray(idx))                                # (B, H·W·C), new array
         else:
-            out = imgs.copy()
-        # 2. Gaussian noise
+            out = X_batch.copy()
+        # 2. Gaussian noise, added and clipped in place
         if self.noise_std > 0:
-            noise = rng.standard_normal((B, H, W, C), dtype=np.float32)
-            out = out + xp.asarray(noise, dtype=out.dtype) * out.dtype.type(self.noise_std)
+            noise = xp.asarray(rng.standard_normal((B, H * W * C), dtype=np.float32), dtype=dt)
+            noise *= dt.type(self.noise_std)
+            out += noise
             if self.clip:
-                out = xp.clip(out, 0.0, 1.0)
-        # 3. random erasing: one rectangle per chosen image, as a broadcast mask
+                xp.clip(out, 0.0, 1.0, out=out)
+        # 3. random erasing: one rectangle per chosen image, as a broadcast mask applied in place
         if self.erase_prob > 0:
             chosen = rng.random(B) < self.erase_prob
             area = rng.uniform(*self.erase_scale, size=B) * H * W
@@ -138,8 +148,9 @@ class ImageAugmenter:
             in_r = (r >= y0[:, None]) & (r < (y0 + eh)[:, None]) & chosen[:, None]   # (B, H)
             in_c = (c >= x0[:, None]) & (c < (x0 + ew)[:, None])                      # (B, W)
             keep = ~(in_r[:, :, None] & in_c[:, None, :])                             # (B, H, W)
-            out = out * xp.asarray(keep[..., None], dtype=out.dtype)
-        return out.reshape(B, H * W * C).astype(X_batch.dtype, copy=False)
+            out3 = out.reshape(B, H * W, C)
+            out3 *= xp.asarray(keep.reshape(B, H * W, 1), dtype=dt)
+        return out
 
     def __repr__(self):
         return (f"ImageAugmenter(image_shape={self.image_shape}, pad={self.pad}, flip={self.flip}, "
@@ -173,19 +184,25 @@ class TableAugmenter:
         rng = host_rng(rng)
         xp = get_xp(X_batch)
         B, d = X_batch.shape
-        out = X_batch
+        dt = X_batch.dtype
         if self.corrupt_frac > 0:
             mask = rng.random((B, d)) < self.corrupt_frac
             donor = rng.integers(0, B, size=(B, d))                    # row to copy from
-            drawn = X_batch[xp.asarray(donor), xp.arange(d)[None, :]]   # same column, other row
-            out = xp.where(xp.asarray(mask), drawn, X_batch)
+            # the same column of another row, as one flat gather: X[donor, j] = X.flat[donor·d + j]
+            donor *= d
+            donor += np.arange(d)
+            out = xp.take(X_batch.reshape(-1), xp.asarray(donor))     # (B, d), new array
+            keep = xp.asarray(~mask)
+            xp.copyto(out, X_batch, where=keep)                          # uncorrupted entries
+        else:
+            out = X_batch.copy()
         if self.noise_std > 0:
             std = X_batch.std(axis=0, keepdims=True)
-            noise = xp.asarray(rng.standard_normal((B, d), dtype=np.float32), dtype=X_batch.dtype)
-            out = out + noise * (std * X_batch.dtype.type(self.noise_std))
-        if out is X_batch:
-            out = X_batch.copy()
-        return out.astype(X_batch.dtype, copy=False)
+            std *= dt.type(self.noise_std)
+            noise = xp.asarray(rng.standard_normal((B, d), dtype=np.float32), dtype=dt)
+            noise *= std
+            out += noise
+        return out
 
     def __repr__(self):
         return f"TableAugmenter(corrupt_frac={self.corrupt_frac}, noise_std={self.noise_std})"
