@@ -58,12 +58,17 @@ def load_split(name: str, n_train: int | None, n_test: int | None, seed: int = 0
     """
     from . import data
 
-    if name not in data.OFFICIAL_SPLIT and n_train is not None and n_test is not None:
-        N = len(data.load(name, **loader_kw))
-        if n_train + n_test > N:
-            n_test_new = int(round(N * n_test / (n_train + n_test)))
-            n_train, n_test = N - n_test_new, n_test_new
-            print(f"{name}: {N} rows; using n_train = {n_train}, n_test = {n_test} (same ratio)")
+    try:
+        return data.load_split(name, n_train=n_train, n_test=n_test, seed=seed, **loader_kw)
+    except ValueError:
+        if name in data.OFFICIAL_SPLIT or n_train is None or n_test is None:
+            raise
+        N = len(data.load(name, **loader_kw))  # only when the sizes did not fit
+        if n_train + n_test <= N:
+            raise
+    n_test_new = int(round(N * n_test / (n_train + n_test)))
+    n_train, n_test = N - n_test_new, n_test_new
+    print(f"{name}: {N} rows; using n_train = {n_train}, n_test = {n_test} (same ratio)")
     return data.load_split(name, n_train=n_train, n_test=n_test, seed=seed, **loader_kw)
 
 
