@@ -43,11 +43,15 @@ def torch_dtype(dtype):
 
 
 def to_tensor(x):
-    """A NumPy array as a CPU tensor (shared memory) or a CuPy array as a CUDA tensor (DLPack)."""
+    """A NumPy array as a CPU tensor (shared memory; read-only arrays are copied) or a CuPy
+    array as a CUDA tensor (DLPack)."""
     torch = require_torch()
     if is_device_array(x):
         return torch.from_dlpack(x)
-    return torch.from_numpy(np.ascontiguousarray(x))
+    x = np.ascontiguousarray(x)
+    if not x.flags.writeable:  # torch tensors assume writable memory; copy read-only rows
+        x = x.copy()
+    return torch.from_numpy(x)
 
 
 def from_tensor(t, like):

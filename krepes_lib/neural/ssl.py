@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import hashlib
 import json
 import os
@@ -231,14 +232,21 @@ class TrainedNetwork:
 
 
 def _load_split(config: SSLConfig):
+    return _split(config.dataset, config.n_train, config.n_test, config.data_seed, config.dtype)
+
+
+@functools.lru_cache(maxsize=8)
+def _split(dataset, n_train, n_test, data_seed, dtype):
+    """The rows of a configuration (read-only arrays, loaded once per process)."""
     from .. import data
 
-    sp = data.load_split(config.dataset, n_train=config.n_train, n_test=config.n_test,
-                         seed=config.data_seed)
+    sp = data.load_split(dataset, n_train=n_train, n_test=n_test, seed=data_seed)
     X, y, X_test, y_test = sp
-    dt = np.dtype(config.dtype)
-    return (X.astype(dt, copy=False), y, X_test.astype(dt, copy=False), y_test,
-            getattr(sp.train, "image_shape", None))
+    dt = np.dtype(dtype)
+    out = (X.astype(dt), np.asarray(y), X_test.astype(dt), np.asarray(y_test))
+    for a in out:
+        a.setflags(write=False)
+    return out + (getattr(sp.train, "image_shape", None),)
 
 
 def _network_for(config: SSLConfig, d: int, image_shape):
