@@ -8,6 +8,20 @@
 
 Profiles (``ci``, ``quick`` = default, ``paper``) and the parameters of every notebook
 per profile live in one file, ``krepes_lib/experiments.yml``.
+
+Up to date
+----------
+``reproduce`` skips a notebook whose executed copy carries the same fingerprint: the SHA-256
+of the notebook, its parameters and profile, **the library code** (every ``*.py`` and
+``experiments.yml`` under ``krepes_lib/`` and ``data_scripts/``, sorted paths) and **the
+data it can read** (the data search path and, for every registered file present in it, its
+path, size and mtime). A library fix or a changed data file therefore re-runs the
+notebooks. A successful run removes a stale ``NAME.failed.ipynb``; executed notebooks are
+written with the umask's permissions (0644 under the usual umask 022), not 0600.
+
+Relative data directory: ``KREPES_DATA=../shared/data`` means relative to where
+``krepes`` was started; its entries are made absolute before papermill runs the notebooks
+in ``notebooks/``.
 """
 from __future__ import annotations
 
@@ -25,7 +39,8 @@ from pathlib import Path
 
 import yaml
 
-__all__ = ["main", "load_experiments", "notebook_parameters", "ParameterError"]
+__all__ = ["main", "load_experiments", "notebook_parameters", "ParameterError",
+           "code_fingerprint", "data_fingerprint"]
 
 EXECUTED = Path("book") / "executed"
 
@@ -75,11 +90,88 @@ def resolve_parameters(name: str, profile: str, exp: dict, nb_path: Path) -> dic
     return params
 
 
-def _fingerprint(nb_path: Path, params: dict, profile: str) -> str:
+def code_fingerprint() -> str:
+    """SHA-256 over every ``*.py`` and ``experiments.yml`` of ``krepes_lib`` and ``data_scripts``.
+
+    Paths (relative to each package, sorted) and contents both enter the hash, so an edit,
+    an added or a removed module changes it.
+    """
+    import data_scripts
+
+    import krepes_lib
+
+    h = hashlib.sha256()
+    for pkg in (krepes_lib, data_scripts):
+        base = Path(pkg.__file__).resolve().parent
+        files = sorted(p for p in base.rglob("*")
+                       if p.is_file() and (p.suffix == ".py" or p.name == "experiments.yml")
+                       and "__pycache__" not in p.parts)
+        for p in files:
+            rel = f"{pkg.__name__}/{p.relative_to(base).as_posix()}"
+            h.update(rel.encode() + b"\0")
+            h.update(hashlib.sha256(p.read_bytes()).digest())
+    return h.hexdigest()
+
+
+def data_fingerprint() -> str:
+    """SHA-256 over the data search path and (path, size, mtime_ns) of every registered file in it.
+
+    Cheap (one ``stat`` per registered file and directory): a replaced, added or removed data
+    file, or another ``KREPES_DATA``, changes it. The loaders check the files' SHA-256 when
+    they read them.
+    """
+    from data_scripts import registry
+
+    from .data import data_dirs
+
+    h = hashlib.sha256()
+    for d in data_dirs():
+        h.update(f"dir {d}\n".encode())
+        for entry in registry.DATASETS.values():
+            for rf in entry.files:
+                p = d / entry.name / rf.filename
+                try:
+                    st = p.stat()
+                except OSError:
+                    continue
+                h.update(f"{p}\t{st.st_size}\t{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()
+
+
+def _fingerprint(nb_path: Path, params: dict, profile: str, deps: str | None = None) -> str:
+    """Notebook bytes, parameters, profile and ``deps`` (library code + data; computed when None)."""
+    if deps is None:
+        deps = code_fingerprint() + data_fingerprint()
     h = hashlib.sha256(nb_path.read_bytes())
     h.update(json.dumps(params, sort_keys=True).encode())
     h.update(profile.encode())
+    h.update(deps.encode())
     return h.hexdigest()
+
+
+def _readable_mode(path: str | os.PathLike) -> None:
+    """Give ``path`` the umask's default permissions (mkstemp creates 0600)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
+
+
+def _timed_out_cell(nb_file: str) -> tuple[int | None, str]:
+    """Index and first source line of the cell that was running when the time-out hit."""
+    import nbformat
+
+    try:
+        nb = nbformat.read(nb_file, as_version=4)
+    except Exception:  # noqa: BLE001 - a half-written notebook: no cell to name
+        return None, ""
+    for i, c in enumerate(nb.cells):
+        if c.cell_type != "code":
+            continue
+        status = c.get("metadata", {}).get("papermill", {}).get("status")
+        if status == "running" or any(o.get("output_type") == "error" for o in c.get("outputs", [])):
+            first = next((ln for ln in c.source.splitlines() if ln.strip()), "")
+            return i, first
+    return None, ""
 
 
 def _up_to_date(out: Path, fingerprint: str) -> bool:
@@ -93,15 +185,21 @@ def _up_to_date(out: Path, fingerprint: str) -> bool:
 
 
 def run_notebook(root: Path, name: str, profile: str, exp: dict, force: bool = False,
-                 timeout: int | None = None) -> str:
+                 timeout: int | None = None, deps: str | None = None) -> str:
     """Execute one notebook with papermill into ``book/executed/NAME.ipynb`` (atomically).
 
-    Returns ``"ran"`` or ``"skipped"`` (output exists for the same notebook source,
-    parameters and profile). Raises SystemExit naming the notebook and cell on failure.
+    Returns ``"ran"`` or ``"skipped"`` (output exists with the same fingerprint: notebook
+    source, parameters, profile, library code and data files; ``deps`` is the library + data
+    part, computed when None). Raises SystemExit naming the notebook and cell on failure or
+    time-out (``timeout`` seconds per cell); the partly executed notebook is kept as
+    ``NAME.failed.ipynb``, which a later successful run removes.
     """
     import nbformat
     import papermill
+    from nbclient.exceptions import CellTimeoutError
     from papermill.exceptions import PapermillExecutionError
+
+    from .data import absolutize_data_env
 
     src = root / "notebooks" / f"{name}.ipynb"
     if not src.is_file():
@@ -110,7 +208,9 @@ def run_notebook(root: Path, name: str, profile: str, exp: dict, force: bool = F
     out_dir = root / EXECUTED
     out_dir.mkdir(parents=True, exist_ok=True)
     out = out_dir / f"{name}.ipynb"
-    fp = _fingerprint(src, params, profile)
+    absolutize_data_env()  # the kernel runs in notebooks/: ../shared/data must keep its meaning
+    fp = _fingerprint(src, params, profile, deps)
+    failed = out_dir / f"{name}.failed.ipynb"
     if not force and _up_to_date(out, fp):
         return "skipped"
     fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=f".{name}.", suffix=".ipynb")
@@ -123,12 +223,23 @@ def run_notebook(root: Path, name: str, profile: str, exp: dict, force: bool = F
             kernel_name="python3", execution_timeout=timeout,
         )
     except PapermillExecutionError as err:
-        failed = out_dir / f"{name}.failed.ipynb"
+        _readable_mode(tmp)
         os.replace(tmp, failed)
         raise SystemExit(
             f"krepes: notebook {name} failed in cell {err.cell_index} (execution count "
             f"{err.exec_count}): {err.ename}: {err.evalue}\n"
             f"  the partly executed notebook is {failed}"
+        ) from None
+    except CellTimeoutError:
+        cell, first = _timed_out_cell(tmp)
+        _readable_mode(tmp)
+        os.replace(tmp, failed)
+        where = f"cell {cell}" + (f" (`{first.strip()[:80]}`)" if first else "") \
+            if cell is not None else "a cell"
+        raise SystemExit(
+            f"krepes: notebook {name} timed out in {where}: it ran longer than --timeout "
+            f"{timeout} s. Raise --timeout SECONDS (or leave it out for no limit), or run a "
+            f"smaller profile.\n  the partly executed notebook is {failed}"
         ) from None
     except BaseException:
         if os.path.exists(tmp):
@@ -142,7 +253,9 @@ def run_notebook(root: Path, name: str, profile: str, exp: dict, force: bool = F
     nb = nbformat.read(tmp, as_version=4)
     nb.metadata["krepes"] = {"fingerprint": fp, "profile": profile, "parameters": params}
     nbformat.write(nb, tmp)
+    _readable_mode(tmp)
     os.replace(tmp, out)
+    failed.unlink(missing_ok=True)  # a failure of an earlier run is no longer the state
     return "ran"
 
 
@@ -211,8 +324,10 @@ def _datasets_section() -> list[str]:
     from data_scripts import registry
 
     lines = ["## Datasets and checksums", "",
-             "Every file is fetched by `krepes fetch-data` (or read from `KREPES_DATA`) and checked",
-             "against the SHA-256 below; *substitute* files are the smaller offline stand-ins.", "",
+             "Every file is fetched by `krepes fetch-data` (or read from `KREPES_DATA`); every loader",
+             "checks each file it reads against the SHA-256 below before using it",
+             "(`krepes_lib.data.verify`; a mismatch stops the notebook). *Substitute* files are the",
+             "smaller offline stand-ins.", "",
              "| dataset | file | kind | source | SHA-256 |", "|---|---|---|---|---|"]
     for name in registry.names():
         entry = registry.get(name)
@@ -266,6 +381,9 @@ def cmd_reproduce(args) -> int:
     from tqdm.auto import tqdm
 
     root = find_root(args.root)
+    if args.timeout is not None and args.timeout <= 0:
+        raise SystemExit(f"krepes: --timeout {args.timeout}: give a positive number of seconds "
+                         "per cell, or leave it out for no limit.")
     exp = load_experiments()
     names = list(exp["notebooks"])
     if args.only:
@@ -278,12 +396,17 @@ def cmd_reproduce(args) -> int:
             resolve_parameters(n, args.profile, exp, root / "notebooks" / f"{n}.ipynb")
     except ParameterError as err:
         raise SystemExit(f"krepes: {err}") from None
+    from .data import absolutize_data_env
+
+    absolutize_data_env()  # relative to where krepes was started, before any cwd change
+    deps = code_fingerprint() + data_fingerprint()
     t0 = time.time()
     bar = tqdm(names, desc=f"notebooks ({args.profile})", unit="nb")
     for n in bar:
         bar.set_postfix_str(n)
         t = time.time()
-        status = run_notebook(root, n, args.profile, exp, force=args.force, timeout=args.timeout)
+        status = run_notebook(root, n, args.profile, exp, force=args.force, timeout=args.timeout,
+                              deps=deps)
         tqdm.write(f"krepes: {n}: {status} in {time.time() - t:.1f} s")
     report = write_report(root, exp, args.profile)
     print(f"krepes: report written to {report}")
@@ -311,7 +434,8 @@ def main(argv=None) -> int:
     p.add_argument("--only", nargs="+", metavar="NOTEBOOK", help="run only these notebooks")
     p.add_argument("--force", action="store_true", help="re-run notebooks whose output is up to date")
     p.add_argument("--no-book", action="store_true", help="skip the Jupyter Book build")
-    p.add_argument("--timeout", type=int, default=None, help="per-cell timeout in seconds")
+    p.add_argument("--timeout", type=int, default=None,
+                   help="per-cell timeout in seconds (default: none)")
     p.add_argument("--root", default=None, help="repository root (default: found from the cwd)")
     p.set_defaults(func=cmd_reproduce)
     p = sub.add_parser("fetch-data", add_help=False,

@@ -82,6 +82,8 @@ def test_report_is_generated_from_result_files(tmp_path, monkeypatch):
     assert "| x \\| y | 1 | 2 | holds |" in text
     assert "*Not run in this build.*" in text  # nb_b wrote nothing
     assert '"m": 3' in text
+    # the datasets section states what the loaders do (krepes_lib.data.verify), no more
+    assert "checks each file it reads against the SHA-256 below" in text
 
 
 def test_cli_list_runs(capsys):
