@@ -42,7 +42,7 @@ from .losses.objective import make_objective
 from .options import Options
 
 __all__ = ["load_split", "AuditRun", "run_audit", "drop_m", "audit_flags", "audit_metrics", "Table",
-           "paired_claims", "per_seed_kendall", "class_gallery", "concept_separation",
+           "paired_claims", "table_claims", "per_seed_kendall", "class_gallery", "concept_separation",
            "concept_landmarks", "alignment_gaps", "all_pairs_claim", "entropy_sweep",
            "peak_verdict"]
 
@@ -314,6 +314,23 @@ def paired_claims(specs, alpha: float = stats.ALPHA) -> list:
     return rows
 
 
+def table_claims(table: Table, groups, a: str, b: str, claim: str, paper: str, *,
+                 alternative: str = "greater", margin: float = 0.0, test: str = "", digits: int = 3,
+                 alpha: float = stats.ALPHA) -> list:
+    """:func:`paired_claims` for columns ``a`` vs ``b`` of a table, one claim per group.
+
+    ``groups`` are dicts of table fields (e.g. ``{"dataset": "digits", "loss": "vicreg"}``);
+    ``claim`` and ``paper`` are format strings over those fields. Each row prints both
+    columns' mean ± std over seeds and the audit flags of the group; Holm runs over the groups.
+    """
+    specs = [dict(claim=claim.format(**w), paper=paper.format(**w), a=table.values(a, **w),
+                  b=table.values(b, **w), alternative=alternative, margin=margin, test=test,
+                  digits=digits, flags=table.flags(**w),
+                  ours=f"{a} {table.mean_std(a, digits, **w)} vs {b} {table.mean_std(b, digits, **w)}")
+             for w in groups]
+    return paired_claims(specs, alpha)
+
+
 def per_seed_kendall(table: Table, x: str, y, over: str = "loss", levels=None, **where) -> np.ndarray:
     """Kendall τ between ``x`` and ``y`` across the levels of ``over``, one τ per seed.
 
@@ -358,8 +375,10 @@ def class_gallery(run: AuditRun, split, K: int = TOP_K) -> dict:
     other classes. Also the checks IS ≥ 0 and |IS(·; v)| ≤ IS (Cauchy–Schwarz, unit v).
 
     Returns a dict of per-test-point arrays (``att_i``, ``att_s``, ``rep_i``, ``rep_s``,
-    ``share_att``, ``share_rep``, ``chance``, ``sim_att``, ``sim_rep``, ``sim_other``) and
-    scalars (``min_is``, ``max_is_violation``, ``kappa``).
+    ``share_att``, ``share_rep``, ``chance``, ``sim_att``, ``sim_rep``, ``sim_other``),
+    scalars (``rep_negative``, ``min_is``, ``max_is_violation``, ``kappa``) and ``summary``:
+    :meth:`AuditRun.info` with the means over test points (and ``share_att_se``, the standard
+    error of the attracting share), one row for a :class:`Table`.
     """
     aud, Xt, yt, yL = run.audit, split.X_test, np.asarray(split.y_test), run.y_landmarks
     ytr = np.asarray(split.y)
@@ -388,12 +407,16 @@ def class_gallery(run: AuditRun, split, K: int = TOP_K) -> dict:
         sim_rep[sl] = np.take_along_axis(Kb, rep_i[sl], axis=1).mean(axis=1)
         other = yL[None, :] != yt[sl, None]
         sim_other[sl] = (Kb * other).sum(axis=1) / np.maximum(other.sum(axis=1), 1)
-    return dict(att_i=att_i, att_s=att_s, rep_i=rep_i, rep_s=rep_s,
-                share_att=(yL[att_i] == yt[:, None]).mean(axis=1),
-                share_rep=(yL[rep_i] == yt[:, None]).mean(axis=1), chance=freq[yt],
-                rep_negative=float((rep_s < 0).mean()), sim_att=sim_att, sim_rep=sim_rep,
-                sim_other=sim_other, min_is=min_is, max_is_violation=viol,
-                kappa=int(aud.kappa(yL, C)))
+    g = dict(att_i=att_i, att_s=att_s, rep_i=rep_i, rep_s=rep_s,
+             share_att=(yL[att_i] == yt[:, None]).mean(axis=1),
+             share_rep=(yL[rep_i] == yt[:, None]).mean(axis=1), chance=freq[yt],
+             rep_negative=float((rep_s < 0).mean()), sim_att=sim_att, sim_rep=sim_rep,
+             sim_other=sim_other, min_is=min_is, max_is_violation=viol, kappa=int(aud.kappa(yL, C)))
+    g["summary"] = {**run.info(), **{k: float(np.mean(g[k])) for k in
+                                     ("share_att", "share_rep", "chance", "sim_att", "sim_rep", "sim_other")},
+                    "share_att_se": float(g["share_att"].std(ddof=1) / math.sqrt(n_t)),
+                    **{k: g[k] for k in ("rep_negative", "min_is", "max_is_violation", "kappa")}}
+    return g
 
 
 def concept_separation(Z_tr, pos_tr, Z_te, pos_te, n_thresholds: int = 513):

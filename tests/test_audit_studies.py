@@ -163,6 +163,7 @@ def test_class_gallery_identities(digits_split, run):
     assert g["sim_other"][t] == pytest.approx(K[t, other].mean())
     assert g["sim_rep"][t] == pytest.approx(K[t, g["rep_i"][t]].mean())
     np.testing.assert_allclose(g["chance"], np.bincount(run.y_landmarks, minlength=10)[S.y_test] / run.m)
+    assert g["summary"]["share_rep"] == pytest.approx(g["share_rep"].mean()) and g["summary"]["seed"] == 1
 
 
 def test_concept_separation_and_landmarks(run, digits_split):
@@ -244,3 +245,15 @@ def test_load_split_scales_a_small_dataset_down():
     assert np.intersect1d(S.train_ids, S.test_ids).size == 0
     with pytest.raises(ValueError):
         AS.load_split("digits", n_train=-1, n_test=2)
+
+
+def test_table_claims_pairs_columns_per_group():
+    T = AS.Table()
+    for s in range(4):
+        T.add(dict(dataset="d", loss="a", seed=s, x=0.5 + 0.01 * s, y=0.1, loss_rose=s == 0, step_ratio=1.0))
+        T.add(dict(dataset="d", loss="b", seed=s, x=0.1 + 0.02 * (-1) ** s, y=0.1, loss_rose=False, step_ratio=1.0))
+    rows = AS.table_claims(T, [dict(dataset="d", loss="a"), dict(dataset="d", loss="b")], "x", "y",
+                           "{dataset}/{loss}: x > y", "paper {loss}", test="d = x − y")
+    assert [r["claim"] for r in rows] == ["d/a: x > y", "d/b: x > y"] and rows[1]["paper"] == "paper b"
+    assert rows[0]["verdict"] == "holds" and rows[1]["verdict"] == "inconclusive"
+    assert "FLAG" in rows[0]["flags"] and rows[0]["rule"].startswith("d = x − y; one-sided paired t-test over 4 seeds")
