@@ -395,3 +395,85 @@ def test_bank_from_zip(synth, monkeypatch):
     assert len(D.load("bank", variant="small")) == 12
     with pytest.raises(FileNotFoundError, match="fetch-data bank"):
         D.load("bank", variant="additional-full")
+
+
+# ------------------------------------------------------------------------------------------
+# load_split
+# ------------------------------------------------------------------------------------------
+def test_load_split_single_file_dataset():
+    s = D.load_split("digits", n_train=600, n_test=300, seed=0)
+    X, y, X_test, y_test = s  # unpacks as four arrays
+    full = D.load("digits")
+    assert X.shape == (600, 64) and X_test.shape == (300, 64) and not s.official
+    assert np.intersect1d(s.train_ids, s.test_ids).size == 0
+    np.testing.assert_array_equal(X, full.X[s.train_ids])
+    np.testing.assert_array_equal(y_test, full.y[s.test_ids])
+    assert s.train.image_shape == (8, 8) and s.test.classes == full.classes and s.n_classes == 10
+    np.testing.assert_array_equal(s.train.indices, s.train_ids)
+    # stratified: each class within one row of its proportional share
+    share = full.class_counts() / len(full)
+    assert np.all(np.abs(np.bincount(y_test, minlength=10) - 300 * share) <= 1)
+    assert np.all(np.abs(np.bincount(y, minlength=10) - 600 * share) <= 1.5)
+    assert s.chance == np.bincount(y_test).max() / 300
+    # deterministic; the seed chooses the rows
+    again = D.load_split("digits", n_train=600, n_test=300, seed=0)
+    np.testing.assert_array_equal(again.train_ids, s.train_ids)
+    np.testing.assert_array_equal(again.test_ids, s.test_ids)
+    other = D.load_split("digits", n_train=600, n_test=300, seed=1)
+    assert not np.array_equal(other.test_ids, s.test_ids)
+    # defaults: 20 % held out, the rest for training
+    d = D.load_split("digits")
+    assert len(d.test) == round(0.2 * 1797) and len(d.train) == 1797 - len(d.test)
+    assert np.union1d(d.train_ids, d.test_ids).size == 1797
+
+
+def test_load_split_errors():
+    with pytest.raises(ValueError, match=r"more than the 1797 rows of 'digits'.*n_train \+ n_test <= 1797"):
+        D.load_split("digits", n_train=1500, n_test=400)
+    with pytest.raises(ValueError, match="n_test must be a positive int"):
+        D.load_split("digits", n_test=0)
+    with pytest.raises(ValueError, match="seed must be an int"):
+        D.load_split("digits", seed=0.5)
+    with pytest.raises(ValueError, match="pass n_train / n_test"):
+        D.load_split("digits", n=10)
+    with pytest.raises(ValueError, match="unknown dataset"):
+        D.load_split("nope")
+
+
+def test_load_split_official_adult():
+    need("adult", "adult.data", "adult.test")
+    s = D.load_split("adult", n_train=400, n_test=200, seed=0)
+    assert s.official and len(s.train) == 400 and len(s.test) == 200
+    assert s.train.split == "train" and s.test.split == "test"
+    assert s.train.feature_groups == s.test.feature_groups and "sex" in s.train.categorical
+    n_tr = s.train.info["n_available"]  # complete rows of adult.data
+    assert s.train_ids.max() < n_tr <= s.test_ids.min()  # one index space, disjoint
+    np.testing.assert_array_equal(s.test_ids - n_tr, s.test.indices)  # rows of adult.test
+    np.testing.assert_array_equal(s.train_ids, s.train.indices)
+    assert s.chance == pytest.approx(np.bincount(s.y_test).max() / 200)
+    with pytest.raises(ValueError, match="official training set"):
+        D.load_split("adult", n_train=10**6)
+
+
+def test_load_split_mnist_full_training_set():
+    need("mnist", "train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
+         "t10k-images-idx3-ubyte.gz")
+    s = D.load_split("mnist", n_train=1000, n_test=500, seed=3)
+    assert s.official and s.X.shape == (1000, 784) and s.train.image_shape == (28, 28)
+    assert s.train.info["n_available"] == 60000  # the full offline training images
+    assert np.bincount(s.y, minlength=10).min() >= 80
+
+
+# ------------------------------------------------------------------------------------------
+# Bank: the extracted CSVs of the offline folder (SOURCE.md counts)
+# ------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("variant, filename, shape, counts", [
+    ("full", "bank-full.csv", (45211, 16), [39922, 5289]),
+    ("additional-full", "bank-additional-full.csv", (41188, 20), [36548, 4640]),
+])
+def test_bank_reads_extracted_csv(variant, filename, shape, counts):
+    (path,) = need("bank", filename)
+    ds = D.load("bank", variant=variant)
+    assert ds.info["format"] == "extracted CSV" and ds.source == [str(path)]
+    assert ds.X_raw.shape == shape and ds.class_counts().tolist() == counts
+    assert "job" in ds.categorical and "age" not in ds.categorical
