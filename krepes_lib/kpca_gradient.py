@@ -35,7 +35,7 @@ from scipy.linalg import eigh, subspace_angles
 
 from .backend import host_rng, to_host
 
-__all__ = ["exact_kpca", "centred_gram", "subspace_angle", "kpca_fit_trace", "huber_value",
+__all__ = ["exact_kpca", "centred_gram", "subspace_angle", "kpca_fit_trace", "huber_value", "nystrom_kpca", "plant_outliers", "timed_call", "time_claim",
            "huber_value_and_grad", "fit_robust", "RobustResult", "time_to_accuracy"]
 
 
@@ -176,3 +176,61 @@ def fit_robust(Phi, h: int, delta: float, steps: int = 300, lr: float | None = N
         W -= lr * gW
         mu -= lr_mu * gmu
     return RobustResult(W=W, mu=mu, loss=losses, weights=w)
+
+
+# --- helpers for the experiments --------------------------------------------------------
+def nystrom_kpca(nystrom, X, h: int):
+    """Centred KPCA in the Nyström feature space in closed form: scores Φ_c V_h (n, h) with
+    V_h the top-h eigenvectors of the r×r covariance of Φ = :meth:`Nystrom.feature_map` (X)
+    (streamed: Φ is n×r with r ≤ m). The eigendecomposition the gradient method replaces."""
+    Phi = np.asarray(to_host(nystrom.feature_map(X)), dtype=np.float64)
+    Pc = Phi - Phi.mean(0)
+    if not 1 <= int(h) <= Pc.shape[1]:
+        raise ValueError(f"h must be in [1, r={Pc.shape[1]}], got {h}.")
+    _, V = np.linalg.eigh(Pc.T @ Pc / Pc.shape[0])
+    return Pc @ V[:, ::-1][:, :int(h)]
+
+
+def plant_outliers(X, frac: float, noise: float, seed=0):
+    """Append round(frac·n) gross outliers: copies of random rows plus N(0, noise²) on every
+    coordinate (scattered directions). Returns ``(X_all, is_outlier)``."""
+    if not 0 <= frac < 1:
+        raise ValueError(f"frac must be in [0, 1), got {frac}.")
+    if not noise >= 0:
+        raise ValueError(f"noise must be >= 0, got {noise}.")
+    X = np.asarray(to_host(X))
+    rng = host_rng(seed)
+    k = int(round(frac * X.shape[0]))
+    out = X[rng.integers(0, X.shape[0], k)] + noise * rng.standard_normal((k, X.shape[1]))
+    return np.vstack([X, out.astype(X.dtype)]), np.r_[np.zeros(X.shape[0], bool), np.ones(k, bool)]
+
+
+def timed_call(fn):
+    """``(fn(), wall seconds)``: one call, for the time-to-accuracy table (host arrays)."""
+    t0 = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - t0
+
+
+def time_claim(claim: str, t_method, t_reference, paper: str, alpha: float = 0.05) -> dict:
+    """Claim row for "the method reaches the target faster than the reference", paired by seed.
+
+    Rule (fixed before the run): every seed must reach the target (a NaN time fails the claim),
+    and the one-sided paired t-test of t_method − t_reference < 0 must pass at ``alpha``
+    (:func:`krepes_lib.stepwise.one_sided_below`)."""
+    from .stepwise import one_sided_below
+
+    tm = np.asarray(t_method, dtype=np.float64)
+    tr = np.asarray(t_reference, dtype=np.float64)
+    rule = f"(rule fixed before the run: all seeds reach the target and one-sided paired t-test of the time difference < 0, α = {alpha})"
+    fmt = ", ".join("never" if not np.isfinite(a) else f"{a:.3g}" for a in tm)
+    if not np.all(np.isfinite(tm)):
+        return {"claim": claim, "paper": paper,
+                "ours": f"method {fmt} s vs reference {', '.join(f'{b:.3g}' for b in tr)} s; "
+                        f"{int((~np.isfinite(tm)).sum())} of {tm.size} seeds never reached the target",
+                "verdict": "does not hold " + rule}
+    holds, p, d = one_sided_below(tm - tr, 0.0, alpha)
+    return {"claim": claim, "paper": paper,
+            "ours": (f"method {fmt} s vs reference {', '.join(f'{b:.3g}' for b in tr)} s; mean paired difference "
+                     f"{d:+.3g} s, p = {p:.3g}, {tm.size} seeds"),
+            "verdict": ("holds " if holds else "does not hold ") + rule}

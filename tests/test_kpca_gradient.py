@@ -113,3 +113,31 @@ def test_errors_name_the_parameter():
         kg.fit_robust(Phi, 9, 1.0)
     with pytest.raises(ValueError, match="h must be"):
         kg.exact_kpca(RBF(sigma=1.0), Phi, 50)
+
+
+def test_nystrom_kpca_with_all_points_is_exact_kpca():
+    X = np.random.default_rng(2).standard_normal((50, 3))
+    k = RBF(sigma=1.5)
+    ref, _ = kg.exact_kpca(k, X, 3)
+    scores = kg.nystrom_kpca(Nystrom(k, X, dtype=np.float64), X, 3)
+    assert kg.subspace_angle(scores, ref) < 1e-3
+
+
+def test_plant_outliers():
+    X = np.zeros((100, 4))
+    Xa, is_out = kg.plant_outliers(X, 0.05, 2.0, seed=0)
+    assert Xa.shape == (105, 4) and is_out.sum() == 5 and not is_out[:100].any()
+    assert np.allclose(Xa[:100], 0) and Xa[100:].std() > 1.0
+    with pytest.raises(ValueError, match="frac"):
+        kg.plant_outliers(X, 1.5, 1.0)
+
+
+def test_timed_call_returns_value_and_time():
+    out, sec = kg.timed_call(lambda: 41 + 1)
+    assert out == 42 and 0 <= sec < 1
+
+
+def test_time_claim_rule():
+    assert kg.time_claim("c", [1.0, 1.1, 0.9, 1.0], [3.0, 3.2, 2.9, 3.1], "p")["verdict"].startswith("holds")
+    assert kg.time_claim("c", [1.0, np.nan, 0.9], [3.0, 3.2, 2.9], "p")["verdict"].startswith("does not hold")
+    assert kg.time_claim("c", [4.0, 4.1, 3.9], [3.0, 3.2, 2.9], "p")["verdict"].startswith("does not hold")
