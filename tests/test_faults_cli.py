@@ -16,7 +16,7 @@ import pytest
 
 import krepes_lib
 from krepes_lib import cli
-from krepes_lib.data import absolutize_data_env, data_dirs
+from krepes_lib import data as D
 
 ROOT = Path(__file__).resolve().parents[1]
 EXP = {"profiles": {"ci": "tiny"}, "notebooks": {"toy": {"profiles": {"ci": {"n": 2}}}}}
@@ -129,10 +129,10 @@ def test_relative_data_dir_is_relative_to_the_cwd_of_the_call(tmp_path, monkeypa
     (tmp_path / "a").mkdir()
     monkeypatch.chdir(tmp_path / "a")
     monkeypatch.setenv("KREPES_DATA", f"../data{os.pathsep}~/x")
-    assert data_dirs() == [tmp_path / "data", Path("~/x").expanduser()]
+    assert D.data_dirs() == [tmp_path / "data", Path("~/x").expanduser()]
     env = {"KREPES_DATA": "../data"}
-    assert absolutize_data_env(env) == str(tmp_path / "data") == env["KREPES_DATA"]
-    assert absolutize_data_env({}) is None
+    assert D.absolutize_data_env(env) == str(tmp_path / "data") == env["KREPES_DATA"]
+    assert D.absolutize_data_env({}) is None
 
 
 def test_child_processes_inherit_absolute_data_dirs(tmp_path):
