@@ -173,9 +173,16 @@ def run_audit(split, loss, seed: int = 0, *, dataset: str = "", h: int = 16, m="
 def audit_flags(rows) -> str:
     """Text for a claim row: how many audits raised their own loss, and their step sizes.
 
-    ``rows`` are :class:`AuditRun` or dicts with ``loss_rose`` and ``step_ratio``.
+    ``rows`` are :class:`AuditRun` or dicts with ``loss_rose`` and ``step_ratio``; rows of
+    one audit (same dataset, loss, seed, m, damping and swept value, e.g. one row per feature)
+    count once.
     """
-    rows = [r.info() if isinstance(r, AuditRun) else r for r in rows]
+    keys = ("dataset", "loss", "seed", "m", "damping", "value")
+    uniq = {}
+    for r in rows:
+        r = r.info() if isinstance(r, AuditRun) else r
+        uniq.setdefault(tuple(r.get(k) for k in keys) if any(k in r for k in keys) else id(r), r)
+    rows = list(uniq.values())
     if not rows:
         return "no audit"
     rose = sum(bool(r["loss_rose"]) for r in rows)

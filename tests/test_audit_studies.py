@@ -55,6 +55,9 @@ def test_audit_flags_counts_rising_losses():
     txt = AS.audit_flags(rows)
     assert "FLAG" in txt and "2 of 3" in txt and "0.1–2.5" in txt
     assert AS.audit_flags(rows[1:2]).startswith("every audit lowered")
+    per_feature = [dict(dataset="d", loss="l", seed=s, feature=f, loss_rose=s == 0, step_ratio=1.0)
+                   for s in range(3) for f in "abc"]
+    assert "1 of 3 audits" in AS.audit_flags(per_feature)
 
 
 def test_audit_metrics_against_naive_references(digits_split, run):
