@@ -167,12 +167,17 @@ def sha256_of(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
+def _abs(d: str | os.PathLike) -> Path:
+    """``d`` with ``~`` expanded, absolute against the current directory (like ``KREPES_DATA``)."""
+    return Path(os.path.normpath(os.path.abspath(os.path.expanduser(d))))
+
+
 def _search_dirs(data_dir: str | os.PathLike | None) -> list[Path]:
     """``data_dir`` (when given) followed by the configured search path, without repeats."""
     from krepes_lib.data import data_dirs
 
     out: list[Path] = []
-    for d in ([Path(data_dir).expanduser()] if data_dir is not None else []) + data_dirs():
+    for d in ([_abs(data_dir)] if data_dir is not None else []) + data_dirs():
         if d not in out:
             out.append(d)
     return out
@@ -199,7 +204,7 @@ def _target_dir(data_dir: str | os.PathLike | None) -> Path:
     from krepes_lib.data import DATA_ENV, data_dirs
 
     if data_dir is not None:
-        return Path(data_dir).expanduser()
+        return _abs(data_dir)
     dirs = data_dirs()
     for d in dirs:
         if _writable(d):
@@ -627,7 +632,7 @@ def fetch(
     chosen = _select(entry, files, kind)
     out: dict[str, Path] = {}
     dirs = _search_dirs(data_dir)
-    if data_dir is not None and Path(data_dir).expanduser() not in data_dirs():
+    if data_dir is not None and _abs(data_dir) not in data_dirs():
         _log(
             f"note: {data_dir} is not in the data search path; add it to {DATA_ENV} so the "
             "loaders find these files.",
