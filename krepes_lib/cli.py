@@ -206,7 +206,14 @@ def run_notebook(root: Path, name: str, profile: str, exp: dict, force: bool = F
         raise SystemExit(f"krepes: experiments.yml names notebook {name!r} but {src} does not exist.")
     params = resolve_parameters(name, profile, exp, src)
     out_dir = root / EXECUTED
-    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        if not os.access(out_dir, os.W_OK | os.X_OK):
+            raise PermissionError(13, "not writable", str(out_dir))
+    except OSError as e:
+        raise SystemExit(
+            f"krepes: cannot write the executed notebooks to {out_dir} ({e.strerror or e}). "
+            "Make it a writable folder, or run from a writable copy (--root PATH).") from None
     out = out_dir / f"{name}.ipynb"
     absolutize_data_env()  # the kernel runs in notebooks/: ../shared/data must keep its meaning
     fp = _fingerprint(src, params, profile, deps)

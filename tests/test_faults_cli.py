@@ -124,6 +124,14 @@ def test_fetch_data_into_unwritable_dir_is_a_clear_error(tmp_path, monkeypatch, 
     assert "Traceback" not in err and "PermissionError" not in err and "NotADirectoryError" not in err
 
 
+def test_reproduce_into_unwritable_folder_is_a_clear_error(tmp_path):
+    _notebook(tmp_path, "x = 1")
+    (tmp_path / "book").write_text("a file where book/executed/ should go")
+    with pytest.raises(SystemExit, match="cannot write the executed notebooks to") as err:
+        cli.run_notebook(tmp_path, "toy", "ci", EXP, deps="x")
+    assert "--root" in str(err.value)
+
+
 # --- relative KREPES_DATA (issue 8): library, child processes, pytest/nbval -------------------
 def test_relative_data_dir_is_relative_to_the_cwd_of_the_call(tmp_path, monkeypatch):
     (tmp_path / "a").mkdir()
