@@ -328,18 +328,35 @@ class TorchNTK(Kernel):
 
     # -- Kernel interface ----------------------------------------------------------------
     def _block(self, xp, X, Y):
+        """K(X, Y) = Σ_chunks F_X F_Yᵀ, eq. (entk-proj) / (entk-sketch).
+
+        The features of as many Y rows as fit half the budget are computed once and held;
+        X is streamed in chunks against them, so for a Y that fits (landmarks, a k-means++
+        column) every feature row is computed once per call. A larger Y is split into
+        parts that fit, and X is recomputed per part (or read from the feature cache).
+        """
         x, y = self._as_tensor(X), self._as_tensor(Y)
         plan = self._plan(x)
-        rows = plan[-1]
+        rows, chunks, row_bytes = plan[-1], plan[-2], self._row_bytes(plan, x)
+        hold = max(rows, (self.memory_budget // 2) // max(row_bytes, 1))
         K = torch.zeros((x.shape[0], y.shape[0]), dtype=x.dtype, device=x.device)
         with torch.no_grad():
-            for chunk in plan[-2]:
-                for j0 in range(0, y.shape[0], rows):
-                    FY = self._features(y[j0:j0 + rows], chunk, plan)
+            for chunk in chunks:
+                for j0 in range(0, y.shape[0], hold):
+                    j1 = min(y.shape[0], j0 + hold)
+                    FY = torch.cat([self._features(y[j:min(j1, j + rows)], chunk, plan)
+                                    for j in range(j0, j1, rows)])
                     for i0 in range(0, x.shape[0], rows):
                         FX = self._features(x[i0:i0 + rows], chunk, plan)
-                        K[i0:i0 + rows, j0:j0 + rows] += FX @ FY.T
+                        K[i0:i0 + rows, j0:j1] += FX @ FY.T
+                    del FY
         return from_tensor(K, X)
+
+    def _row_bytes(self, plan, x):
+        """Bytes of one held feature row of one chunk (no temporaries)."""
+        lo, hi = plan[-2][0]
+        width = (hi - lo) * (self.n_parameters if self.implementation == "exact" else plan[3])
+        return width * x.element_size()
 
     def _diag(self, xp, X):
         x = self._as_tensor(X)

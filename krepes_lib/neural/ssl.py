@@ -44,7 +44,7 @@ from ._torch import require_torch, torch_dtype
 
 torch = require_torch()
 
-__all__ = ["SSLLossFunction", "ssl_loss", "SSLConfig", "TrainedNetwork", "train_ssl", "load_or_train",
+__all__ = ["SSLLossFunction", "ssl_loss", "SSLConfig", "TrainedNetwork", "train_ssl", "load_or_train", "probe_table",
            "probe_trained_vs_init", "cache_dir", "PROFILES", "SSL_LOSSES"]
 
 #: The SSL losses a network can be trained with here (two-view losses + BYOL).
@@ -379,3 +379,52 @@ def probe_trained_vs_init(trained: TrainedNetwork, label_fraction: float = 0.1, 
         out[name] = float(linear_probe(Z, trained.y, Zt, trained.y_test, label_fraction=label_fraction,
                                        seed=seed))
     return out
+
+
+def probe_table(datasets=("adult", "mnist"), losses=SSL_LOSSES, profile: str = "quick", force: bool = False,
+                progress: bool = True, **overrides) -> list:
+    """Train (or load) every dataset × loss network of ``profile`` and probe it next to its
+    random initialisation: one row per network with the training time, the first/last epoch
+    loss and both probe accuracies (10 % labels)."""
+    rows = []
+    for dataset in datasets:
+        for loss in losses:
+            cfg = SSLConfig.for_profile(dataset, loss, profile, **overrides)
+            t0 = time.perf_counter()
+            tr = load_or_train(cfg, force=force, progress=progress)
+            pr = probe_trained_vs_init(tr)
+            rows.append({"dataset": dataset, "arch": "cnn" if tr.image_shape else "mlp", "loss": loss,
+                         "n_train": len(tr.X), "n_test": len(tr.X_test), "epochs": cfg.epochs,
+                         "parameters": int(sum(p.numel() for p in tr.backbone.parameters())),
+                         "train_s": round(tr.seconds, 1), "from_cache": tr.from_cache,
+                         "loss_first": tr.losses[0], "loss_last": tr.losses[-1],
+                         "probe_trained": pr["trained"], "probe_init": pr["init"],
+                         "wall_s": round(time.perf_counter() - t0, 1)})
+    return rows
+
+
+def main(argv=None):
+    """``python -m krepes_lib.neural.ssl --profile quick``: train/load and print :func:`probe_table`."""
+    import argparse
+
+    ap = argparse.ArgumentParser(description="Train the SSL networks of a profile and probe them "
+                                             "next to their random initialisation.")
+    ap.add_argument("--profile", default="quick", choices=sorted(PROFILES))
+    ap.add_argument("--datasets", default="adult,mnist")
+    ap.add_argument("--losses", default=",".join(SSL_LOSSES))
+    ap.add_argument("--force", action="store_true", help="retrain even when the cache has the network")
+    args = ap.parse_args(argv)
+    t0 = time.perf_counter()
+    rows = probe_table(args.datasets.split(","), args.losses.split(","), args.profile, force=args.force)
+    print(f"profile {args.profile}, torch {torch.__version__}, threads {torch.get_num_threads()}, "
+          f"cache {cache_dir()}")
+    print(f"{'dataset':<8}{'arch':<5}{'loss':<22}{'params':>8}{'train s':>9}{'loss 1st':>10}{'loss last':>10}"
+          f"{'probe trained':>15}{'probe init':>12}")
+    for r in rows:
+        print(f"{r['dataset']:<8}{r['arch']:<5}{r['loss']:<22}{r['parameters']:>8}{r['train_s']:>9.1f}"
+              f"{r['loss_first']:>10.4g}{r['loss_last']:>10.4g}{r['probe_trained']:>15.4f}{r['probe_init']:>12.4f}")
+    print(f"total {time.perf_counter() - t0:.1f} s")
+
+
+if __name__ == "__main__":
+    main()
