@@ -278,9 +278,11 @@ def write_report(root: Path, exp: dict, profile: str) -> Path:
         "notebooks wrote; nothing on this page is typed by hand. *Paper* is the paper's number",
         "(spec §7) where it reports one, *ours* the number this run computed, *verdict* what the",
         "notebook concluded from its own numbers. Defaults that are the project's and not the",
-        "paper's are listed in each notebook's *Setting* section.",
+        "paper's are listed in each notebook's *Setting* section. Every verdict follows the",
+        "*rule* in its row, fixed before the run (paired tests over seeds, `krepes_lib.stats`).",
         "",
     ]
+    lines += _spec7_section(results)
     for name, meta in exp["notebooks"].items():
         data = results.get(name)
         lines += [f"## {meta['title']}", "", f"Notebook: [{name}]({name}.ipynb). {meta['reproduces']}", ""]
@@ -289,10 +291,10 @@ def write_report(root: Path, exp: dict, profile: str) -> Path:
             continue
         claims = data["results"].get("claims", [])
         if claims:
-            lines += ["| claim | paper | ours | verdict |", "|---|---|---|---|"]
+            lines += ["| claim | paper | ours | rule | verdict |", "|---|---|---|---|---|"]
             for c in claims:
                 cells = [str(c.get(k, "")).replace("|", "\\|").replace("\n", " ")
-                         for k in ("claim", "paper", "ours", "verdict")]
+                         for k in ("claim", "paper", "ours", "rule", "verdict")]
                 lines.append("| " + " | ".join(cells) + " |")
             lines.append("")
         lines += [f"Run: {data['written']} on {data['machine']} ({data['cpu_count']} CPUs), "
@@ -302,6 +304,23 @@ def write_report(root: Path, exp: dict, profile: str) -> Path:
     with atomic_path(path) as tmp, open(tmp, "w") as f:
         f.write("\n".join(lines))
     return path
+
+
+def _spec7_section(results: dict) -> list[str]:
+    """Every number of spec §7 with a status (reproduced / not reproduced / not attempted, why)."""
+    from .results import SPEC7, spec7_status
+
+    lines = ["## The paper's numbers (spec §7) at a glance", "",
+             "Each number the paper reports, with the status this build's notebooks give it (derived",
+             "from their claim verdicts; details in the sections below). Nothing is left out: an item",
+             "no notebook addresses says why.", "",
+             "| paper (spec §7) | status | notebooks |", "|---|---|---|"]
+    for item in SPEC7:
+        status, rows = spec7_status(item, results)
+        nbs = ", ".join(sorted({f"[{nb}]({nb}.ipynb)" for nb, _ in rows})) or "—"
+        cells = [item["paper"], status, nbs]
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    return lines + [""]
 
 
 def _compute_section(root: Path, exp: dict) -> list[str]:

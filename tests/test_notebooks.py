@@ -76,10 +76,16 @@ def test_report_is_generated_from_result_files(tmp_path, monkeypatch):
     monkeypatch.setenv("KREPES_RESULTS", str(tmp_path / "book" / "executed" / "results"))
     exp = {"notebooks": {"nb_a": {"title": "A", "reproduces": "a thing"},
                          "nb_b": {"title": "B", "reproduces": "b thing"}}}
-    save_results("nb_a", {"claims": [{"claim": "x | y", "paper": "1", "ours": "2", "verdict": "holds"}]},
-                 parameters={"m": 3})
+    save_results("nb_a", {"claims": [{"claim": "x | y", "paper": "1", "ours": "2", "rule": "t-test",
+                                      "verdict": "holds"}]}, parameters={"m": 3})
     text = cli.write_report(tmp_path, exp, "ci").read_text()
-    assert "| x \\| y | 1 | 2 | holds |" in text
+    assert "| x \\| y | 1 | 2 | t-test | holds |" in text
+    # every spec §7 number is listed with a status (here: nothing ran, so all "not attempted")
+    from krepes_lib.results import SPEC7
+
+    section = text.split("(spec §7) at a glance")[1].split("\n## ")[0]
+    assert section.count("| not attempted") == len(SPEC7)
+    assert "FairFace is not among the offline data sets" in section
     assert "*Not run in this build.*" in text  # nb_b wrote nothing
     assert '"m": 3' in text
     # the datasets section states what the loaders do (krepes_lib.data.verify), no more
