@@ -1,5 +1,5 @@
 # %% [markdown]
-# # SSL learns eigenmodes one at a time
+# # Experiment: stepwise learning in the Nyström model
 #
 # **What this reproduces.** Simon et al. (2023, *On the stepwise nature of self-supervised
 # learning*; seed 003) solve a linearised Barlow Twins from a small initialisation: the
@@ -35,9 +35,9 @@
 
 # %% tags=["parameters"]
 dataset = "digits"
-n = 500  # training points (full batch)
-m = 64  # landmarks
-h = 6  # representation dimensions = modes tracked
+n = 300  # training points (full batch)
+m = 48  # landmarks
+h = 5  # representation dimensions = modes tracked
 sigma_scale = 1.0  # RBF bandwidth = sigma_scale × median heuristic
 init_scale = 1e-3  # Ã₀ = init_scale × (random init with E[Ã₀ᵀK_mmÃ₀] = I)
 lr_scale = 0.5  # SGD step η = lr_scale / (8 λ₁)
@@ -45,8 +45,8 @@ epochs_factor = 2.5  # train for epochs_factor × the predicted last step time
 n_draws = 10  # augmented view pairs averaged in Γ
 record_every = 2  # steps between spectrum records
 seeds = [0, 1, 2]
-other_losses = {"vicreg": {"optimizer": "sgd", "lr": 0.05, "epochs": 400},
-                "simclr": {"optimizer": "adam", "lr": 1e-3, "epochs": 200}}
+other_losses = {"vicreg": {"optimizer": "sgd", "lr": 0.05, "epochs": 300},
+                "simclr": {"optimizer": "adam", "lr": 1e-3, "epochs": 120}}
 step_ratio_tol = 1.25
 order_threshold_deg = 20.0
 final_threshold_deg = 10.0
