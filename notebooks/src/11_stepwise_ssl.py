@@ -37,10 +37,10 @@
 dataset = "digits"
 n = 300  # training points (full batch)
 m = 48  # landmarks
-h = 5  # representation dimensions = modes tracked
-sigma_scale = 1.0  # RBF bandwidth = sigma_scale × median heuristic
-init_scale = 1e-3  # Ã₀ = init_scale × (random init with E[Ã₀ᵀK_mmÃ₀] = I)
-lr_scale = 0.5  # SGD step η = lr_scale / (8 λ₁)
+h = 5  # representation dimensions (the modes tracked)
+sigma_scale = 1.0  # RBF bandwidth in units of the median heuristic
+init_scale = 1e-3  # factor on the random init (which has E[Ã₀ᵀK_mmÃ₀] equal to I)
+lr_scale = 0.5  # SGD step η in units of 1 / (8 λ₁)
 epochs_factor = 2.5  # train for epochs_factor × the predicted last step time
 n_draws = 10  # augmented view pairs averaged in Γ
 record_every = 2  # steps between spectrum records
@@ -181,23 +181,22 @@ plt.show()
 # %%
 claims = []
 log_tol = np.log(step_ratio_tol)
-add = lambda *a: claims.append(sw.threshold_claim(*a, alpha=alpha))  # noqa: E731
-add("Barlow Twins (covariance): measured step times match the closed form, max_k |log(t̂_k/t_k)|",
+claims.append(sw.threshold_claim("Barlow Twins (covariance): measured step times match the closed form, max_k |log(t̂_k/t_k)|",
     [float(np.max(np.abs(np.log(r["t_hat"] / r["pred"].step_times)))) for r in runs.values()],
-    log_tol, "", "steps at t_k ∝ ln(1/c_k(0))/λ_k (Simon et al. 2023, Thm./eq. for the linear model)")
-add("Barlow Twins (covariance): modes learned in the order of Γ's eigenvalues (max order angle, resolvable k)",
+    log_tol, "", "Simon et al. 2023: in the linearised model mode k is learned at t_k ∝ ln(1/c_k(0))/λ_k", alpha=alpha))
+claims.append(sw.threshold_claim("Barlow Twins (covariance): modes learned in the order of Γ's eigenvalues (max order angle, resolvable k)",
     [float(r["order"].max()) for r in runs.values()], order_threshold_deg, "°",
-    "top eigenmodes of the contrastive kernel learned one at a time, in order")
-add("Barlow Twins (covariance): final representation = top-h eigenfunctions of Γ (largest principal angle)",
+    "top eigenmodes of the contrastive kernel learned one at a time, in order", alpha=alpha))
+claims.append(sw.threshold_claim("Barlow Twins (covariance): final representation = top-h eigenfunctions of Γ (largest principal angle)",
     [float(r["final"]) for r in runs.values()], final_threshold_deg, "°",
-    "closed-form final representation (top-h contrastive eigenfunctions, whitened)")
+    "closed-form final representation (top-h contrastive eigenfunctions, whitened)", alpha=alpha))
 for name, rs in other.items():
-    add(f"{name}: modes learned in Barlow Twins' predicted order (max order angle, resolvable k)",
+    claims.append(sw.threshold_claim(f"{name}: modes learned in Barlow Twins' predicted order (max order angle, resolvable k)",
         [float(r["order"].max()) for r in rs.values()], order_threshold_deg, "°",
-        "same stepwise phenomenon with SimCLR and VICReg (observed in ResNets)")
-    add(f"{name}: final representation spans Barlow Twins' predicted top-h eigenfunctions",
+        "same stepwise phenomenon with SimCLR and VICReg (observed in ResNets)", alpha=alpha))
+    claims.append(sw.threshold_claim(f"{name}: final representation spans Barlow Twins' predicted top-h eigenfunctions",
         [float(r["final"]) for r in rs.values()], final_threshold_deg, "°",
-        "(not claimed by the paper; a check of how close the losses' solutions are)")
+        "(not claimed by the paper; a check of how close the losses' solutions are)", alpha=alpha))
 for c in claims:
     print(f"- {c['claim']}:\n    {c['ours']}\n    → {c['verdict']}")
 

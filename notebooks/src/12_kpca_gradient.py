@@ -34,7 +34,7 @@ h = 2  # KPCA components (the eigen-gaps of the data decide how small an angle i
 m = 100  # landmarks (gradient method and robust part)
 batch_size = 256
 lr = 1e-2  # Adam
-steps = 400  # Adam steps of the gradient method (epochs = steps · batch_size / n)
+steps = 400  # Adam steps of the gradient method (epochs: steps · batch_size / n)
 target_deg = 5.0  # subspace accuracy that counts as "reached"
 seeds = [0, 1, 2]
 n_robust = 400
@@ -42,7 +42,7 @@ outlier_frac = 0.05
 outlier_noise = 3.0  # per-coordinate noise std of an outlier (pixels are in [0, 1])
 robust_kernels = ["linear", "rbf"]
 h_robust = 3
-delta_scale = 1.0  # δ = delta_scale × median ‖φ_i − median(φ)‖
+delta_scale = 1.0  # δ in units of the median ‖φ_i − median(φ)‖
 robust_steps = 200
 alpha = 0.05
 cpu_threads = 1
