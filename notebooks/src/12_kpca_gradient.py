@@ -193,10 +193,12 @@ save_results("12_kpca_gradient", {"claims": claims, "timing": rows, "robust": ro
 #
 # ```{admonition} Solution
 # :class: dropdown
-# No. With the median bandwidth an outlier that far has k(x_out, x̃) ≈ 0 for every landmark,
-# so its feature vector is ≈ 0: after centring it sits at −μ like every other far point, at
-# distance ‖μ‖ ≤ 1 from the centre. Its residual is not large, so δ/‖r‖ is not small. Bounded
-# kernels are already robust in norm and not in direction; the Huber weights cannot tell.
+# No better than at `outlier_noise = 3`: the angles barely move. With the median bandwidth an
+# outlier that far has k(x_out, x̃) ≈ 0 for every clean landmark, so its feature vector is ≈ 0
+# whatever the noise (an outlier that is itself a landmark adds one coordinate of its own):
+# after centring it sits near −μ, at distance about ‖μ‖ ≤ 1 from the centre, not much farther
+# than a typical inlier. Its residual is not large, so δ/‖r‖ is not small. A bounded kernel
+# caps the *norm* of an outlier but not its *direction*; the Huber weights can only act on the norm.
 # ```
 #
 # 2. *Predict, then run.* Set `h = 4`. Will the gradient method reach `target_deg` sooner or
