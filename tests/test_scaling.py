@@ -142,7 +142,23 @@ def test_nystrom_timings_stages_and_full_kernel():
     out = scaling.nystrom_timings(X, y, Xt, yt, h=4, batch_size=64)
     assert out["m"] == 15 and set(out["seconds"]) == {"landmarks", "kernel", "pc_init", "epoch", "evaluation"}
     assert 0 <= out["accuracy"] <= 1
+    bd = scaling.nystrom_timings(X, y, Xt, yt, h=4, batch_size=64, breakdown=True)
+    split = scaling.time_breakdown({"seconds": bd["seconds"]})
+    s = bd["seconds"]
+    assert split["optimisation"] == pytest.approx(s["epoch"] - min(s["epoch"], s["epoch_kernel"]))
+    assert sum(split.values()) == pytest.approx(sum(v for k, v in s.items() if k != "epoch_kernel"))
+    assert scaling.train_seconds({"seconds": s}) == pytest.approx(sum(s[k] for k in scaling.TRAIN_STAGES))
     full = scaling.full_kernel_timings(X, y, Xt, yt, h=4, batch_size=64, stage="audit")
     assert full["m"] == 200 and "audit" in full["seconds"]
-    rows = scaling.m_sweep(X, y, Xt, yt, [5, 40], h=3, error_rows=100)
+    rows = scaling.m_sweep(X, y, Xt, yt, [5, 40, 500], h=3, error_rows=100, n=300)
+    assert [r["m"] for r in rows] == [5, 40] and rows[0]["n"] == 300
     assert rows[0]["nystrom_error"] > rows[1]["nystrom_error"] >= 0
+    assert scaling.smallest_sufficient_m(rows + [{"n": 300, "m": 80, "accuracy": rows[1]["accuracy"] + 0.5}],
+                                         tol=0.01) == {300: 80}
+
+
+def test_equivalence_test_verdicts():
+    a = np.array([0.80, 0.81, 0.82, 0.83, 0.84])
+    assert scaling.equivalence_test(a + np.array([1, -1, 1, -1, 0]) * 1e-3, a, 0.01)[0] == "holds"
+    assert scaling.equivalence_test(a - 0.05 + np.array([1, -1, 1, -1, 0]) * 1e-3, a, 0.01)[0] == "does not hold"
+    assert scaling.equivalence_test(a + np.array([3, -3, 2, -2, 0]) * 1e-2, a, 0.01)[0] == "inconclusive"

@@ -35,16 +35,16 @@
 # %% tags=["parameters"]
 datasets = ["adult", "bank"]  # real tables to grow from (a table whose files are missing is skipped)
 ns = {"adult": [300, 1000, 3000], "bank": [300, 1000]}  # KREPES curve sizes per data set
-full_ns = [300, 600, 1000]  # full-kernel sizes (m = n), run on the first data set
+full_ns = [300, 600, 1000]  # full-kernel sizes, every row a landmark; run on the first data set
 seeds = [0, 1]  # seeds of the timing curve (data order, landmarks, views, labelled subset)
 acc_seeds = [0, 1, 2]  # seeds of the paired accuracy comparison at full_ns (both methods)
-fit_min_n = 300  # slopes are fitted on n >= fit_min_n (small n measure overheads)
+fit_min_n = 300  # slopes are fitted from this n on; small n measure overheads
 h = 16
 loss = "barlow_twins"
 batch_size = 256
 n_test = 500
 m_sweep_ns = [1000, 3000]  # n of the m sweep
-m_values = [8, 16, 32, 64, 128, 256]  # m of the sweep (m <= n kept)
+m_values = [8, 16, 32, 64, 128, 256]  # m of the sweep; values above n are skipped
 equiv_margin = 0.01  # "on par": accuracy difference within ±1 point (TOST), fixed before the run
 alpha = 0.05
 entk_ns = [1000, 3000]  # sizes of the eNTK time breakdown (empty: skip)
@@ -59,12 +59,13 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from krepes_lib import scaling, stats
-from krepes_lib.backend import limit_host_threads
+from krepes_lib.backend import default_xp, limit_host_threads
 from krepes_lib.entk import MLP, EmpiricalNTK
 from krepes_lib.results import save_figure, save_results
 
 limit_host_threads(cpu_threads)
-print(f"load average (1, 5, 15 min): {os.getloadavg()}; BLAS threads: {cpu_threads}; float32")
+print(f"load average (1, 5, 15 min): {os.getloadavg()}; BLAS threads: {cpu_threads}; float32; "
+      f"arrays: {default_xp().__name__}")
 tables, skipped = scaling.load_tables(datasets, n_test=n_test)
 for name, T in tables.items():
     print(f"{name}: {T[0].shape[0]} real rows × {T[0].shape[1]} columns to grow from; {T[4]}")
@@ -97,8 +98,6 @@ for n, st in scaling.stage_table(both["full"]).items():
 # %%
 TRAIN = scaling.TRAIN_STAGES
 train_time = scaling.train_seconds
-kre_rows = [r for rows in curve.values() for r in rows if r["n"] >= fit_min_n]
-kre_rows_first = [r for r in curve.get(first, []) + both["nystrom"] if r["n"] >= fit_min_n]
 fits = {}
 for name, rows in curve.items():
     sel = [r for r in rows if r["n"] >= fit_min_n]
@@ -106,8 +105,6 @@ for name, rows in curve.items():
     for k in TRAIN:
         fits[f"KREPES {name}: {k}"] = scaling.fit_loglog([r["n"] for r in sel],
                                                          [max(r["seconds"][k], 1e-6) for r in sel])
-fits["KREPES (first, all n)"] = scaling.fit_loglog([r["n"] for r in kre_rows_first],
-                                                   [train_time(r) for r in kre_rows_first])
 fits["full kernel"] = scaling.fit_loglog([r["n"] for r in both["full"]], [train_time(r) for r in both["full"]])
 for k in TRAIN:
     fits[f"full kernel: {k}"] = scaling.fit_loglog([r["n"] for r in both["full"]],
@@ -115,12 +112,14 @@ for k in TRAIN:
 for name, f in fits.items():
     print(f"{name:<28s} slope {f.slope:5.2f}  95% t-CI [{f.ci_t[0]:.2f}, {f.ci_t[1]:.2f}]  "
           f"bootstrap [{f.ci_boot[0]:.2f}, {f.ci_boot[1]:.2f}]  ({f.n_points} timings)")
-n_cross = scaling.crossover_n(fits["full kernel"], fits["KREPES (first, all n)"])
+n_cross = scaling.crossover_n(fits["full kernel"], fits[f"KREPES {first}"])
 common = sorted(set(r["n"] for r in both["full"]))
 ratio = {n: np.mean([train_time(r) for r in both["full"] if r["n"] == n]) /
          np.mean([train_time(r) for r in both["nystrom"] if r["n"] == n]) for n in common}
-print(f"crossover of the fitted lines (full = KREPES): n ≈ {n_cross:.3g}; "
-      f"measured full/KREPES time ratio: " + ", ".join(f"n={n}: {v:.1f}×" for n, v in ratio.items()))
+print(f"crossover of the fitted lines (full = KREPES {first}): n ≈ {n_cross:.3g} "
+      f"({'inside' if min(full_ns) <= n_cross <= max(ns[first]) else 'outside'} the measured range "
+      f"{min(full_ns)}…{max(ns[first])}: an extrapolation of both fits); measured full/KREPES time ratio: "
+      + ", ".join(f"n={n}: {v:.1f}×" for n, v in ratio.items()))
 
 # %%
 fig, ax = plt.subplots(1, 2, figsize=(11, 4))
@@ -182,6 +181,14 @@ for n in m_sweep_ns:
     sel = [r for r in sweep if r["n"] == n]
     print(f"n={n}: " + "; ".join(f"m={r['m']} acc {r['accuracy']:.3f} err {r['nystrom_error']:.3f}" for r in sel))
     print(f"   smallest sufficient m = {m_star[n]} vs √n = {math.sqrt(n):.0f} (m*/√n = {m_star[n] / math.sqrt(n):.2f})")
+err_fit = {n: scaling.fit_loglog([r["m"] for r in sweep if r["n"] == n], [r["nystrom_error"] for r in sweep if r["n"] == n])
+           for n in m_sweep_ns}
+m_growth = (math.log(m_star[m_sweep_ns[-1]] / m_star[m_sweep_ns[0]]) / math.log(m_sweep_ns[-1] / m_sweep_ns[0])
+            if len(m_sweep_ns) > 1 else float("nan"))
+print(f"Conclusion: m = ⌈√n⌉ is {'enough' if all(m_star[n] <= math.ceil(math.sqrt(n)) for n in m_sweep_ns) else 'NOT enough'}"
+      f" at every n of the sweep (accuracy within 1 point of the sweep's best); the sufficient m grows like "
+      f"n^{m_growth:.2f} between n = {m_sweep_ns[0]} and {m_sweep_ns[-1]} (√n: n^0.5); the Nyström error falls like "
+      + ", ".join(f"m^{f.slope:.2f} (n={n})" for n, f in err_fit.items()))
 
 fig, ax = plt.subplots(1, 3, figsize=(13, 3.8))
 for n in m_sweep_ns:
@@ -207,14 +214,16 @@ save_figure(fig, "13_scaling_choose_m")
 # The eNTK of an MLP costs per kernel entry a contraction over every layer's activations and
 # back-propagated signals (eq. (entk-layer)), against one d-dimensional distance for the RBF:
 # the kernel stages take over. MLP: random He initialisation (not an SSL-pretrained network).
+# "kernel" = landmarks + kernel pass + PC init + the epoch's own kernel blocks (timed apart on
+# the same batches and views); "optimisation" = the rest of the epoch (loss, gradients, Adam).
 
 # %%
 d = tables[first][0].shape[1]
-entk = EmpiricalNTK(MLP.init([d, *entk_widths], seed=0, dtype="float32"))
+entk = EmpiricalNTK(MLP.init([d, *entk_widths], seed=0, xp=default_xp(), dtype="float32"))
 entk_rows = scaling.scaling_curve(*tables[first][:4], entk_ns, seeds=[0], h=h, loss=loss, batch_size=batch_size,
-                                  kernel=entk) if entk_ns else []
+                                  kernel=entk, breakdown=True) if entk_ns else []
 rbf_rows = scaling.scaling_curve(*tables[first][:4], entk_ns, seeds=[0], h=h, loss=loss,
-                                 batch_size=batch_size) if entk_ns else []
+                                 batch_size=batch_size, breakdown=True) if entk_ns else []
 breakdown = {f"{kname} n={r['n']}": scaling.time_breakdown(r)
              for kname, rows in (("rbf", rbf_rows), ("entk", entk_rows)) for r in rows}
 for key, b in breakdown.items():
@@ -225,7 +234,8 @@ for key, b in breakdown.items():
 # ## Claims
 
 # %%
-f_k, f_f = fits["KREPES (first, all n)"], fits["full kernel"]
+f_k, f_f = fits[f"KREPES {first}"], fits["full kernel"]
+kre_rows_first = [r for r in curve[first] if r["n"] >= fit_min_n]
 rule_slope = ("holds if the 95% t-interval of the KREPES training-time slope (m = ⌈√n⌉) lies entirely below 2 "
               "and below the full kernel's interval; does not hold if it lies entirely at or above 2; "
               "else inconclusive (fixed before the run)")
@@ -258,7 +268,8 @@ assert all(0.4 < r["accuracy"] <= 1 for rows in both.values() for r in rows)
 # %%
 save_results(
     "13_scaling",
-    {"claims": claims, "curve": curve, "both": both, "sweep": sweep, "m_star": m_star, "breakdown": breakdown,
+    {"claims": claims, "curve": curve, "both": both, "sweep": sweep, "m_star": m_star, "m_growth": m_growth,
+     "nystrom_error_slopes": {n: f.slope for n, f in err_fit.items()}, "breakdown": breakdown,
      "fits": {k: vars(f) for k, f in fits.items()}, "crossover_n": n_cross, "skipped": skipped,
      "load_average": os.getloadavg()},
     parameters=dict(datasets=datasets, ns=ns, full_ns=full_ns, seeds=seeds, acc_seeds=acc_seeds,
