@@ -119,14 +119,15 @@ def test_psd_diag_and_budget_independence(implementation):
     assert np.allclose(K, K.T, rtol=1e-12, atol=0)
     assert np.linalg.eigvalsh(K).min() > -1e-10 * np.abs(K).max()
     assert rel(k.diag(X, dtype="float64"), np.diag(K)) < 1e-12
-    # a budget that forces chunking over rows, outputs or directions changes nothing
-    small = TorchNTK(cnn, memory_budget=20_000, cache_bytes=0, **kw)
-    plan = small._plan(torch.from_numpy(X))
-    assert len(plan[-2]) > 1 or plan[-1] < X.shape[0]
-    assert rel(small(X, Y, dtype="float64"), k(X, Y, dtype="float64")) < 1e-12
+    # budgets that force chunking over rows, and over outputs / directions, change nothing
+    for budget, n in ((150_000, 11), (20_000, 3)):
+        small = TorchNTK(cnn, memory_budget=budget, cache_bytes=0, **kw)
+        plan = small._plan(torch.from_numpy(X))
+        assert plan[-1] < n or len(plan[-2]) > 1
+        assert rel(small(X[:n], Y, dtype="float64"), k(X[:n], Y, dtype="float64")) < 1e-12
     # Kernel.blocks / matmul stream the same numbers
     A = rng.normal(size=(7, 2))
-    assert rel(small.matmul(X, Y, A, memory_budget=500), k(X, Y, dtype="float64") @ A) < 1e-12
+    assert rel(small.matmul(X, Y, A, memory_budget=2000), k(X, Y, dtype="float64") @ A) < 1e-12
 
 
 def test_float32_default_and_dtype_option():
@@ -227,3 +228,27 @@ def test_cupy_in_cupy_out():
     assert rel(cupy.asnumpy(Kd), k(X, dtype="float64")) < 1e-10
     ks = TorchNTK(cnn, input_shape=(1, 6, 6), implementation="sketch", sketch_size=32)
     assert rel(cupy.asnumpy(ks(cupy.asarray(X), dtype="float64")), ks(X, dtype="float64")) < 1e-10
+
+
+def test_feature_cache_survives_repeated_scans(monkeypatch):
+    """k-means++ asks K(X, x_j) once per landmark: with a cache that holds part of X's features,
+    a second scan recomputes only the rest, and the numbers are those without a cache."""
+    cnn = tiny_cnn(9)
+    X = np.random.default_rng(9).normal(size=(40, 36))
+    ref = TorchNTK(cnn, input_shape=(1, 6, 6), cache_bytes=0)
+    probe = TorchNTK(cnn, input_shape=(1, 6, 6), memory_budget=200_000)
+    plan = probe._plan(torch.from_numpy(X))
+    rows, width = plan[-1], probe._row_bytes(plan, torch.from_numpy(X))
+    k = TorchNTK(cnn, input_shape=(1, 6, 6), memory_budget=200_000, cache_bytes=2 * rows * width + 1)
+    refs = [ref(X, X[j:j + 1], dtype="float64") for j in range(3)]
+    n_chunks = len(plan[-2])
+    calls = []
+    real = TorchNTK._chunk_features
+    monkeypatch.setattr(TorchNTK, "_chunk_features",
+                        lambda self, x, c, p: calls.append(x.shape[0]) or real(self, x, c, p))
+    for j in range(3):
+        calls.clear()
+        assert rel(k(X, X[j:j + 1], dtype="float64"), refs[j]) < 1e-12
+        full = n_chunks * (X.shape[0] + 1)  # every X row and the landmark row, per output chunk
+        assert sum(calls) == full if j == 0 else sum(calls) <= full - rows  # >= one chunk hit
+    assert rows < X.shape[0] / 2

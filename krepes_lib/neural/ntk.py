@@ -84,7 +84,10 @@ class TorchNTK(Kernel):
         Compute in this dtype (inputs are cast); default: follow the input (float32 unless
         float64 is passed). The module is copied to each dtype/device it is used in.
     cache_bytes : int
-        Bytes of per-row features kept between calls (0 disables the cache).
+        Bytes of per-row features kept between calls (default 1 GiB; 0 disables the cache).
+        Repeated calls on the same rows (k-means++ in kernel space, the diagonal, batches
+        against fixed landmarks) read the features of the rows that fit instead of
+        recomputing them; entries used by the current call are never evicted by it.
     """
 
     module: object = None
@@ -95,7 +98,7 @@ class TorchNTK(Kernel):
     memory_budget: int = BLOCK_BYTES
     input_shape: tuple | None = None
     dtype: str | None = None
-    cache_bytes: int = BLOCK_BYTES
+    cache_bytes: int = 4 * BLOCK_BYTES
     name = "torch_ntk"
 
     # -- set-up -----------------------------------------------------------------------
@@ -142,6 +145,7 @@ class TorchNTK(Kernel):
         st(self, "_copies", {})
         st(self, "_cache", OrderedDict())
         st(self, "_cache_used", [0])
+        st(self, "_gen", [0])  # call counter: entries used in the current call are not evicted
         st(self, "_meta", {})
 
     def __repr__(self):
@@ -291,16 +295,23 @@ class TorchNTK(Kernel):
         if self.cache_bytes <= 0 or key not in self._cache:
             return None
         self._cache.move_to_end(key)
-        return self._cache[key][0]
+        value, nbytes, _ = self._cache[key]
+        self._cache[key] = (value, nbytes, self._gen[0])
+        return value
 
     def _cache_put(self, key, value, nbytes):
+        """Insert, evicting least recently used entries — but never one used in the current
+        call: a repeated scan over more rows than fit (k-means++ asks for K(X, x_j) once per
+        landmark) then keeps hitting the part that fits instead of evicting it just before use."""
         if self.cache_bytes <= 0 or nbytes > self.cache_bytes:
             return
-        self._cache[key] = (value, nbytes)
+        while self._cache_used[0] + nbytes > self.cache_bytes:
+            oldest = next(iter(self._cache))
+            if self._cache[oldest][2] >= self._gen[0]:
+                return  # everything cached is in use by this call: do not insert
+            self._cache_used[0] -= self._cache.pop(oldest)[1]
+        self._cache[key] = (value, nbytes, self._gen[0])
         self._cache_used[0] += nbytes
-        while self._cache_used[0] > self.cache_bytes:
-            _, (_, b) = self._cache.popitem(last=False)
-            self._cache_used[0] -= b
 
     def clear_cache(self):
         """Drop the cached features and directions."""
@@ -335,6 +346,7 @@ class TorchNTK(Kernel):
         column) every feature row is computed once per call. A larger Y is split into
         parts that fit, and X is recomputed per part (or read from the feature cache).
         """
+        self._gen[0] += 1
         x, y = self._as_tensor(X), self._as_tensor(Y)
         plan = self._plan(x)
         rows, chunks, row_bytes = plan[-1], plan[-2], self._row_bytes(plan, x)
@@ -359,6 +371,7 @@ class TorchNTK(Kernel):
         return width * x.element_size()
 
     def _diag(self, xp, X):
+        self._gen[0] += 1
         x = self._as_tensor(X)
         plan = self._plan(x)
         rows = plan[-1]
