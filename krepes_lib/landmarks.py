@@ -28,7 +28,7 @@ import numpy as np
 
 from .backend import asarray, get_xp, host_rng, scipy_linalg, to_host
 from .defaults import BLOCK_BYTES
-from .kernels import Kernel, block_rows, make_kernel
+from .kernels import RBF, Kernel, Laplacian, block_rows, make_kernel
 
 __all__ = ["Landmarks", "select_landmarks", "uniform", "kmeans_pp", "ridge_leverage", "given",
            "approximate_leverage_scores", "class_coverage", "METHODS"]
@@ -93,7 +93,9 @@ def kmeans_pp(X, m: int | str, seed=0, kernel: Kernel | None = None,
     """k-means++ seeding, eq. (lm-kmeanspp): the next landmark is drawn with P(x_j) ∝ min_c D(x_j, c).
 
     D is the squared Euclidean distance in input space by default, or the kernel-space
-    distance k(x,x) − 2k(x,c) + k(c,c) when ``kernel`` is given. The running minimum D_min
+    distance k(x,x) − 2k(x,c) + k(c,c) when ``kernel`` is given (for the RBF and Laplacian
+    kernels computed from cached squared norms, one matrix-vector product per landmark; any
+    other kernel through one streamed n×1 kernel column). The running minimum D_min
     is updated with one new centre at a time (O(n d) per landmark, nothing of size n×m kept).
 
     Sampling (inverse CDF, in X's namespace): with C = cumsum(D_min) in float64 and one
@@ -114,6 +116,18 @@ def kmeans_pp(X, m: int | str, seed=0, kernel: Kernel | None = None,
         def dist_to(j):
             c = X[j]
             return xp.maximum(sq - 2.0 * (X @ c) + sq[j], 0.0)
+    elif isinstance(kernel, (RBF, Laplacian)):
+        # Stationary kernels of ‖x − c‖: the kernel column from cached squared norms, one
+        # matrix-vector product per landmark (the generic path below recomputes ‖x‖² per block).
+        sq = xp.einsum("ij,ij->i", X, X)
+
+        def dist_to(j):
+            D2 = xp.maximum(sq - 2.0 * (X @ X[j]) + sq[j], 0.0)
+            if isinstance(kernel, RBF):   # eq. (k-rbf)
+                kc = xp.exp(D2 * (-1.0 / (2.0 * kernel.sigma ** 2)))
+            else:                         # eq. (k-laplace)
+                kc = xp.exp(xp.sqrt(D2) * (-1.0 / kernel.sigma))
+            return xp.maximum(2.0 - 2.0 * kc, 0.0)   # k(x,x) = k(c,c) = 1
     else:
         kdiag = kernel.diag(X)
 

@@ -1,12 +1,13 @@
 """Landmarks: m="sqrt", the inverse-CDF k-means++ draw, bounded memory at n = 2·10⁵."""
 import math
 import tracemalloc
+from dataclasses import dataclass
 
 import numpy as np
 import pytest
 
 from krepes_lib import landmarks as LM
-from krepes_lib.kernels import RBF
+from krepes_lib.kernels import RBF, Kernel, Laplacian
 
 
 @pytest.mark.parametrize("method", ["uniform", "kmeans++", "leverage"])
@@ -73,3 +74,23 @@ def test_landmarks_at_2e5_rows_in_bounded_memory(method):
     # X in float64 12.8 MB.
     assert peak < budget + 12 * 8 * n, f"{method}: peak {peak / 2**20:.1f} MiB"
     assert peak < 4 * n * m
+
+
+@pytest.mark.parametrize("kern", [RBF(sigma=1.3), Laplacian(sigma=2.0)])
+def test_kernel_space_fast_path_matches_generic_kernel_column(kern):
+    """RBF/Laplacian kernel-space k-means++ (cached norms) = the generic streamed kernel column."""
+    X = np.random.default_rng(3).normal(size=(300, 5))
+
+    @dataclass(frozen=True)
+    class Wrapped(Kernel):          # same kernel, but not an RBF/Laplacian instance: generic path
+        inner: Kernel = None
+
+        def _block(self, xp, A, B):
+            return self.inner._block(xp, A, B)
+
+        def _diag(self, xp, A):
+            return self.inner._diag(xp, A)
+
+    fast = LM.kmeans_pp(X, 25, seed=4, kernel=kern).indices
+    slow = LM.kmeans_pp(X, 25, seed=4, kernel=Wrapped(inner=kern), memory_budget=4096).indices
+    np.testing.assert_array_equal(fast, slow)
