@@ -49,7 +49,7 @@ from .nystrom import Nystrom
 
 __all__ = ["CovarianceBarlowTwins", "scale_init", "contrastive_operator", "StepwisePrediction",
            "predict", "simulate", "SpectrumTrace", "track_spectrum", "step_times",
-           "learned_subspace_angles", "final_angle", "one_sided_below", "threshold_claim"]
+           "learned_subspace_angles", "final_angle", "one_sided_below", "threshold_claim", "mode_overlaps"]
 
 
 # --- the loss ---------------------------------------------------------------------------
@@ -394,3 +394,14 @@ def threshold_claim(claim: str, values, threshold: float, unit: str, paper: str,
         "verdict": ("holds" if holds else "does not hold")
                    + f" (rule fixed before the run: one-sided one-sample t-test of value − threshold < 0, α = {alpha})",
     }
+
+
+def mode_overlaps(A, Gamma, n_modes: int):
+    """‖Qᵀu_j‖ for the first ``n_modes`` eigenvectors u_j of Γ (descending), Q an orthonormal
+    basis of span(Ã): 1 = mode j is in the learned span, 0 = absent. Shows *which* modes won the
+    race when a mode beyond h (with a larger initial overlap) took part of an output slot."""
+    A = np.asarray(to_host(A), dtype=np.float64)
+    _, V = np.linalg.eigh(np.asarray(Gamma, dtype=np.float64))
+    V = V[:, ::-1][:, :int(n_modes)]
+    Q, _ = np.linalg.qr(A)
+    return np.linalg.norm(Q.T @ V, axis=0)

@@ -160,3 +160,11 @@ def test_errors_name_the_parameter():
         sw.scale_init(NystromModel(nys, h=2, coords="raw", init="random"), -1)
     with pytest.raises(ValueError, match="lambda_off"):
         sw.CovarianceBarlowTwins(lambda_off=-1)
+
+
+def test_mode_overlaps():
+    G, Q = _spectrum_gamma([1.0, 0.5, 0.25, 0.1, 0.05])  # eigenvectors: columns of Q (in this order)
+    ov = sw.mode_overlaps(Q[:, [0, 2]] @ np.diag([2.0, 0.1]), G, 4)
+    np.testing.assert_allclose(ov, [1, 0, 1, 0], atol=1e-10)
+    mixed = (0.8 * Q[:, 1] + 0.6 * Q[:, 3])[:, None]
+    np.testing.assert_allclose(sw.mode_overlaps(mixed, G, 4), [0, 0.8, 0, 0.6], atol=1e-10)

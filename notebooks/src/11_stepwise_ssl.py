@@ -105,10 +105,12 @@ for s in seeds:
     mids = [np.sqrt(t_hat[k - 1] * t_hat[k]) if k < h else trace.t[-1] for k in resolvable]
     order = np.degrees(sw.learned_subspace_angles(nys, X, trace, pred, Gamma_eval, resolvable, mids))
     final = np.degrees(sw.final_angle(nys, X, trace.A[-1], pred))
-    runs[s] = dict(pred=pred, trace=trace, t_hat=t_hat, order=order, final=final)
+    overlaps = sw.mode_overlaps(trace.A[-1], Gamma, h + 2)
+    runs[s] = dict(pred=pred, trace=trace, t_hat=t_hat, order=order, final=final, overlaps=overlaps)
     print(f"seed {s}: predicted steps {np.round(pred.step_times, 1)}\n        measured  {np.round(t_hat, 1)}"
           f"\n        order angles (deg) {np.round(order, 2)}; final angle {final:.2f}°; "
-          f"final eigenvalues of C {np.round(trace.eig[-1], 3)}")
+          f"final eigenvalues of C {np.round(trace.eig[-1], 3)}\n        modes 1..h+2 in the learned span "
+          f"(‖Qᵀu_j‖): {np.round(overlaps, 2)}")
 
 # %%
 def plot_spectrum(ax, trace, pred=None, title="", log=False):
@@ -227,6 +229,10 @@ save_results(
 #   the claim rows.
 # * A near-degenerate pair of eigenvalues of $\Gamma$ (gap below `gap_min`) is learned as one
 #   two-dimensional step; the order rule only asks for the resolvable subspaces.
+# * From a *random* small initialisation the race is decided by $\ln(1/c_j(0))/\rho_j$, not by $\lambda_j$
+#   alone: a mode beyond $h$ whose output direction overlaps the initialisation more can take part
+#   of the last output slot before mode $h$ does, and the model then stays near that saddle for a
+#   long time. The printed overlaps $\lVert Q^\top u_j\rVert$ for $j = h+1, h+2$ show when this happened.
 # * SimCLR and VICReg are judged against Barlow Twins' prediction with the same thresholds;
 #   their rows say whether the same eigenfunctions, in the same order, are learned.
 #
