@@ -158,9 +158,13 @@ def test_nystrom_out_of_sample_is_consistent():
     mu, psi, _ = nystrom_eigenfunctions(kern, X, 4)
     lam, U = np.linalg.eigh(kern(X, dtype="float64"))
     assert np.allclose(mu, lam[::-1][:4] / 60)
-    P = psi(X)
+    P = psi(X.copy())  # a copy: the out-of-sample formula, not the stored training values
     assert np.allclose(np.abs(P), np.abs(U[:, ::-1][:, :4]) * math.sqrt(60), atol=1e-8)
+    assert np.allclose(psi(X), P, atol=1e-8)  # the stored √N U agrees with eq. (8) (same signs)
     assert np.allclose((P**2).mean(0), 1.0)
+    mu2, psi2, _ = nystrom_eigenfunctions(kern, X, 4, solver="lanczos")
+    assert np.allclose(mu2, mu, rtol=1e-8)
+    assert np.allclose(np.abs(psi2(X.copy())), np.abs(P), atol=1e-6)
 
 
 def test_bridge_collapsed_model_equals_model():
@@ -202,3 +206,17 @@ def test_bad_input_errors():
         NeuralEF(ParallelMLP(1, 2), 3).fit(np.random.rand(8, 1), RBF(), iterations=1, progress=False)
     with pytest.raises(ValueError, match="depth"):
         ErfNNGP(depth=0)
+
+
+def test_fit_uses_torch_ntk_features_when_available():
+    """A TorchNTK target (krepes_lib.neural.ntk): features once, blocks F_b F_bᵀ = K(X_b, X_b)."""
+    ntk = pytest.importorskip("krepes_lib.neural.ntk")
+    net = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Tanh(), torch.nn.Linear(4, 1))
+    kern = ntk.TorchNTK(net, implementation="exact")
+    X = np.random.default_rng(0).normal(size=(40, 3)).astype(np.float32)
+    F = np.asarray(kern.features(X), dtype=np.float64)
+    assert np.allclose(F @ F.T, np.asarray(kern(X), dtype=np.float64), rtol=1e-4, atol=1e-5)
+    a = NeuralEF(ParallelMLP(3, 2, seed=0), 2).fit(X, kern, iterations=20, batch_size=16, progress=False)
+    b = NeuralEF(ParallelMLP(3, 2, seed=0), 2).fit(X, kern, iterations=20, batch_size=16, progress=False,
+                                                    precompute_features=False)
+    assert np.allclose(a.predict(X), b.predict(X), atol=1e-4)

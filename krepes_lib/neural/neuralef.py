@@ -439,6 +439,14 @@ def entk_features(model: nn.Module, n_samples: int = 10, seed: int = 0) -> Rando
 # ----------------------------------------------------------------------------------------
 # NeuralEF
 # ----------------------------------------------------------------------------------------
+def _is_torch_ntk(kernel) -> bool:
+    try:
+        from .ntk import TorchNTK
+    except Exception:  # the eNTK module is optional here
+        return False
+    return isinstance(kernel, TorchNTK)
+
+
 @dataclass
 class NeuralEFHistory:
     loss: list = field(default_factory=list)
@@ -504,8 +512,9 @@ class NeuralEF:
         """Train on X (n, d) for ``iterations`` Adam steps (seed Alg. 1); returns self.
 
         ``kernel``: a :class:`krepes_lib.kernels.Kernel` (the block of each batch is computed
-        on the fly, float64 then cast), or a :class:`RandomFeatureKernel` (features of X are
-        computed once when ``precompute_features``). B = min(n, ``batch_size``) (seed §4.1).
+        on the fly, float64 then cast), or a :class:`RandomFeatureKernel` or
+        :class:`krepes_lib.neural.ntk.TorchNTK` (features of X computed once when
+        ``precompute_features``, each block F_b F_bᵀ). B = min(n, ``batch_size``) (seed §4.1).
         Batches are drawn without replacement from a seeded NumPy generator.
         """
         from tqdm.auto import tqdm
@@ -523,9 +532,12 @@ class NeuralEF:
         torch.manual_seed(int(seed))
         Xt = torch.as_tensor(Xh, dtype=self.dtype)
         t0 = time.perf_counter()
-        F = None
-        if isinstance(kernel, RandomFeatureKernel) and precompute_features:
+        F, div, const = None, 1.0, 0.0
+        if precompute_features and isinstance(kernel, RandomFeatureKernel):
             F = torch.as_tensor(kernel.features(Xh), dtype=self.dtype)
+            div, const = float(kernel.n_samples), float(kernel.const)
+        elif precompute_features and _is_torch_ntk(kernel):  # φ(X)φ(Y)ᵀ = K (krepes_lib.neural.ntk)
+            F = torch.as_tensor(np.asarray(to_host(kernel.features(Xh))), dtype=self.dtype)
         self.history.kernel_seconds += time.perf_counter() - t0
         params = list(self.net.parameters())
         opt = torch.optim.Adam(params, lr=self.lr)
@@ -539,7 +551,7 @@ class NeuralEF:
             pos += B
             if F is not None:
                 Fb = F[idx]
-                Kb = Fb @ Fb.T / kernel.n_samples + kernel.const
+                Kb = Fb @ Fb.T / div + const
             else:
                 xb = Xh[idx].astype(np.float64)
                 Kb = torch.as_tensor(kernel(xb, dtype="float64"), dtype=self.dtype)
@@ -584,8 +596,12 @@ class NeuralEF:
 # ----------------------------------------------------------------------------------------
 # Nyström reference (seed App. B) and the bridge to KREPES
 # ----------------------------------------------------------------------------------------
-def nystrom_eigenfunctions(kernel: Kernel, X_train, k: int):
+def nystrom_eigenfunctions(kernel: Kernel, X_train, k: int, solver: str = "eigh"):
     """Top-k Nyström eigenpairs (seed App. B: scipy ``eigh`` with ``subset_by_index``).
+
+    ``solver="lanczos"`` uses ``scipy.sparse.linalg.eigsh`` (ARPACK, a few dozen products
+    with K instead of an O(N³) tridiagonalisation; same eigenpairs up to its tolerance) —
+    for large N where only the result, not the seed's timing, matters.
 
     Returns (mu (k,), psi_fn, seconds): μ̂_j = λ_j / N and ψ̂_j(x) = κ(x, X)u_j √N / λ_j,
     eq. (nef-nys-oos) = seed eq. (8), so that ψ̂_j(x_n) = √N u_nj on the training points.
@@ -603,21 +619,36 @@ def nystrom_eigenfunctions(kernel: Kernel, X_train, k: int):
         K = F @ F.T / kernel.n_samples + kernel.const
     else:
         K = kernel(Xh, dtype="float64")
-    lam, U = scipy.linalg.eigh(K, subset_by_index=[N - k, N - 1])
+    if solver == "eigh":
+        lam, U = scipy.linalg.eigh(K, subset_by_index=[N - k, N - 1])
+    elif solver == "lanczos":
+        import scipy.sparse.linalg
+
+        v0 = np.full(N, 1.0 / math.sqrt(N))  # deterministic start vector
+        lam, U = scipy.sparse.linalg.eigsh(K, k=k, which="LA", v0=v0, tol=1e-10)
+        order = np.argsort(lam)
+        lam, U = lam[order], U[:, order]
+    else:
+        raise ValueError(f"solver={solver!r}: use 'eigh' (seed App. B) or 'lanczos'.")
     seconds = time.perf_counter() - t0
     del K
     lam, U = lam[::-1], U[:, ::-1]
     coef = U * (math.sqrt(N) / lam)[None, :]
 
+    on_train = np.ascontiguousarray(U * math.sqrt(N))  # ψ̂_j(x_n) = √N u_nj: eq. (8) at x_n, K u = λ u
     if isinstance(kernel, RandomFeatureKernel):
         Fc = F.T @ coef / kernel.n_samples
         c0 = kernel.const * coef.sum(0)
 
-        def psi(X):
+        def extend(X):
             return kernel.features(np.asarray(to_host(X))).astype(np.float64) @ Fc + c0[None, :]
     else:
-        def psi(X):
+        def extend(X):
             return kernel.matmul(np.asarray(to_host(X), dtype=np.float64), Xh, coef)
+
+    def psi(X):
+        """ψ̂(X), eq. (8); the training array itself (``X is X_train``) is not recomputed."""
+        return on_train.copy() if X is X_train else extend(X)
     return lam / N, psi, seconds
 
 
