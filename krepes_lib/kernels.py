@@ -88,8 +88,8 @@ def _sqnorms(xp, X):
 
 
 def _work_dtype(xp, X, Y):
-    dt = xp.result_type(X.dtype, Y.dtype)
-    return dt if xp.issubdtype(dt, xp.floating) else xp.dtype(xp.float64)
+    dt = np.result_type(X.dtype, Y.dtype)
+    return dt if np.issubdtype(dt, np.floating) else np.dtype(np.float64)
 
 
 class _YSide:
