@@ -120,7 +120,7 @@ def plot_spectrum(ax, trace, pred=None, title="", log=False):
         ax.plot(trace.t, eig[:, k], color=colors[k], lw=2)
         if pred is not None:
             ax.plot(trace.t, pred.curves(trace.t)[:, k], "--", color="k", lw=0.8)
-    ax.set_xlabel("SGD step")
+    ax.set_xlabel("optimiser step (full batch)")
     ax.set_ylabel("eigenvalues of C(t)")
     if log:
         ax.set_yscale("log")
