@@ -23,7 +23,7 @@ _EXPORTS = {
     "MLPEncoder": "networks", "SmallConvNet": "networks", "SSLNetwork": "networks",
     "make_network": "networks",
     "SSLLossFunction": "ssl", "ssl_loss": "ssl", "train_ssl": "ssl", "SSLConfig": "ssl",
-    "load_or_train": "ssl", "probe_trained_vs_init": "ssl", "PROFILES": "ssl",
+    "load_or_train": "ssl", "probe_trained_vs_init": "ssl", "probe_table": "ssl", "PROFILES": "ssl",
     "audit_network": "pipeline",
     "require_torch": "_torch",
 }
