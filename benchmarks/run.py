@@ -1,0 +1,571 @@
+"""The performance suite: the library's hot paths against peers measured in the same run.
+
+Usage::
+
+    python benchmarks/run.py                 # default problem, 1 BLAS thread, < 5 min
+    python benchmarks/run.py --quick         # smaller problem (CI / a smoke test)
+    python benchmarks/run.py --threads 2 --out /tmp/perf.json --no-book
+
+Lines (book: *Performance*, ``book/performance.md``):
+
+1. a training epoch (``fit``: batches, two views, kernel block, loss, gradient, Adam) vs a
+   PyTorch-autograd twin of the same computation, for barlow_twins, simclr and vicreg;
+2. that epoch vs its floor: the GEMMs it contains (X·Lᵀ, K·Ã, Kᵀ·∇F) plus the kernel
+   exponential, for the same shapes and batch count; augmentations timed separately;
+3. Nyström features Φ = K_Xm U_r Λ_r^{-1/2} vs scikit-learn's ``Nystroem.transform``;
+4. one lifted GGN product (H_GN + δI)v and a k-step CG solve vs torch.func jvp∘vjp on the
+   same model and batch, and the product's cost relative to one gradient;
+5. the one-step audit end to end vs the same audit written with torch and torch.func;
+6. k-means++ landmarks vs scikit-learn's ``kmeans_plusplus`` (one local trial: the same
+   algorithm);
+7. eNTK blocks vs a naive vmap(jacrev) contraction (``benchmarks/bench_entk.py``, when present).
+
+Every pair is measured **interleaved** (ours, peer, ours, peer, ...) after one warm-up call of
+each, and the best of ``--repeats`` is kept, so both sides see the same machine load. Before
+timing, every peer is checked to compute the library's numbers (column ``check``: relative
+difference). Ratios are ``peer / ours`` (speed-up, > 1: the library is faster) or
+``ours / floor`` (≥ 1, 1 is the hardware floor). The table is printed, saved as JSON
+(``benchmarks/results/perf-<UTC time>.json`` and ``latest.json``, or ``--out``), and
+rendered for the book (``book/generated/performance_table.md`` and ``performance.png``).
+Peers (torch, scikit-learn, matplotlib) are benchmark dependencies only.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+
+def _parse(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--threads", type=int, default=1, help="BLAS / torch threads (default 1)")
+    ap.add_argument("--quick", action="store_true", help="a smaller problem (about a minute)")
+    ap.add_argument("--repeats", type=int, default=None, help="best of k interleaved runs (default 3, quick 2)")
+    ap.add_argument("--lines", default="1,2,3,4,5,6,7", help="comma-separated line numbers to run")
+    ap.add_argument("--n", type=int, default=None, help="training rows (default 8000, quick 3000)")
+    ap.add_argument("--m", type=int, default=None, help="landmarks (default 1000, quick 400)")
+    ap.add_argument("--h", type=int, default=64, help="representation dimensions")
+    ap.add_argument("--batch-size", type=int, default=512)
+    ap.add_argument("--cg-iters", type=int, default=10, help="k of the CG line")
+    ap.add_argument("--damping", type=float, default=1e-2)
+    ap.add_argument("--audit-cg", type=int, default=20, help="CG iteration cap of the audit line (both sides)")
+    ap.add_argument("--out", default=None, help="JSON path (default benchmarks/results/perf-<time>.json)")
+    ap.add_argument("--no-book", action="store_true", help="do not write book/generated/*")
+    return ap.parse_args(argv)
+
+
+ARGS = _parse() if __name__ == "__main__" else None
+if ARGS is not None:  # thread counts must be set before NumPy / torch load their BLAS
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = str(ARGS.threads)
+
+import json  # noqa: E402
+import platform  # noqa: E402
+import time  # noqa: E402
+from datetime import datetime, timezone  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+
+LOSSES3 = ("barlow_twins", "simclr", "vicreg")
+
+
+# --- measurement ----------------------------------------------------------------------------
+def interleaved(fns: dict, repeats: int, warmup: bool = True) -> dict:
+    """Best wall time of each callable over ``repeats`` rounds that alternate between them."""
+    if warmup:
+        for f in fns.values():
+            f()
+    best = {k: float("inf") for k in fns}
+    for _ in range(repeats):
+        for k, f in fns.items():
+            t0 = time.perf_counter()
+            f()
+            best[k] = min(best[k], time.perf_counter() - t0)
+    return best
+
+
+def load_avg() -> str:
+    try:
+        return " ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:  # pragma: no cover
+        return "n/a"
+
+
+def rel(a, b) -> float:
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    return float(np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-300))
+
+
+def row(line, what, ours, peer, peer_name, ratio, kind, target, check, dtype, threads, note=""):
+    met = None
+    if target is not None and ratio is not None:
+        op, val = target
+        met = bool(ratio >= val) if op == ">=" else bool(ratio <= val)
+    return dict(line=line, what=what, ours_s=ours, peer_s=peer, peer=peer_name, ratio=ratio,
+                ratio_kind=kind, target=None if target is None else f"{target[0]} {target[1]:g}",
+                met=met, check=check, dtype=dtype, threads=threads, note=note)
+
+
+# --- the problem ----------------------------------------------------------------------------
+def load_data(n):
+    """The first n MNIST training images in [0, 1] (float32, d = 784), read straight from the
+    IDX file under ``$KREPES_DATA/mnist`` (independent of the library's data API, so runs of
+    two library versions see the same rows); else uniform synthetic rows of the same shape."""
+    import gzip
+
+    path = Path(os.environ.get("KREPES_DATA", "")) / "mnist" / "train-images-idx3-ubyte.gz"
+    try:
+        with gzip.open(path, "rb") as f:
+            head = np.frombuffer(f.read(16), dtype=">i4")
+            if head[0] != 2051 or head[2] * head[3] != 784:
+                raise ValueError(f"{path} is not an MNIST IDX image file")
+            raw = np.frombuffer(f.read(int(n) * 784), dtype=np.uint8)
+        if raw.size < int(n) * 784:
+            raise ValueError(f"{path} holds fewer than n={n} images")
+        X = raw.reshape(int(n), 784).astype(np.float32) / np.float32(255.0)
+        return X, f"MNIST (first {n} training images, d = 784)"
+    except (OSError, ValueError) as err:  # no data: still a meaningful timing (the shapes are what count)
+        X = np.random.default_rng(0).random((n, 784), dtype=np.float32)
+        return X, f"synthetic uniform [0,1]^784 ({n} rows; MNIST unavailable: {type(err).__name__}: {err})"
+
+
+def noise_augment(Xb, rng):
+    """The views of lines 1, 2, 4, 5: Xb + 0.1·N(0, 1), drawn in float32 from the host RNG."""
+    return Xb + np.float32(0.1) * rng.standard_normal(Xb.shape, dtype=np.float32)
+
+
+# --- lines ----------------------------------------------------------------------------------
+def line_epoch(P, rows):
+    import adapters as ad
+    import torch
+    import twins
+
+    X, B, nys, h = P["X"], P["B"], P["nys"], P["h"]
+    L = np.asarray(nys.landmarks)
+    hyper = ad.adam_hyper()
+    n_batches = X.shape[0] // B
+    A0 = np.asarray(ad.model(nys, h).params["A_tilde"])
+    g0 = np.zeros(h, np.float32)
+    epochs = {}
+    for loss in LOSSES3:
+        out = {}
+
+        def ours():
+            out["ours"] = ad.epoch(ad.model(nys, h), X, loss, B, noise_augment, seed=0, lr=hyper["lr"])
+
+        def peer():
+            tw = twins.EpochTwin(loss, L, P["sigma"], A0, g0, **hyper)
+            rng, perm = ad.epoch_plan(X.shape[0], B, seed=0)
+            out["peer"] = twins.run_epoch_twin(tw, X, B, noise_augment, rng, perm)
+
+        t = interleaved({"ours": ours, "peer": peer}, P["repeats"])
+        epochs[loss] = t["ours"]
+        rows.append(row(1, f"training epoch, {loss} ({n_batches} batches of 2×{B}, m={nys.m}, h={h}, raw)",
+                        t["ours"], t["peer"], f"PyTorch {torch.__version__} autograd twin",
+                        t["peer"] / t["ours"], "peer/ours", None,
+                        rel(out["ours"], out["peer"]), "float32", P["threads"],
+                        "check: mean epoch loss, library vs twin"))
+    return epochs
+
+
+def line_floor(P, rows, epochs):
+    from krepes_lib.augment import make_augmenter
+
+    X, B, nys, h = P["X"], P["B"], P["nys"], P["h"]
+    m, d = nys.m, X.shape[1]
+    n_batches = X.shape[0] // B
+    L = np.asarray(nys.landmarks)
+    rng = np.random.default_rng(1)
+    X2 = np.ascontiguousarray(X[: 2 * B])
+    A = rng.standard_normal((m, h)).astype(np.float32)
+    dF = rng.standard_normal((2 * B, h)).astype(np.float32)
+    K = np.empty((2 * B, m), np.float32)
+    Ls = np.ascontiguousarray(-L / np.float32(P["sigma"] ** 2))  # keeps exp's argument ≤ 0 (no overflow)
+
+    def floor():  # per batch: X·Lᵀ into the block, exp in place, K·Ã, Kᵀ·∇F
+        for _ in range(n_batches):
+            np.matmul(X2, Ls.T, out=K)
+            np.exp(K, out=K)
+            K @ A
+            K.T @ dF
+
+    def gemm_only():
+        for _ in range(n_batches):
+            np.matmul(X2, Ls.T, out=K)
+            K @ A
+            K.T @ dF
+
+    augs = {"noise (lines 1, 2)": noise_augment, "table (default for tables)": make_augmenter("table"),
+            "image 28×28 (default for MNIST)": make_augmenter((28, 28))}
+
+    def aug_epoch(fn):
+        def run():
+            r = np.random.default_rng(2)
+            for bi in range(n_batches):
+                Xb = X[bi * B:(bi + 1) * B]
+                fn(Xb, r)
+                fn(Xb, r)
+        return run
+
+    t = interleaved({"floor": floor, "gemm": gemm_only, **{k: aug_epoch(f) for k, f in augs.items()}},
+                    P["repeats"])
+    flop = n_batches * (2 * (2 * B) * d * m + 2 * 2 * (2 * B) * m * h)
+    gflops = flop / t["gemm"] / 1e9
+    for loss, te in epochs.items():
+        rows.append(row(2, f"epoch / floor, {loss} (floor: GEMMs + exp, {gflops:.0f} GFLOP/s)",
+                        te, t["floor"], "GEMM + exp floor", te / t["floor"], "ours/floor",
+                        ("<=", 1.2), None, "float32", P["threads"],
+                        f"epoch includes the noise views ({t['noise (lines 1, 2)']:.3f} s); "
+                        f"(epoch − noise views)/floor = {(te - t['noise (lines 1, 2)']) / t['floor']:.2f}"))
+    for name, _ in augs.items():
+        rows.append(row(2, f"augmentation per epoch, {name}", t[name], t["floor"], "GEMM + exp floor",
+                        t[name] / t["floor"], "ours/floor", None, None, "float32", P["threads"],
+                        "2 views × batches, timed alone"))
+
+
+def line_features(P, rows):
+    import adapters as ad
+    import sklearn
+    from sklearn.kernel_approximation import Nystroem
+
+    X, m, sigma = P["X"], P["m"], P["sigma"]
+    sk = Nystroem(kernel="rbf", gamma=1.0 / (2.0 * sigma**2), n_components=m, random_state=0).fit(X)
+    nys = ad.rbf_nystrom(X[sk.component_indices_], sigma)
+    Phi = ad.features(nys, X[:300])
+    Psi = sk.transform(X[:300])
+    check = rel(Phi.astype(np.float64) @ Phi.T, Psi @ Psi.T)  # same Nyström kernel K̃ = ΦΦᵀ
+    t = interleaved({"ours": lambda: ad.features(nys, X), "peer": lambda: sk.transform(X)}, P["repeats"])
+    rows.append(row(3, f"Nyström features ({X.shape[0]}×{m}, rank {nys.rank})", t["ours"], t["peer"],
+                    f"scikit-learn {sklearn.__version__} Nystroem.transform", t["peer"] / t["ours"],
+                    "peer/ours", (">=", 1.5), check, "float32", P["threads"],
+                    "check: ΦΦᵀ vs ΨΨᵀ (same landmarks)"))
+
+
+def line_ggn(P, rows):
+    import adapters as ad
+    import torch
+    import twins
+
+    X, B, nys, h, k = P["X"], P["B"], P["nys"], P["h"], P["cg_iters"]
+    rng, perm = ad.epoch_plan(X.shape[0], B, seed=0)
+    Xb = X[perm[:B]]
+    views = (noise_augment(Xb, rng), noise_augment(Xb, rng))
+    for loss in LOSSES3:
+        mdl = ad.model(nys, h)
+        prob = ad.problem(mdl, loss, views)
+        op = ad.ggn_operator(prob, P["damping"])
+        _, g = prob.value_and_grad()
+        V = {kk: g[kk] for kk in op.keys}
+        tw = twins.GGNTwin(loss, [prob.batch.K], mdl.params["A_tilde"], mdl.params["gamma"], P["damping"])
+        v_t = (torch.from_numpy(V["A_tilde"]), torch.from_numpy(V["gamma"]))
+        ours_v = ad.ggn_matvec(op, V)
+        peer_v = tw.matvec(v_t)
+        check = rel(np.concatenate([ours_v["A_tilde"].ravel(), ours_v["gamma"]]),
+                    np.concatenate([peer_v[0].numpy().ravel(), peer_v[1].numpy()]))
+        _, gt = tw.gradient()
+        t = interleaved({
+            "grad": lambda: ad.gradient(mdl, loss, views),
+            "hvp": lambda: ad.ggn_matvec(op, V),
+            "peer_hvp": lambda: tw.matvec(v_t),
+            "cg": lambda: ad.cg_solve(op, g, k),
+            "peer_cg": lambda: twins.cg(tw.matvec, tuple(-x for x in gt), k),
+        }, P["repeats"])
+        peer = f"torch.func {torch.__version__} jvp→HVP→vjp"
+        rows.append(row(4, f"GGN product, {loss} (2×{B} rows, m={nys.m}, h={h})", t["hvp"], t["peer_hvp"],
+                        peer, t["peer_hvp"] / t["hvp"], "peer/ours", (">=", 2.0), check, "float32",
+                        P["threads"], "check: (H_GN + δI)v, library vs torch.func"))
+        rows.append(row(4, f"GGN product / one gradient, {loss}", t["hvp"], t["grad"],
+                        "one gradient (kernel block, forward, loss, backward)", t["hvp"] / t["grad"],
+                        "ours/gradient", ("<=", 1.0), None, "float32", P["threads"],
+                        "the product reuses the batch's cached kernel block"))
+        rows.append(row(4, f"CG, {k} iterations, {loss}", t["cg"], t["peer_cg"], peer,
+                        t["peer_cg"] / t["cg"], "peer/ours", None, None, "float32", P["threads"],
+                        "library CG refreshes the residual every 10 iterations (one extra product)"))
+
+
+def line_audit(P, rows):
+    import adapters as ad
+    import torch
+    import twins
+
+    X, nys, h = P["X"], P["nys"], P["h"]
+    L = np.asarray(nys.landmarks)
+    batches = ad.view_batches(X, 4, 256, noise_augment, seed=0)
+    for loss in LOSSES3:
+        mdl = ad.model(nys, h)
+        A0, g0 = mdl.params["A_tilde"].copy(), mdl.params["gamma"].copy()
+        dA, dg, iters, after = ad.audit(mdl, loss, batches, P["damping"], cg_max_iter=P["audit_cg"])
+        (tA, tg), t_after = twins.audit_twin(loss, batches, L, P["sigma"], A0, g0, P["damping"], iters)
+        check = rel(np.concatenate([np.asarray(dA).ravel(), dg]),
+                    np.concatenate([tA.numpy().ravel(), tg.numpy()]))
+        t = interleaved({
+            "ours": lambda: ad.audit(mdl, loss, batches, P["damping"], cg_max_iter=P["audit_cg"]),
+            "peer": lambda: twins.audit_twin(loss, batches, L, P["sigma"], A0, g0, P["damping"], iters),
+        }, P["repeats"])
+        rows.append(row(5, f"one-step audit, {loss} (4 batches of 2×256, {iters} CG iterations)", t["ours"],
+                        t["peer"], f"torch {torch.__version__} + torch.func twin", t["peer"] / t["ours"],
+                        "peer/ours", (">=", 2.0), check, "float32", P["threads"],
+                        "check: (ΔÃ, Δγ), library vs twin (same CG iteration count)"))
+
+
+def line_kmeanspp(P, rows):
+    import adapters as ad
+    import sklearn
+    from sklearn.cluster import kmeans_plusplus
+
+    # half the rows and half the landmarks: scikit-learn's seeding takes seconds per call here
+    X, m = P["X"][: P["X"].shape[0] // 2], P["m"] // 2
+    out = {}
+
+    def ours():
+        out["ours"] = ad.kmeanspp(X, m, seed=0)
+
+    def peer():
+        out["peer"] = kmeans_plusplus(X, m, random_state=0, n_local_trials=1)[1]
+
+    t = interleaved({"ours": ours, "peer": peer}, P["repeats"], warmup=False)
+
+    def potential(idx):  # Σ_j min_c ‖x_j − c‖², in float64 blocks
+        C = X[np.asarray(idx)].astype(np.float64)
+        cc = (C * C).sum(1)
+        tot = 0.0
+        for s in range(0, X.shape[0], 2048):
+            Xb = X[s:s + 2048].astype(np.float64)
+            D = (Xb * Xb).sum(1)[:, None] + cc[None, :] - 2 * Xb @ C.T
+            tot += float(np.maximum(D.min(1), 0).sum())
+        return tot
+
+    check = potential(out["ours"]) / potential(out["peer"]) - 1.0
+    rows.append(row(6, f"k-means++ landmarks ({X.shape[0]} rows, m={m})", t["ours"], t["peer"],
+                    f"scikit-learn {sklearn.__version__} kmeans_plusplus(n_local_trials=1)",
+                    t["peer"] / t["ours"], "peer/ours", None, check, "float32", P["threads"],
+                    "check: k-means potential ours/peer − 1 (different random draws)"))
+
+
+def line_entk(P, rows, notes):
+    """eNTK block of a torch MLP: the library's TorchNTK (exact) vs the naive vmap(jacrev) recipe.
+
+    Uses ``bench_entk.line(quick, repeats, threads)`` when that script provides it; otherwise
+    the same comparison as ``benchmarks/bench_entk.py`` (MLP d=100, width 128, depth 2, O=16).
+    """
+    try:
+        import bench_entk
+    except ImportError:
+        bench_entk = None
+    fn = getattr(bench_entk, "line", None)
+    if fn is not None:
+        r = fn(quick=P["quick"], repeats=P["repeats"], threads=P["threads"])
+        rows.append(row(7, r["what"], r["ours_s"], r["peer_s"], r["peer"], r["peer_s"] / r["ours_s"],
+                        "peer/ours", None, r.get("check"), r.get("dtype", "float32"), P["threads"],
+                        r.get("note", "")))
+        return
+    try:
+        import torch
+        from torch.func import functional_call, jacrev, vmap
+
+        from krepes_lib.neural import TorchNTK
+        from krepes_lib.neural.networks import MLPEncoder
+    except ImportError as err:
+        notes.append(f"line 7 (eNTK vs vmap(jacrev)) left out: {err}")
+        return
+    torch.manual_seed(0)
+    d, width, depth, O = 100, 128, 2, 16
+    nx, ny = (64, 16) if P["quick"] else (128, 32)
+    net = MLPEncoder(d, (width,) * depth, O).eval().float()
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((nx, d)).astype(np.float32)
+    Y = rng.standard_normal((ny, d)).astype(np.float32)
+    exact = TorchNTK(net, implementation="exact", cache_bytes=0)
+    params = {k: v.detach() for k, v in net.named_parameters()}
+    buffers = {k: v.detach() for k, v in net.named_buffers()}
+
+    def f1(prm, x):
+        return functional_call(net, (prm, buffers), (x.unsqueeze(0),)).squeeze(0)
+
+    def naive():  # the torch.func tutorial's contraction: every output pair, then the trace
+        with torch.no_grad():
+            j1 = vmap(jacrev(f1), (None, 0))(params, torch.from_numpy(X))
+            j2 = vmap(jacrev(f1), (None, 0))(params, torch.from_numpy(Y))
+            full = sum(torch.einsum("Naf,Mbf->NMab", a.flatten(2), b.flatten(2))
+                       for a, b in zip(j1.values(), j2.values()))
+            return torch.diagonal(full, dim1=2, dim2=3).sum(-1)
+
+    K = np.asarray(exact(X, Y))
+    check = rel(K, naive().numpy())
+    t = interleaved({"ours": lambda: exact(X, Y), "peer": naive}, P["repeats"])
+    p = sum(q.numel() for q in net.parameters())
+    rows.append(row(7, f"eNTK block {nx}×{ny}, MLP {d}-{width}×{depth}-{O} (p = {p})", t["ours"], t["peer"],
+                    f"torch {torch.__version__} vmap(jacrev) + einsum", t["peer"] / t["ours"], "peer/ours",
+                    None, check, "float32", P["threads"], "check: kernel block, library vs naive"))
+
+
+# --- output ---------------------------------------------------------------------------------
+def fmt_table(rows) -> list[str]:
+    head = "| line | what | ours (s) | peer / floor (s) | ratio | target | met | check | threads, dtype |"
+    out = [head, "|---|---|---:|---:|---:|---|---|---:|---|"]
+    for r in rows:
+        met = "" if r["met"] is None else ("yes" if r["met"] else "**no**")
+        chk = "" if r["check"] is None else f"{r['check']:.1e}"
+        out.append(f"| {r['line']} | {r['what']} | {r['ours_s']:.4f} | {r['peer_s']:.4f} ({r['peer']}) | "
+                   f"{r['ratio']:.2f} {r['ratio_kind']} | {r['target'] or ''} | {met} | {chk} | "
+                   f"{r['threads']}, {r['dtype']} |")
+    return out
+
+
+def figure(rows, path):
+    import matplotlib
+    import matplotlib.ticker
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sp = [r for r in rows if r["ratio_kind"] == "peer/ours"]
+    fl = [r for r in rows if r["ratio_kind"] != "peer/ours"]
+    fig, axes = plt.subplots(1, 2, figsize=(13, 0.32 * max(len(sp), len(fl)) + 1.6),
+                             gridspec_kw=dict(width_ratios=[1, 1]))
+    for ax, rs, title, ref in ((axes[0], sp, "speed-up over the peer (peer time / ours)", 1.0),
+                               (axes[1], fl, "cost over the floor (ours / floor or gradient)", 1.0)):
+        y = np.arange(len(rs))[::-1]
+        vals = [r["ratio"] for r in rs]
+        colors = ["tab:green" if r["met"] else ("tab:red" if r["met"] is False else "tab:gray") for r in rs]
+        ax.barh(y, vals, color=colors)
+        for yi, r in zip(y, rs):
+            if r["target"]:
+                ax.plot([float(r["target"].split()[1])] * 2, [yi - 0.4, yi + 0.4], "k-", lw=2)
+            ax.text(r["ratio"], yi, f" {r['ratio']:.2f}", va="center", fontsize=7)
+        ax.axvline(ref, color="k", lw=0.8, ls=":")
+        ax.set_yticks(y)
+        ax.set_yticklabels([f"({r['line']}) {r['what'].split(' (')[0]}" for r in rs], fontsize=8)
+        ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        ax.set_xticks([0.1, 0.2, 0.5, 1, 2, 5, 10])
+        lo = min([0.8] + [0.8 * v for v in vals])
+        hi = max([2.5] + [1.5 * v for v in vals])
+        ax.set_xlim(lo, hi)
+        ax.set_title(title, fontsize=9)
+    fig.suptitle("green: target met, red: missed, grey: no target; black bar: target", fontsize=8)
+    fig.tight_layout()
+    from krepes_lib.results import atomic_path
+
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
+
+
+def main(args):
+    import torch
+
+    torch.set_num_threads(args.threads)
+    import krepes_lib as kr
+    import adapters as ad
+
+    quick = args.quick
+    n = args.n or (3000 if quick else 8000)
+    m = args.m or (400 if quick else 1000)
+    repeats = args.repeats or (2 if quick else 3)
+    lines = {int(s) for s in args.lines.split(",") if s.strip()}
+    t_start = time.perf_counter()
+    load_start = load_avg()
+    X, data_desc = load_data(n)
+    idx = kr.select_landmarks(X, m, seed=0).indices
+    sigma = kr.median_sigma(X)
+    nys = ad.rbf_nystrom(X[idx], sigma)
+    h = min(args.h, nys.rank)
+    B = min(args.batch_size, n // 2)
+    P = dict(X=X, nys=nys, h=h, B=B, m=m, sigma=sigma, repeats=repeats, threads=args.threads,
+             cg_iters=args.cg_iters, damping=args.damping, quick=quick, audit_cg=args.audit_cg)
+    meta = dict(started=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                machine=f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs",
+                python=platform.python_version(), numpy=np.__version__, torch=torch.__version__,
+                threads=args.threads, repeats=repeats, data=data_desc, m=m, h=h, batch_size=B,
+                sigma=sigma, dtype="float32", load_avg_start=load_start, quick=quick,
+                krepes_lib=str(Path(kr.__file__).parent))
+    print(f"# KREPES performance suite — {meta['started']}  {meta['machine']}  threads={args.threads}  "
+          f"float32  best of {repeats} interleaved\n# data: {data_desc}; m={m}, h={h}, B={B}, σ={sigma:.3g}; "
+          f"load average at start: {load_start}\n# library: {meta['krepes_lib']}", flush=True)
+    rows, notes = [], []
+    epochs = None
+    steps = [(1, "epoch vs PyTorch twin"), (2, "epoch vs floor"), (3, "features vs scikit-learn"),
+             (4, "GGN product / CG vs torch.func"), (5, "audit vs torch.func"), (6, "k-means++"),
+             (7, "eNTK")]
+    from tqdm.auto import tqdm
+
+    for num, title in tqdm(steps, desc="benchmark lines", leave=False):
+        if num not in lines:
+            continue
+        t0 = time.perf_counter()
+        if num == 1:
+            epochs = line_epoch(P, rows)
+        elif num == 2:
+            if epochs is None:
+                epochs = line_epoch(P, [])
+            line_floor(P, rows, epochs)
+        elif num == 3:
+            line_features(P, rows)
+        elif num == 4:
+            line_ggn(P, rows)
+        elif num == 5:
+            line_audit(P, rows)
+        elif num == 6:
+            line_kmeanspp(P, rows)
+        elif num == 7:
+            line_entk(P, rows, notes)
+        print(f"# line {num} ({title}): {time.perf_counter() - t0:.1f} s, load {load_avg()}", flush=True)
+    meta["load_avg_end"] = load_avg()
+    meta["wall_s"] = round(time.perf_counter() - t_start, 1)
+    table = fmt_table(rows)
+    print("\n".join(table))
+    for s in notes:
+        print("#", s)
+    print(f"# wall time {meta['wall_s']} s; load average at end: {meta['load_avg_end']}")
+
+    from krepes_lib.results import atomic_path
+
+    stamp = meta["started"].replace(":", "").replace("-", "").replace("+0000", "Z")
+    out = Path(args.out) if args.out else HERE / "results" / f"perf-{stamp}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    payload = dict(meta=meta, rows=rows, notes=notes)
+    with atomic_path(out) as tmp:
+        Path(tmp).write_text(json.dumps(payload, indent=1))
+    if not args.out:
+        with atomic_path(HERE / "results" / "latest.json") as tmp:
+            Path(tmp).write_text(json.dumps(payload, indent=1))
+    print(f"# saved {out}")
+    if not args.no_book:
+        write_book(payload, out)
+
+
+def write_book(payload, json_path):
+    """The table and figure ``book/performance.md`` includes, from one run's JSON."""
+    from krepes_lib.results import atomic_path
+
+    gen = ROOT / "book" / "generated"
+    gen.mkdir(parents=True, exist_ok=True)
+    meta, rows = payload["meta"], payload["rows"]
+    figure(rows, gen / "performance.png")
+    try:
+        jp = Path(json_path).resolve().relative_to(ROOT)
+    except ValueError:
+        jp = Path(json_path)
+    lines = [f"<!-- written by benchmarks/run.py from {jp}; do not edit -->",
+             f"Run of {meta['started']} on {meta['machine']}, {meta['threads']} thread(s), "
+             f"{meta['dtype']}, best of {meta['repeats']} interleaved; data: {meta['data']}; "
+             f"m = {meta['m']}, h = {meta['h']}, B = {meta['batch_size']}; load average "
+             f"{meta['load_avg_start']} at the start and {meta['load_avg_end']} at the end "
+             f"(1, 5, 15 min); wall time {meta['wall_s']} s. Source: `{jp}`.", ""]
+    lines += fmt_table(rows)
+    lines += [""] + [f"- {s}" for s in payload["notes"]]
+    with atomic_path(gen / "performance_table.md") as tmp:
+        Path(tmp).write_text("\n".join(lines) + "\n")
+    print(f"# wrote {gen / 'performance_table.md'} and {gen / 'performance.png'}")
+
+
+if __name__ == "__main__":
+    main(ARGS)
