@@ -166,17 +166,23 @@ class SSLConfig:
         return cls(dataset=dataset, loss=loss, **{**PROFILES[profile], **overrides})
 
 
-_CODE_FILES = ("neural/networks.py", "neural/ssl.py", "augment.py", "defaults.py", "losses/_common.py")
+_CODE_FILES = ("neural/networks.py", "augment.py", "defaults.py", "losses/_common.py")
 
 
 def code_hash(loss: str) -> str:
-    """SHA-256 (16 hex) of the source files that define a trained network: the networks, this
-    training loop, the augmentations, the defaults and the loss's own module."""
+    """SHA-256 (16 hex) of the code that defines a trained network: the network module, the
+    augmentations, the defaults, the loss's own module and the training code of this module
+    (:func:`train_ssl`, :class:`SSLLossFunction` and their helpers — not the probes or the
+    report, so editing those keeps the cache)."""
+    import inspect
+
     root = Path(__file__).resolve().parents[1]
     h = hashlib.sha256()
     for rel in _CODE_FILES + (f"losses/{loss}.py",):
         h.update(rel.encode())
         h.update((root / rel).read_bytes())
+    for obj in (_to_array, _to_torch, SSLLossFunction, ssl_loss, _network_for, _proj_out, train_ssl):
+        h.update(inspect.getsource(obj).encode())
     return h.hexdigest()[:16]
 
 
@@ -205,7 +211,7 @@ class TrainedNetwork:
     """A trained :class:`~krepes_lib.neural.networks.SSLNetwork` with its data and history.
 
     Attributes: ``network`` (eval mode), ``config``, ``key``, ``losses`` (mean loss per
-    epoch), ``seconds`` (training time; 0 when loaded), ``from_cache``, ``path`` and the
+    epoch), ``seconds`` (training time, as recorded when it was trained), ``from_cache``, ``path`` and the
     split ``X, y, X_test, y_test`` it was trained on (``X``) and is probed with.
     """
 
@@ -356,8 +362,8 @@ def load_or_train(config: SSLConfig, force: bool = False, progress: bool = True)
                              "delete it or call load_or_train(..., force=True).")
         net = _network_for(config, X.shape[1], image_shape)
         net.load_state_dict(blob["state_dict"])
-        return TrainedNetwork(net.eval(), config, key, blob["losses"], 0.0, True, path,
-                              X, y, X_test, y_test, image_shape)
+        return TrainedNetwork(net.eval(), config, key, blob["losses"], float(blob.get("seconds", 0.0)), True,
+                              path, X, y, X_test, y_test, image_shape)
     t0 = time.perf_counter()
     net, hist = train_ssl(config, X, image_shape, progress=progress)
     seconds = time.perf_counter() - t0
@@ -418,10 +424,11 @@ def main(argv=None):
     rows = probe_table(args.datasets.split(","), args.losses.split(","), args.profile, force=args.force)
     print(f"profile {args.profile}, torch {torch.__version__}, threads {torch.get_num_threads()}, "
           f"cache {cache_dir()}")
-    print(f"{'dataset':<8}{'arch':<5}{'loss':<22}{'params':>8}{'train s':>9}{'loss 1st':>10}{'loss last':>10}"
+    print(f"{'dataset':<8}{'arch':<5}{'loss':<22}{'params':>8}{'cached':>7}{'train s':>9}{'loss 1st':>10}{'loss last':>10}"
           f"{'probe trained':>15}{'probe init':>12}")
     for r in rows:
-        print(f"{r['dataset']:<8}{r['arch']:<5}{r['loss']:<22}{r['parameters']:>8}{r['train_s']:>9.1f}"
+        print(f"{r['dataset']:<8}{r['arch']:<5}{r['loss']:<22}{r['parameters']:>8}{str(r['from_cache']):>7}"
+              f"{r['train_s']:>9.1f}"
               f"{r['loss_first']:>10.4g}{r['loss_last']:>10.4g}{r['probe_trained']:>15.4f}{r['probe_init']:>12.4f}")
     print(f"total {time.perf_counter() - t0:.1f} s")
 
