@@ -252,3 +252,18 @@ def test_feature_cache_survives_repeated_scans(monkeypatch):
         full = n_chunks * (X.shape[0] + 1)  # every X row and the landmark row, per output chunk
         assert sum(calls) == full if j == 0 else sum(calls) <= full - rows  # >= one chunk hit
     assert rows < X.shape[0] / 2
+
+
+@pytest.mark.parametrize("on_device", [False, True])
+def test_cache_digest_sees_every_bit(on_device):
+    """The cache key changes when one bit of one row changes (host BLAKE2b, and the device
+    path's integer hash, run here on the CPU)."""
+    from krepes_lib.neural.ntk import _digest
+
+    for dt in (torch.float32, torch.float64):
+        x = torch.randn(5, 7, generator=torch.Generator().manual_seed(0), dtype=dt)
+        y = x.clone()
+        y[3, 6] = torch.nextafter(y[3, 6], torch.tensor(float("inf"), dtype=dt))
+        assert _digest(x, on_device) == _digest(x.clone(), on_device)
+        assert _digest(x, on_device) != _digest(y, on_device)
+        assert _digest(x, on_device) != _digest(x[:4], on_device)

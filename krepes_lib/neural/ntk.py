@@ -322,9 +322,7 @@ class TorchNTK(Kernel):
         """Cached :meth:`_chunk_features`, keyed by a digest of the rows' bytes."""
         if self.cache_bytes <= 0:
             return self._chunk_features(x, chunk, plan)
-        rows = x.detach().cpu().contiguous().numpy() if x.is_cuda else x.contiguous().numpy()
-        key = ("feat", hashlib.blake2b(rows.tobytes(), digest_size=16).hexdigest(), rows.shape,
-               x.dtype, str(x.device), chunk)
+        key = ("feat", _digest(x), tuple(x.shape), x.dtype, str(x.device), chunk)
         hit = self._cache_get(key)
         if hit is None:
             hit = self._chunk_features(x, chunk, plan)
@@ -394,6 +392,30 @@ class TorchNTK(Kernel):
             parts = [torch.cat([self._chunk_features(x[i:i + rows], c, plan)
                                 for i in range(0, x.shape[0], rows)]) for c in plan[-2]]
         return from_tensor(torch.cat(parts, dim=1), X)
+
+
+_HASH_WEIGHTS = {}
+
+
+def _digest(x, on_device=None) -> str:
+    """A digest of the exact bits of rows x (b, d), the key of the feature cache.
+
+    On the host: BLAKE2b of the bytes. On a GPU (``on_device``, default ``x.is_cuda``) the rows
+    stay there: their bits, read as integers, are multiplied by two fixed random 64-bit
+    vectors and summed with wrap-around (a linear hash mod 2⁶⁴), and only those 2·b integers
+    cross to the host.
+    """
+    on_device = x.is_cuda if on_device is None else on_device
+    x = x.detach().contiguous()
+    if not on_device:
+        return hashlib.blake2b(x.cpu().numpy().tobytes(), digest_size=16).hexdigest()
+    bits = x.view(torch.int32 if x.element_size() == 4 else torch.int64).to(torch.int64)
+    key = (x.shape[1], str(x.device))
+    if key not in _HASH_WEIGHTS:
+        w = np.random.default_rng(0x6E74).integers(-2**62, 2**62, size=(x.shape[1], 2), dtype=np.int64) | 1
+        _HASH_WEIGHTS[key] = torch.from_numpy(w).to(x.device)
+    h = (bits.unsqueeze(-1) * _HASH_WEIGHTS[key]).sum(dim=1)  # (b, 2), wraps mod 2^64
+    return hashlib.blake2b(h.cpu().numpy().tobytes(), digest_size=16).hexdigest()
 
 
 def sketch_error(module, X, sizes=(16, 64, 256), seeds=(0, 1, 2), contraction="sum",
