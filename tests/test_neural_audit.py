@@ -48,3 +48,14 @@ def test_the_steps_by_hand_match_audit_network():
     np.testing.assert_array_equal(a.model.nystrom.landmark_indices, b.model.nystrom.landmark_indices)
     np.testing.assert_allclose(a.delta_A, b.delta_A, rtol=1e-5, atol=1e-7)
     assert a.loss_after < a.loss_before
+
+
+def test_leverage_landmarks_and_training_on_the_entk():
+    """The eNTK is a kernel like any other: ridge-leverage landmarks and kr.fit run on it."""
+    X, _ = _data()
+    kernel = TorchNTK(_net(), implementation="sketch", sketch_size=32, seed=1)
+    lm = kr.select_landmarks(X, m=10, method="leverage", kernel=kernel, seed=0)
+    assert len(set(lm.indices.tolist())) == 10
+    model = kr.NystromModel(kr.Nystrom(kernel, lm), h=4)
+    hist = kr.fit(model, X, "vicreg", epochs=2, batch_size=40, augment="table", seed=0, progress=False)
+    assert len(hist.loss) >= 2 and np.isfinite(hist.loss).all()
