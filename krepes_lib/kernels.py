@@ -60,6 +60,9 @@ __all__ = [
 
 # How many (rows x cols) temporaries of the block's dtype a kernel evaluation holds at once.
 _TEMPORARIES = 3
+# matmul/rmatmul consume each block at once with a second GEMM: blocks of a few MiB stay in
+# the cache between the two products (and the one reused buffer is small).
+_STREAM_BLOCK_BYTES = 16 * 2**20
 
 
 def block_rows(n_rows: int, n_cols: int, d: int, itemsize: int, memory_budget: int = BLOCK_BYTES) -> int:
@@ -206,7 +209,8 @@ class Kernel:
             return
         _check_pair(X, Y)
         n = X.shape[0]
-        b = rows or block_rows(n, Y.shape[0], X.shape[1], X.dtype.itemsize, memory_budget)
+        b = rows or block_rows(n, Y.shape[0], X.shape[1], X.dtype.itemsize,
+                               min(memory_budget, _STREAM_BLOCK_BYTES))
         prep = self._prepare(xp, X, Y)
         buf = None
         for start in range(0, n, b):
