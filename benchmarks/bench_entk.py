@@ -115,7 +115,7 @@ def main(argv=None):
           f"block {args.nx} x {args.ny} = {entries} entries; repeats {args.repeats} (best)")
     print(f"exact vs naive: max relative difference {diff:.2e}")
     print(f"{'implementation':<22}{'s/block':>10}{'us/entry':>11}{'ns/(entry*p)':>14}{'vs naive':>10}")
-    for name, t in ((f"exact", t_exact), (f"sketch S={args.sketch_size}", t_sketch), ("naive vmap(jacrev)", t_naive)):
+    for name, t in (("exact", t_exact), (f"sketch S={args.sketch_size}", t_sketch), ("naive vmap(jacrev)", t_naive)):
         print(f"{name:<22}{t:>10.4f}{1e6 * t / entries:>11.3f}{1e9 * t / entries / p:>14.5f}{t / t_naive:>10.3f}")
 
     sizes = [int(s) for s in args.error_sizes.split(",")]
