@@ -12,7 +12,7 @@ from krepes_lib.entk import MLP, EmpiricalNTK  # noqa: E402
 from krepes_lib.kernels import Linear  # noqa: E402
 from krepes_lib.landmarks import kmeans_pp  # noqa: E402
 from krepes_lib.model import NystromModel  # noqa: E402
-from krepes_lib.neural import TorchNTK, sketch_error  # noqa: E402
+from krepes_lib.neural import TorchNTK, output_projection, sketch_error  # noqa: E402
 from krepes_lib.nystrom import Nystrom  # noqa: E402
 
 RTOL = 1e-6
@@ -47,7 +47,8 @@ def tiny_cnn(seed=0):
 
 
 def fd_jacobian(module, X, input_shape=None, eps=1e-6):
-    """J (n, O, p) by central finite differences over every parameter (float64)."""
+    """J (n, O, p) by central finite differences over every parameter (float64, eval mode)."""
+    module.eval()
     x = torch.from_numpy(X)
     if input_shape is not None:
         x = x.reshape((X.shape[0],) + tuple(input_shape))
@@ -97,6 +98,27 @@ def test_equals_finite_difference_jacobian_of_a_cnn():
     assert rel(F, np.einsum("iop,o->ip", JX, R[:, 0])) < RTOL
 
 
+def test_batchnorm_uses_running_statistics():
+    """In eval mode BatchNorm normalises with its running statistics: the eNTK of a CNN with a
+    BatchNorm layer (non-trivial running mean/var, affine weights as parameters) equals the
+    finite-difference Jacobian contraction of the module in eval mode, whatever the block."""
+    torch.manual_seed(1)
+    net = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3, padding=1), torch.nn.BatchNorm2d(2), torch.nn.Tanh(),
+                              torch.nn.AvgPool2d(2), torch.nn.Flatten(), torch.nn.Linear(18, 2)).double()
+    bn = net[1]
+    with torch.no_grad():
+        bn.running_mean.copy_(torch.tensor([0.3, -0.2]))
+        bn.running_var.copy_(torch.tensor([2.0, 0.5]))
+        bn.weight.copy_(torch.tensor([1.5, 0.7]))
+    net.train()  # TorchNTK switches its snapshot to eval mode itself
+    X = np.random.default_rng(11).normal(size=(4, 36))
+    J = fd_jacobian(net, X, (1, 6, 6))
+    k = TorchNTK(net, input_shape=(1, 6, 6))
+    K = k(X, dtype="float64")
+    assert rel(K, np.einsum("iop,jop->ij", J, J)) < RTOL
+    assert rel(k(X[:1], X, dtype="float64"), K[:1]) < 1e-12  # a row's kernel does not depend on the batch
+
+
 def test_contractions_relate():
     cnn = tiny_cnn(2)
     X = np.random.default_rng(2).normal(size=(6, 36))
@@ -106,6 +128,24 @@ def test_contractions_relate():
     assert rel(TorchNTK(cnn, contraction=np.eye(3), **kw)(X, dtype="float64"), Ks) < RTOL
     parts = sum(TorchNTK(cnn, contraction=np.eye(3)[:, [o]], **kw)(X, dtype="float64") for o in range(3))
     assert rel(parts, Ks) < RTOL
+
+
+def test_random_output_projection_is_unbiased_for_the_sum():
+    """k_R depends on R only through R Rᵀ (eq. (entk-proj)), and E[R Rᵀ] = I for
+    output_projection, so the kernel of the mean R Rᵀ approaches k_sum."""
+    cnn = tiny_cnn(10)
+    X = np.random.default_rng(10).normal(size=(5, 36))
+    kw = dict(input_shape=(1, 6, 6))
+    R = output_projection(3, 4, seed=0)
+    C = np.linalg.cholesky(R @ R.T)
+    assert rel(TorchNTK(cnn, contraction=R, **kw)(X, dtype="float64"),
+               TorchNTK(cnn, contraction=C, **kw)(X, dtype="float64")) < RTOL
+    RRt = np.mean([P @ P.T for P in (output_projection(3, 4, seed=s) for s in range(400))], axis=0)
+    assert np.abs(RRt - np.eye(3)).max() < 0.15
+    Ks = TorchNTK(cnn, **kw)(X, dtype="float64")
+    assert rel(TorchNTK(cnn, contraction=np.linalg.cholesky(RRt), **kw)(X, dtype="float64"), Ks) < 0.15
+    with pytest.raises(ValueError, match="positive integers"):
+        output_projection(3, 0)
 
 
 @pytest.mark.parametrize("implementation", ["exact", "sketch"])

@@ -19,7 +19,7 @@ import importlib
 
 _SUBMODULES = ("ntk", "networks", "ssl", "pipeline", "neuralef", "_torch")
 _EXPORTS = {
-    "TorchNTK": "ntk", "sketch_error": "ntk",
+    "TorchNTK": "ntk", "sketch_error": "ntk", "output_projection": "ntk",
     "MLPEncoder": "networks", "SmallConvNet": "networks", "SSLNetwork": "networks",
     "make_network": "networks",
     "SSLLossFunction": "ssl", "ssl_loss": "ssl", "train_ssl": "ssl", "SSLConfig": "ssl",

@@ -50,7 +50,7 @@ from ._torch import from_tensor, require_torch, to_tensor, torch_dtype
 torch = require_torch()
 from torch.func import functional_call, jacrev, jvp, vmap  # noqa: E402
 
-__all__ = ["TorchNTK", "sketch_error"]
+__all__ = ["TorchNTK", "sketch_error", "output_projection"]
 
 # Temporaries of one feature row while vmap(jacrev) / vmap(jvp) runs (result + reshaped copy
 # + autograd buffers), used to size chunks under the memory budget.
@@ -392,6 +392,19 @@ class TorchNTK(Kernel):
             parts = [torch.cat([self._chunk_features(x[i:i + rows], c, plan)
                                 for i in range(0, x.shape[0], rows)]) for c in plan[-2]]
         return from_tensor(torch.cat(parts, dim=1), X)
+
+
+def output_projection(n_outputs: int, r: int, seed: int = 0, dtype="float64"):
+    """A random output contraction R (O × r) with E[R Rᵀ] = I_O: Gaussian entries / √r.
+
+    ``TorchNTK(module, contraction=output_projection(O, r))`` is then an unbiased estimate of
+    the ``"sum"`` eNTK, eq. (entk), whose exact evaluation costs r·p instead of O·p per entry
+    (eq. (entk-cost)); the error falls like 1/√r. Drawn on the host from ``seed``.
+    """
+    if int(n_outputs) != n_outputs or n_outputs < 1 or int(r) != r or r < 1:
+        raise ValueError(f"n_outputs={n_outputs} and r={r} must be positive integers.")
+    R = host_rng([int(seed), 0x52]).standard_normal((int(n_outputs), int(r))) / math.sqrt(r)
+    return R.astype(np.dtype(dtype))
 
 
 _HASH_WEIGHTS = {}
