@@ -145,7 +145,8 @@ def unit_diagonal_scale(kernel: Kernel, X, rows: int = 256) -> float:
     without this the same δ would be a much weaker damping for an eNTK than for the RBF.
     Scaling a kernel by c > 0 leaves the landmarks (k-means++ in kernel space), the PC
     representation's span and every ranking by IS unchanged; it only sets what δ means."""
-    d = np.asarray(to_host(kernel.diag(np.asarray(X[:int(rows)]))), dtype=np.float64)
+    Xs = np.asarray(X[:int(rows)])
+    d = np.asarray(to_host(kernel.diag(Xs, dtype=Xs.dtype if Xs.dtype == np.float64 else None)), dtype=np.float64)
     mu = float(d.mean())
     if not (np.isfinite(mu) and mu > 0):
         raise ValueError(f"the kernel's mean diagonal on X is {mu}; it cannot be normalised.")
