@@ -12,8 +12,8 @@ torch = pytest.importorskip("torch")
 from krepes_lib.kernels import RBF  # noqa: E402
 from krepes_lib.neural.neuralef import (  # noqa: E402
     CollapsedModel, ErfNNGP, L2BatchNorm, NeuralEF, ParallelCNN, ParallelMLP, RandomFeatureKernel,
-    SmallCNN, entk_features, exact_entk_features, neuralef_grad, neuralef_objective,
-    neuralef_pc_model, nystrom_eigenfunctions,
+    SmallCNN, abs_cosine, entk_features, exact_entk_features, neuralef_grad, neuralef_objective,
+    neuralef_pc_model, nystrom_eigenfunctions, subspace_overlap,
 )
 
 
@@ -220,3 +220,15 @@ def test_fit_uses_torch_ntk_features_when_available():
     b = NeuralEF(ParallelMLP(3, 2, seed=0), 2).fit(X, kern, iterations=20, batch_size=16, progress=False,
                                                     precompute_features=False)
     assert np.allclose(a.predict(X), b.predict(X), atol=1e-4)
+
+
+def test_agreement_measures():
+    """|cos| per column, and the span overlap that ignores rotations inside the span."""
+    rng = np.random.default_rng(0)
+    T = np.linalg.qr(rng.normal(size=(50, 4)))[0]
+    R = np.linalg.qr(rng.normal(size=(3, 3)))[0]
+    P = T[:, :3] @ R  # same span, rotated basis
+    assert abs(subspace_overlap(P, T[:, :3]) - 1.0) < 1e-12
+    assert subspace_overlap(T[:, 3:4], T[:, :1]) < 1e-20
+    assert np.allclose(abs_cosine(-T, T), 1.0)
+    assert abs_cosine(P, T[:, :3]).min() < 0.99  # single columns do see the rotation

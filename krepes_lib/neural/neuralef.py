@@ -57,7 +57,7 @@ __all__ = [
     "exact_entk_features", "nystrom_eigenfunctions", "neuralef_pc_model", "CollapsedModel",
     "SmallCNN", "train_classifier", "SharedMLP", "abs_cosine", "mlp_gp_kernel",
     "classic_kernel_run", "timing_vs_n", "ntk_experiment", "bridge_run", "cluster_accuracy",
-    "seconds_per_point",
+    "seconds_per_point", "subspace_overlap",
 ]
 
 _TORCH_DTYPES = {"float32": torch.float32, "float64": torch.float64}
@@ -744,6 +744,19 @@ def abs_cosine(P, T):
     return np.abs((P * T).sum(0)) / (np.linalg.norm(P, axis=0) * np.linalg.norm(T, axis=0) + 1e-300)
 
 
+def subspace_overlap(P, T) -> float:
+    """‖Q_Pᵀ Q_T‖²_F / k ∈ [0, 1] for the column spans of P and T (n, k): the mean squared cosine
+    of the principal angles; 1 when the spans agree whatever the basis inside them (the measure
+    for near-degenerate eigenvalues, where single eigenfunctions are not identifiable)."""
+    P = np.asarray(P, dtype=np.float64)
+    T = np.asarray(T, dtype=np.float64)
+    if P.shape != T.shape:
+        raise ValueError(f"subspace_overlap: P {P.shape} and T {T.shape} must have the same shape.")
+    Qp, _ = np.linalg.qr(P)
+    Qt, _ = np.linalg.qr(T)
+    return float(np.sum((Qp.T @ Qt) ** 2) / P.shape[1])
+
+
 def mlp_gp_kernel(activation: str) -> Kernel:
     """The MLP-GP kernel of seed §4.2.1 / App. B: a 3-layer MLP (2 hidden layers), weights
     N(0, 2/fan_in), biases N(0, 1), in closed form (the seed estimates it by Monte Carlo with
@@ -775,7 +788,8 @@ def classic_kernel_run(kernel: Kernel, X_train, X_eval, truth, k: int = 10, iter
     mu_n, psi_n, t_nys = nystrom_eigenfunctions(kernel, X_train, k)
     T = psi_t(X_eval)
     P, Nn = nef.predict(X_eval), psi_n(X_eval)
-    return dict(cos_nef=abs_cosine(P, T), cos_nys=abs_cosine(Nn, T), mu_nef=nef.eigenvalues,
+    return dict(cos_nef=abs_cosine(P, T), cos_nys=abs_cosine(Nn, T), overlap_nef=subspace_overlap(P, T),
+                overlap_nys=subspace_overlap(Nn, T), mu_nef=nef.eigenvalues,
                 mu_nys=mu_n, mu_truth=mu_t[:k], seconds_nef=nef.history.seconds, seconds_nys=t_nys,
                 psi_nef=P, psi_nys=Nn, psi_truth=T)
 

@@ -141,9 +141,12 @@ for name in setups:
     a = [x["cos_nef"][:3].min() for x in fig2[name]]
     b = [x["cos_nys"][:3].min() for x in fig2[name]]
     test = paired_test(np.asarray(a) + 0.05, b, "greater")
+    ov = [x["overlap_nef"] for x in fig2[name]]
     claims.append(claim_row(f"Fig. 2 ({name}): NeuralEF recovers the top-3 eigenfunctions as well as Nyström on the same {n_fig2} samples",
               "NeuralEF 'delivers as good solutions as the Nyström method' (seed §4.1, Fig. 2; plots only)",
-              f"min_j≤3 |cos| with the truth: NeuralEF {np.mean(a):.3f}, Nyström {np.mean(b):.3f} ({test.describe()})",
+              f"min_j≤3 |cos| with the truth: NeuralEF {np.mean(a):.3f}, Nyström {np.mean(b):.3f} (mean a − b = "
+              f"{np.mean(np.subtract(a, b)):+.3f}, p = {test.p:.3g}, n = {test.n}); all 10: NeuralEF |cos| "
+              f"{np.round(np.mean([x['cos_nef'] for x in fig2[name]], 0), 2).tolist()}, span overlap of the top 10 {np.mean(ov):.2f}",
               test.verdict, RULE_NONINF.format(m=0.05) + "; a, b = min over j ≤ 3 of |cos| with the truth"))
     assert np.min(b) > 0.9, "the Nyström reference must match the ground truth on the top-3"
 
@@ -188,7 +191,10 @@ plt.show()
 #
 # `n_mlpgp` points; ground truth = the exact eigendecomposition of the kernel matrix on those
 # points (q is their empirical distribution); NeuralEF with k = 3 MLPs of width 32.
-# Rule: one-sided t-test over seeds that min_{j≤3} |cos| > 0.9.
+# Rule: one-sided t-test over seeds that min_{j≤3} |cos| > 0.9. When two eigenvalues nearly
+# coincide (circles: μ₂ ≈ μ₃), single eigenfunctions are not identifiable and only their span is;
+# we therefore also print the span overlap (`subspace_overlap`, 1 = same span). This measure was
+# added after our first quick run showed the near-degeneracy; the verdict stays with the rule above.
 
 # %%
 from sklearn.datasets import make_circles, make_moons  # noqa: E402
@@ -201,10 +207,12 @@ for name, ((X2, y2), act) in toy.items():
     truth = NEF.nystrom_eigenfunctions(kern, X2, 3)
     fig3[name] = [NEF.classic_kernel_run(kern, X2, X2, truth, k=3, iterations=iterations, seed=s) for s in seeds]
     a = [x["cos_nef"].min() for x in fig3[name]]
+    ov = [x["overlap_nef"] for x in fig3[name]]
     test = paired_test(a, np.full(len(a), 0.9), "greater")
     claims.append(claim_row(f"Fig. 3 ({name}): NeuralEF finds the top-3 eigenfunctions of the MLP-GP kernel",
               "appealing 3-D projections (seed Fig. 3; plots only)",
-              f"min_j≤3 |cos| with the exact eigenvectors {np.mean(a):.3f}; eigenvalues NeuralEF "
+              f"min_j≤3 |cos| with the exact eigenvectors {np.mean(a):.3f} (span overlap of the top 3, "
+              f"added after the first quick run: {np.mean(ov):.3f}); eigenvalues NeuralEF "
               f"{np.round(np.mean([x['mu_nef'] for x in fig3[name]], 0), 3).tolist()} vs exact "
               f"{np.round(fig3[name][0]['mu_truth'], 3).tolist()} ({test.describe()})",
               test.verdict, "one-sided t-test over seeds of min_j≤3 |cos| − 0.9, H₁: mean > 0, α = 0.05"))
@@ -369,7 +377,8 @@ for ds, runs in bridge.items():
     p_nef, p_nys = [r["probe0_nef"] for r in runs], [r["probe0_nys"] for r in runs]
     test = paired_test(np.asarray(p_nef) + 0.01, p_nys, "greater")
     claims.append(claim_row(f"Bridge ({ds}): the NeuralEF initialisation is as good as the Nyström PC init (10 %-label probe)",
-              "— (not in the seed)", f"{100 * np.mean(p_nef):.1f} % vs {100 * np.mean(p_nys):.1f} % ({test.describe()})",
+              "— (not in the seed)", f"{100 * np.mean(p_nef):.1f} % vs {100 * np.mean(p_nys):.1f} % (mean difference "
+              f"{100 * np.mean(np.subtract(p_nef, p_nys)):+.1f} points, p = {test.p:.3g}, n = {test.n})",
               test.verdict, RULE_NONINF.format(m=0.01) + " on probe accuracy at initialisation"))
     t_nef, t_nys = [r["test_sec_point_nef"] for r in runs], [r["test_sec_point_nys"] for r in runs]
     test = paired_test(t_nys, t_nef, "greater")
