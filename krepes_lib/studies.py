@@ -43,14 +43,26 @@ from .model import NystromModel
 from .nystrom import Nystrom
 from .options import Options
 
-__all__ = ["load_split", "load_rows", "Scorer", "objective_value", "main_results", "optimizer_study", "best_lr",
-           "init_study", "landmark_study", "nystrom_error_study", "hvp_costs", "time_to_reach",
-           "select", "column", "curves", "paired_rows", "family_row", "OPTIMIZER_METHODS", "MIN_PAIRS"]
+__all__ = ["host_setup", "load_split", "load_rows", "Scorer", "objective_value", "main_results",
+           "optimizer_study", "best_lr", "time_to_reach", "hvp_costs", "init_study", "landmark_study",
+           "nystrom_error_study", "select", "column", "curves", "paired_rows", "family_row",
+           "OPTIMIZER_METHODS", "MIN_PAIRS"]
 
 
 # ---------------------------------------------------------------------------------------
 # data
 # ---------------------------------------------------------------------------------------
+def host_setup(cpu_threads: int | None = None) -> str:
+    """Limit the host's BLAS threads to ``cpu_threads`` (None: leave them as they are;
+    :func:`krepes_lib.backend.limit_host_threads`) and print the array backend; returns its name."""
+    from .backend import limit_host_threads
+
+    limit_host_threads(cpu_threads)
+    name = default_xp().__name__
+    print(f"array backend: {name}; host BLAS threads: {'unchanged' if cpu_threads is None else cpu_threads}")
+    return name
+
+
 def load_split(name: str, n_train: int | None, n_test: int | None, seed: int = 0, **loader_kw):
     """:func:`krepes_lib.data.load_split`, shrinking both sizes in proportion when a dataset
     without an official split has fewer than ``n_train + n_test`` rows (digits: 1797), so that

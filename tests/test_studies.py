@@ -201,3 +201,8 @@ def test_load_rows_caps_at_the_dataset_and_stratifies():
     assert len(y) == len(D)
     X, y, D = studies.load_rows("digits", 100, seed=0)
     assert X.shape == (100, D.X.shape[1]) and np.bincount(y).min() >= 9
+
+
+def test_host_setup_names_the_backend(capsys):
+    assert studies.host_setup(None) == kr.default_xp().__name__
+    assert "host BLAS threads: unchanged" in capsys.readouterr().out

@@ -211,12 +211,15 @@ for ds, R in runs.items():
         claims.append(studies.family_row(
             f"{ds}: {claim}", paper, losses, trained, [b] * len(losses), alpha=alpha, scale=100,
             what="losses", context=f"{base} {kr.stats.mean_std(b, 2, 100)} %, {len(seeds)} seed(s)"))
-r_any = {ds: studies.select(R, seed=seeds[0]) for ds, R in runs.items()}
+counts = {}  # count text -> datasets with those counts (seed 0)
+for ds, R in runs.items():
+    rs = studies.select(R, seed=seeds[0])
+    counts.setdefault(f"m·h + h = {rs[1]['mh_h']:,}; trained (History.n_trained): "
+                      + ", ".join(f"{r['method']} {r['n_trained']:,}" for r in rs[2:]), []).append(ds)
 claims.append(kr.stats.claim_row(
     "parameter count of the representation",
     "0.5–0.9M parameters at m = 2000 (v1), i.e. h ≈ 250–450 under m·h + h (our inference)",
-    "; ".join(f"{ds}: m·h + h = {rs[1]['mh_h']:,}, trained (History.n_trained) "
-              + ", ".join(f"{r['method']} {r['n_trained']:,}" for r in rs[2:]) for ds, rs in r_any.items()),
+    " | ".join(f"{', '.join(v)}: {k}" for k, v in counts.items()),
     f"not comparable (m ≤ {m}, h = {h} here; the paper's h is not public)",
     rule="no test: m·h + h counts (Ã, γ); History.n_trained counts every array the optimiser "
          "updated (W = r·h in whitened coordinates, γ, KAE decoder, BYOL predictor)"))

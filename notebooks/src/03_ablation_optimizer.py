@@ -65,11 +65,9 @@ import numpy as np
 
 import krepes_lib as kr
 from krepes_lib import studies
-from krepes_lib.backend import limit_host_threads
 from krepes_lib.results import save_figure, save_results
 
-limit_host_threads(cpu_threads)  # NumPy/SciPy BLAS threads (None: all)
-print("array backend:", kr.default_xp().__name__)
+studies.host_setup(cpu_threads)  # NumPy/SciPy BLAS threads (None: as they are); CuPy on a GPU
 
 # %% [markdown]
 # ## Training runs
