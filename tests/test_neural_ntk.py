@@ -307,3 +307,21 @@ def test_cache_digest_sees_every_bit(on_device):
         assert _digest(x, on_device) == _digest(x.clone(), on_device)
         assert _digest(x, on_device) != _digest(y, on_device)
         assert _digest(x, on_device) != _digest(x[:4], on_device)
+
+
+def test_no_row_is_computed_twice_when_outputs_are_chunked(monkeypatch):
+    """A budget too small to hold Y's features for all outputs splits the outputs instead of
+    Y: every (row, output chunk) feature is computed exactly once, no cache needed."""
+    cnn = tiny_cnn(12)
+    rng = np.random.default_rng(12)
+    X, Y = rng.normal(size=(20, 36)), rng.normal(size=(9, 36))
+    k = TorchNTK(cnn, input_shape=(1, 6, 6), memory_budget=60_000, cache_bytes=0)
+    plan = k._plan(torch.from_numpy(X), n_held=Y.shape[0])
+    assert len(plan[-2]) > 1  # the outputs are chunked
+    ref = TorchNTK(cnn, input_shape=(1, 6, 6))(X, Y, dtype="float64")
+    calls = []
+    real = TorchNTK._chunk_features
+    monkeypatch.setattr(TorchNTK, "_chunk_features",
+                        lambda self, x, c, p: calls.append(x.shape[0]) or real(self, x, c, p))
+    assert rel(k(X, Y, dtype="float64"), ref) < 1e-12
+    assert sum(calls) == len(plan[-2]) * (X.shape[0] + Y.shape[0])

@@ -55,6 +55,9 @@ __all__ = ["TorchNTK", "sketch_error", "output_projection"]
 # Temporaries of one feature row while vmap(jacrev) / vmap(jvp) runs (result + reshaped copy
 # + autograd buffers), used to size chunks under the memory budget.
 _TEMPS = 3
+# Rows of X the exact plan keeps per chunk at least (fewer outputs per chunk rather than
+# one-row vmap calls).
+_MIN_ROWS = 16
 
 
 @dataclass(frozen=True, eq=False, repr=False)
@@ -213,23 +216,33 @@ class TorchNTK(Kernel):
             return out if R is None else out @ R
         return g
 
-    def _plan(self, x):
-        """Chunking under the budget: (tdtype, device, O, r, A, R, scale, out_chunks, rows)."""
+    def _plan(self, x, n_held: int | None = None):
+        """Chunking under the budget: (tdtype, device, O, r, A, R, scale, chunks, rows).
+
+        Exact: the contracted outputs are split into chunks of rc outputs so that (i) the
+        features of all ``n_held`` Y rows of one chunk fit half the budget (then no X row is
+        computed twice, whatever the size of the network) and (ii) a chunk of at least
+        ``_MIN_ROWS`` X rows with its temporaries fits the other half; ``rows`` is the X chunk.
+        Sketch: the S directions are split so that their tangents fit a sixth of the budget.
+        """
         tdtype, device = x.dtype, x.device
         O, r, A, R, scale = self._info(tdtype, device, x[:1])
         item = x.element_size()
         half = self.memory_budget // 2  # X-side and Y-side features share the budget
         p = self.n_parameters
         if self.implementation == "exact":
-            per_out = _TEMPS * (p + A) * item
-            rc = min(r, half // per_out)
-            if rc < 1:
+            per_out = _TEMPS * (p + A) * item  # one row, one output, with temporaries
+            if per_out > half:
                 raise ValueError(
                     f"memory_budget={self.memory_budget} bytes cannot hold one gradient of the "
                     f"{p}-parameter network ({per_out} bytes with temporaries); raise memory_budget "
                     "or use implementation='sketch'.")
+            rc = min(r, half // (per_out * min(_MIN_ROWS, x.shape[0])))
+            if n_held:
+                rc = min(rc, half // (n_held * p * item))
+            rc = max(1, rc)
             chunks = [(j, min(r, j + rc)) for j in range(0, r, rc)]
-            rows = max(1, half // (per_out * (chunks[0][1] - chunks[0][0])))
+            rows = max(1, half // (per_out * rc))
         else:
             S = int(self.sketch_size)
             sc = max(1, min(S, half // (_TEMPS * p * item)))
@@ -346,7 +359,7 @@ class TorchNTK(Kernel):
         """
         self._gen[0] += 1
         x, y = self._as_tensor(X), self._as_tensor(Y)
-        plan = self._plan(x)
+        plan = self._plan(x, n_held=y.shape[0])
         rows, chunks, row_bytes = plan[-1], plan[-2], self._row_bytes(plan, x)
         hold = max(rows, (self.memory_budget // 2) // max(row_bytes, 1))
         K = torch.zeros((x.shape[0], y.shape[0]), dtype=x.dtype, device=x.device)
