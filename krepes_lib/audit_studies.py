@@ -41,7 +41,7 @@ from .interpret.metrics import MIN_M_FACTOR
 from .losses.objective import make_objective
 from .options import Options
 
-__all__ = ["load_split", "AuditRun", "run_audit", "drop_m", "audit_flags", "audit_metrics", "Table",
+__all__ = ["AuditRun", "run_audit", "drop_m", "audit_flags", "audit_metrics", "Table",
            "paired_claims", "table_claims", "per_seed_kendall", "class_gallery", "concept_separation",
            "concept_landmarks", "alignment_gaps", "all_pairs_claim", "entropy_sweep",
            "peak_verdict"]
@@ -50,23 +50,6 @@ __all__ = ["load_split", "AuditRun", "run_audit", "drop_m", "audit_flags", "audi
 # ---------------------------------------------------------------------------------------
 # data
 # ---------------------------------------------------------------------------------------
-def load_split(name: str, n_train: int | None = None, n_test: int | None = None, seed: int = 0,
-               **loader_kw):
-    """``kr.data.load_split``, except that a dataset without an official split that has fewer
-    than ``n_train + n_test`` rows is split with both sizes scaled down in proportion (digits:
-    1,797 rows) instead of an error, so one profile serves small and large datasets."""
-    from . import data
-
-    try:
-        return data.load_split(name, n_train=n_train, n_test=n_test, seed=seed, **loader_kw)
-    except ValueError as err:
-        if "more than the" not in str(err) or name in data.splits.OFFICIAL_SPLIT or not (n_train and n_test):
-            raise
-        N = len(data.load(name, **loader_kw))
-        nte = int(N * n_test / (n_train + n_test))
-        return data.load_split(name, n_train=N - nte, n_test=nte, seed=seed, **loader_kw)
-
-
 # ---------------------------------------------------------------------------------------
 # one audited configuration
 # ---------------------------------------------------------------------------------------

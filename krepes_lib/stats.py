@@ -8,7 +8,8 @@ both arms the same landmarks, views and labelled subset), and a family of compar
 corrected for multiplicity (Holm) before any "holds for k of K" statement:
 
 * :func:`paired_test` — one-sided paired t-test of d_s = a_s − b_s (H₁: mean d > margin, or
-  < −margin), with its mean, t-interval and p-value;
+  < −margin), with its mean, t-interval and p-value (an exact sign test when every
+  difference is the same, where t is undefined);
 * :func:`holm` — Holm's step-down adjustment of a family of p-values;
 * :func:`bootstrap_ci` — percentile bootstrap interval of a mean (seeded);
 * :func:`claim_row` — the report row ``{claim, paper, ours, rule, verdict}`` with the rule
@@ -43,7 +44,8 @@ class PairedTest:
     n : int
         Number of pairs (seeds).
     ci_low, ci_high : float
-        Two-sided (1 − 2α) t-interval of the mean difference (the one-sided test's bound).
+        Two-sided (1 − 2α) t-interval of the mean difference (90 % at α = 0.05: its lower
+        end is the one-sided test's bound).
     p_greater, p_less : float
         p-values of H₁: mean > t₀ and H₁: mean < t₀, with the threshold t₀ = +margin for a
         claimed increase ("greater") and −margin for a claimed decrease ("less").
@@ -81,7 +83,8 @@ class PairedTest:
                 f"α = {self.alpha:g}")
 
     def describe(self, digits: int = 3) -> str:
-        return (f"Δ = {self.mean:+.{digits}f} (95% CI {self.ci_low:+.{digits}f} … {self.ci_high:+.{digits}f}, "
+        level = round(100 * (1 - 2 * self.alpha))
+        return (f"Δ = {self.mean:+.{digits}f} ({level}% CI {self.ci_low:+.{digits}f} … {self.ci_high:+.{digits}f}, "
                 f"n = {self.n}, p = {self.p:.3g})")
 
 
@@ -121,8 +124,11 @@ def paired_test(a, b, alternative: str = "greater", alpha: float = ALPHA, margin
     q = float(st.t.ppf(1 - alpha, n - 1))
     t0 = margin if alternative == "greater" else -margin
     if se == 0:
-        pg = 0.0 if mean > t0 else 1.0
-        pl = 0.0 if mean < t0 else 1.0
+        # All differences equal: the t statistic is undefined. Fall back to the exact sign
+        # test (every pair on one side of t₀ has probability 2⁻ⁿ under the null), so that two
+        # or three identical differences cannot make a claim "hold".
+        pg = 0.5 ** n if mean > t0 else 1.0
+        pl = 0.5 ** n if mean < t0 else 1.0
         lo = hi = mean
     else:
         pg = float(st.t.sf((mean - t0) / se, n - 1))

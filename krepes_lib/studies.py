@@ -43,7 +43,7 @@ from .model import NystromModel
 from .nystrom import Nystrom
 from .options import Options
 
-__all__ = ["host_setup", "load_split", "load_rows", "Scorer", "objective_value", "main_results",
+__all__ = ["host_setup", "load_rows", "Scorer", "objective_value", "main_results",
            "optimizer_study", "best_lr", "time_to_reach", "hvp_costs", "init_study", "landmark_study",
            "nystrom_error_study", "select", "column", "curves", "paired_rows", "family_row",
            "OPTIMIZER_METHODS", "MIN_PAIRS"]
@@ -61,27 +61,6 @@ def host_setup(cpu_threads: int | None = None) -> str:
     name = default_xp().__name__
     print(f"array backend: {name}; host BLAS threads: {'unchanged' if cpu_threads is None else cpu_threads}")
     return name
-
-
-def load_split(name: str, n_train: int | None, n_test: int | None, seed: int = 0, **loader_kw):
-    """:func:`krepes_lib.data.load_split`, shrinking both sizes in proportion when a dataset
-    without an official split has fewer than ``n_train + n_test`` rows (digits: 1797), so that
-    one profile serves small and large datasets. Prints the sizes it used when it shrank them.
-    """
-    from . import data
-
-    try:
-        return data.load_split(name, n_train=n_train, n_test=n_test, seed=seed, **loader_kw)
-    except ValueError:
-        if name in data.OFFICIAL_SPLIT or n_train is None or n_test is None:
-            raise
-        N = len(data.load(name, **loader_kw))  # only when the sizes did not fit
-        if n_train + n_test <= N:
-            raise
-    n_test_new = int(round(N * n_test / (n_train + n_test)))
-    n_train, n_test = N - n_test_new, n_test_new
-    print(f"{name}: {N} rows; using n_train = {n_train}, n_test = {n_test} (same ratio)")
-    return data.load_split(name, n_train=n_train, n_test=n_test, seed=seed, **loader_kw)
 
 
 def load_rows(name: str, n: int | None, seed: int = 0, **loader_kw):

@@ -242,14 +242,6 @@ def test_entropy_sweep_shares_views_and_shrinks_the_step(digits_split):
         AS.entropy_sweep(S, "vicreg", [1, 2, 3], sweep="lambda_off")
 
 
-def test_load_split_scales_a_small_dataset_down():
-    S = AS.load_split("digits", n_train=8000, n_test=2000)
-    assert len(S.y) + len(S.y_test) == 1797 and abs(len(S.y_test) / 1797 - 0.2) < 0.01
-    assert np.intersect1d(S.train_ids, S.test_ids).size == 0
-    with pytest.raises(ValueError):
-        AS.load_split("digits", n_train=-1, n_test=2)
-
-
 def test_table_claims_pairs_columns_per_group():
     T = AS.Table()
     for s in range(4):

@@ -428,6 +428,17 @@ def test_load_split_single_file_dataset():
     assert np.union1d(d.train_ids, d.test_ids).size == 1797
 
 
+def test_load_split_shrink_scales_both_sizes_in_their_ratio():
+    n = len(D.load("digits"))
+    s = D.load_split("digits", n_train=3000, n_test=1000, seed=0, shrink=True)
+    assert len(s.y) + len(s.y_test) == n and len(s.y_test) == round(n * 1000 / 4000)
+    assert np.intersect1d(s.train_ids, s.test_ids).size == 0
+    s2 = D.load_split("digits", n_train=500, n_test=200, seed=0, shrink=True)
+    assert (len(s2.y), len(s2.y_test)) == (500, 200)
+    with pytest.raises(ValueError):
+        D.load_split("digits", n_train=-1, n_test=2, shrink=True)
+
+
 def test_load_split_errors():
     with pytest.raises(ValueError, match=r"more than the 1797 rows of 'digits'.*n_train \+ n_test <= 1797"):
         D.load_split("digits", n_train=1500, n_test=400)

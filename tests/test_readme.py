@@ -29,3 +29,21 @@ def test_readme_api_snippet_runs():
     assert 0.5 < acc <= 1.0
     assert ns["top"].indices.shape == (2000, 5)
     assert len(ns["hist"].loss) == 5
+
+
+def test_readme_network_audit_snippet_runs():
+    pytest.importorskip("torch")
+    from krepes_lib import data
+
+    try:
+        data.find_file("adult", "adult.data")
+    except FileNotFoundError:
+        pytest.skip("the Adult files are not in KREPES_DATA")
+    out = io.StringIO()
+    ns = {}
+    with contextlib.redirect_stdout(out):
+        exec(compile(_block("neural"), "README.md", "exec"), ns)
+    acc = float(out.getvalue().splitlines()[-1])
+    assert 0.5 < acc <= 1.0
+    assert ns["audit"].loss_after < ns["audit"].loss_before
+    assert ns["top"].indices.shape == (500, 5)

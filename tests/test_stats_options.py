@@ -29,6 +29,15 @@ def test_paired_test_matches_scipy_and_decides_by_direction():
     assert "α = 0.05" in t.rule() and "8 seeds" in t.rule()
 
 
+def test_identical_differences_use_the_sign_test():
+    """t is undefined when all differences are equal: p = 2⁻ⁿ (the exact sign test)."""
+    t3 = stats.paired_test([1.0, 2.0, 3.0], [0.5, 1.5, 2.5])
+    assert t3.p == pytest.approx(0.125) and t3.verdict == stats.INCONCLUSIVE
+    t5 = stats.paired_test(np.arange(5.0) + 1, np.arange(5.0))
+    assert t5.p == pytest.approx(1 / 32) and t5.verdict == stats.HOLDS
+    assert "90% CI" in t5.describe()
+
+
 def test_paired_test_with_one_seed_is_inconclusive_and_bad_input_is_refused():
     t = stats.paired_test([1.0], [0.0])
     assert t.verdict == stats.INCONCLUSIVE and math.isnan(t.p)

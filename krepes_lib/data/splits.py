@@ -131,7 +131,7 @@ def _size(value: Any, what: str) -> int | None:
 
 
 def load_split(name: str, n_train: int | None = None, n_test: int | None = None, seed: int = 0,
-               **loader_kw: Any) -> Split:
+               shrink: bool = False, **loader_kw: Any) -> Split:
     """Load ``name`` and split it into training and held-out rows (stratified).
 
     Parameters
@@ -146,6 +146,11 @@ def load_split(name: str, n_train: int | None = None, n_test: int | None = None,
     seed : int, default 0
         Chooses the rows (held-out side with ``seed``, training side with ``seed + 1``);
         see the module notes.
+    shrink : bool, default False
+        For a dataset without an official split that has fewer than ``n_train + n_test``
+        rows: scale both sizes down in their ratio (n_test = round(N·n_test/(n_train+n_test)),
+        n_train = N − n_test) and say so, instead of raising — so one experiment profile serves
+        small (digits: 1,797 rows) and large datasets.
     **loader_kw
         Passed to the loader (e.g. ``source="jpeg"`` for CIFAR-10, ``variant=`` for Bank);
         not ``n`` or ``split``, which this function sets.
@@ -193,6 +198,10 @@ def load_split(name: str, n_train: int | None = None, n_test: int | None = None,
         full = load(name, **loader_kw)
         N = len(full)
         nte = int(round(0.2 * N)) if n_test is None else n_test
+        if shrink and n_train is not None and n_train + nte > N:
+            nte = int(round(N * nte / (n_train + nte)))
+            n_train = N - nte
+            print(f"{name}: {N} rows; using n_train = {n_train}, n_test = {nte} (same ratio)")
         if nte >= N or (n_train is not None and n_train + nte > N):
             raise ValueError(
                 f"n_train={n_train} + n_test={nte}{' (20 %)' if n_test is None else ''} "

@@ -64,12 +64,12 @@ print("array backend:", kr.default_xp().__name__)
 #
 # `kr.data.load_split` uses a dataset's official split when it has one (Adult, CIFAR-10),
 # subsampled to `n_train` / `n_test` rows (stratified), and otherwise one stratified split
-# (split seed 0, the same for every training seed); `studies.load_split` shrinks both sizes in
+# (split seed 0, the same for every training seed); `kr.data.load_split(..., shrink=True)` shrinks both sizes in
 # proportion when a dataset has fewer than `n_train + n_test` rows. Tables arrive standardised
 # and one-hot, images as pixels in [0, 1].
 
 # %%
-splits = {ds: studies.load_split(ds, n_train, n_test, seed=0) for ds in datasets}
+splits = {ds: kr.data.load_split(ds, n_train, n_test, seed=0, shrink=True) for ds in datasets}
 for ds, s in splits.items():
     print(f"{ds:<12} train {s.X.shape}, test {s.X_test.shape}, {s.n_classes} classes, "
           f"majority-class share {s.chance:.3f}")

@@ -76,7 +76,7 @@ studies.host_setup(cpu_threads)  # NumPy/SciPy BLAS threads (None: as they are);
 # evaluation views once, then every method × learning rate × seed from the PC initialisation.
 
 # %%
-splits = {ds: studies.load_split(ds, n_train, n_test, seed=0) for ds in datasets}
+splits = {ds: kr.data.load_split(ds, n_train, n_test, seed=0, shrink=True) for ds in datasets}
 study = {(ds, loss): studies.optimizer_study(
     splits[ds], loss, methods, lrs, seeds, m, h, epochs, batch_size, kernel=kernel, landmarks=landmark_method,
     falkon_lam=falkon_lam, ggn_damping=ggn_damping, ggn_cg_iter=ggn_cg_iter, newton_damping=newton_damping,

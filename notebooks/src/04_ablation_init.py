@@ -60,7 +60,7 @@ studies.host_setup(cpu_threads)  # NumPy/SciPy BLAS threads (None: as they are);
 # (probe time is not training time).
 
 # %%
-splits = {ds: studies.load_split(ds, n_train, n_test, seed=0) for ds in datasets}
+splits = {ds: kr.data.load_split(ds, n_train, n_test, seed=0, shrink=True) for ds in datasets}
 runs = {ds: studies.init_study(splits[ds], loss, coords_list, inits, seeds, m, h, epochs, batch_size,
                                kernel=kernel, landmarks=landmark_method, lr=lr, label_fraction=label_fraction,
                                dtype=dtype)[0] for ds in datasets}

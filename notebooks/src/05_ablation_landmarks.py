@@ -59,7 +59,7 @@ assert min(m_values) >= h, f"every m must be >= h = {h}"
 # probe it again and compute κ from the rows of Ã₀ and of the trained Ã.
 
 # %%
-splits = {ds: studies.load_split(ds, n_train, n_test, seed=0) for ds in datasets}
+splits = {ds: kr.data.load_split(ds, n_train, n_test, seed=0, shrink=True) for ds in datasets}
 res = {ds: studies.landmark_study(splits[ds], loss, landmark_methods, m_values, seeds, h, epochs, batch_size,
                                   kernel=kernel, coords=coords, lr=lr, label_fraction=label_fraction, dtype=dtype)
        for ds in datasets}

@@ -84,7 +84,7 @@ from krepes_lib.results import PAPER, save_figure, save_results
 print("array backend:", kr.default_xp().__name__)
 assert concept_dataset in datasets, f"concept_dataset={concept_dataset!r} must be one of {datasets}"
 T_START = time.perf_counter()
-splits = {ds: AS.load_split(ds, n_train=n_train, n_test=n_test, seed=0) for ds in datasets}
+splits = {ds: kr.data.load_split(ds, n_train=n_train, n_test=n_test, seed=0, shrink=True) for ds in datasets}
 for ds, S in splits.items():
     print(f"{ds}: {len(S.y)} training / {len(S.y_test)} held-out images, d = {S.X.shape[1]}, "
           f"{'lossy JPEG' if S.train.info.get('lossy') else 'lossless'}")

@@ -88,7 +88,7 @@ t_start = time.perf_counter()
 audit_kw = dict(h=h, kernel=kernel, kernel_scale=bandwidth_scale, damping=damping, coords=coords,
                 n_batches=n_batches, batch_size=batch_size, cg_max_iter=cg_max_iter, dtype=dtype)
 PAPER_NAMES = {"adult": "Adult", "covtype": "CoverType"}  # images: the paper's numbers are CIFAR-10's
-splits = {ds: AS.load_split(ds, n_train=n_train, n_test=n_test, seed=0)
+splits = {ds: kr.data.load_split(ds, n_train=n_train, n_test=n_test, seed=0, shrink=True)
           for ds in dict.fromkeys(kappa_datasets + p1_datasets + drop_datasets)}
 for ds, S in splits.items():
     print(f"{ds}: {len(S.y)} train / {len(S.y_test)} held-out rows, d = {S.X.shape[1]}, C = {S.n_classes}, "

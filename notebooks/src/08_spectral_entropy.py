@@ -84,7 +84,7 @@ print("array backend:", kr.default_xp().__name__)
 grid = [float(v) for v in grid]
 assert len(grid) >= 3 and all(a < b for a, b in zip(grid, grid[1:])), "grid: at least 3 increasing values"
 G, sym = len(grid), "δ" if sweep == "damping" else "λ_off"
-split = AS.load_split(dataset, n_train=n_train, n_test=n_test, seed=0)
+split = kr.data.load_split(dataset, n_train=n_train, n_test=n_test, seed=0, shrink=True)
 print(f"{dataset}: {len(split.y)} train / {len(split.y_test)} held-out rows; sweep {sweep} "
       f"({coefficients}) of {loss} over {grid}")
 

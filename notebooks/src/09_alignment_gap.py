@@ -85,7 +85,7 @@ from krepes_lib.results import PAPER, save_figure, save_results
 
 print("array backend:", kr.default_xp().__name__)
 T_START = time.perf_counter()
-split = AS.load_split("adult", n_train=n_train, n_test=n_test, seed=data_seed)
+split = kr.data.load_split("adult", n_train=n_train, n_test=n_test, seed=data_seed, shrink=True)
 names = split.train.raw_feature_names
 print(f"train: {len(split.y)} rows of adult.data; test: {len(split.y_test)} rows of adult.test; kernel input "
       f"{split.X.shape[1]} columns (14 features, categorical one-hot)")
