@@ -76,7 +76,7 @@ from krepes_lib import audit_studies as AS
 from krepes_lib import v3
 from krepes_lib.results import PAPER, save_figure, save_results
 
-t_start = time.perf_counter()
+t_start, cpu_start = time.perf_counter(), time.process_time()
 audit_kw = dict(h=h, damping=damping, n_batches=n_batches, batch_size=batch_size, cg_max_iter=cg_max_iter)
 net_kw = dict(profile=network_profile, force=force, progress=False, **network_overrides)
 S_of = {True: sketch_size_images, False: sketch_size}  # image network? → sketch size
@@ -292,7 +292,8 @@ for c in claims:
     print(f"[{c['verdict']}] {c['claim']}\n    ours: {c['ours']}\n    paper: {c['paper']} | rule: {c['rule']}")
 r0 = K_e.rows[0]
 print(f"\nnetworks: profile '{network_profile}'; e.g. {kappa_dataset}: {r0['n_network_parameters']:,} backbone parameters, "
-      f"audited on {r0['n_train']:,} rows with m = {r0['m']}, probed on {r0['n_test']:,}; total {time.perf_counter() - t_start:.0f} s")
+      f"audited on {r0['n_train']:,} rows with m = {r0['m']}, probed on {r0['n_test']:,}; total {time.perf_counter() - t_start:.0f} s wall, {time.process_time() - cpu_start:.0f} s CPU of this process "
+      "(on a shared machine the wall time is longer)")
 
 # %%
 for r in K_e.rows + K_r.rows:  # what must hold in every run
