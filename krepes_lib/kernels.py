@@ -28,9 +28,10 @@ The norm terms travel inside the GEMM as two extra columns,
 so a block is one GEMM into the output buffer, then an in-place clip and an in-place exp
 (RBF: c = 1/(2σ²); Laplacian: the same with c = 1/σ², then an in-place sqrt). The landmark
 side (μ, [2c ȳ, −c, −c‖ȳ‖²]) is prepared once per ``blocks``/``matmul``/``rmatmul`` call,
-and across calls for a read-only NumPy Y (``Y.flags.writeable = False``), cached by its
-identity: the training loop calls ``kernel(X_batch, landmarks)`` every batch with the same
-landmarks. All computations follow the namespace of X ("everything follows X",
+and reused across calls for the same NumPy Y, keyed by its identity: the training loop calls
+``kernel(X_batch, landmarks)`` every batch with the same landmarks. A read-only Y
+(``Y.flags.writeable = False``) is reused as is; a writeable one only after an exact
+comparison with the copy kept when it was prepared (one pass instead of four). All computations follow the namespace of X ("everything follows X",
 :func:`krepes_lib.backend.get_xp`).
 """
 from __future__ import annotations
@@ -98,10 +99,11 @@ def _work_dtype(xp, X, Y):
 class _YSide:
     """The landmark side of a distance kernel, eq. (k-sqdist-centred): μ and [2c ȳ, −c, −c‖ȳ‖²]."""
 
-    __slots__ = ("Y", "mu", "Ya", "dtype")
+    __slots__ = ("Y", "mu", "Ya", "dtype", "copy")
 
     def __init__(self, xp, Y, c, dtype):
         self.Y = Y                                   # strong reference: id(Y) cannot be recycled
+        self.copy = None                             # Y's values when cached writeable (see _prepare)
         self.dtype = dtype
         d = Y.shape[1]
         self.mu = Y.mean(axis=0, dtype=xp.float64).astype(dtype)   # the shift, once per call
@@ -118,6 +120,7 @@ class _YSide:
 # identity-keyed cache of prepared landmark sides (read-only NumPy Y only; a few entries)
 _YSIDE_CACHE: dict = {}
 _YSIDE_CACHE_SIZE = 4
+_YSIDE_CACHE_BYTES = 16 * 2**20  # a larger Y (not a landmark set) is prepared afresh at every call
 
 
 def _sqdist_scaled(xp, X, ys, out=None):
@@ -273,15 +276,25 @@ class _Distance(Kernel):
         raise NotImplementedError  # pragma: no cover
 
     def _prepare(self, xp, X, Y):
+        """The landmark side, reused across calls for the same NumPy Y when provably unchanged.
+
+        Key: (kernel, id(Y), dtype); the entry holds Y itself, so the id cannot be recycled.
+        Only Y up to ``_YSIDE_CACHE_BYTES`` is cached. A read-only Y is reused by identity; a
+        writeable Y only when it equals the copy kept at preparation (one comparison pass instead of the
+        preparation's mean, centring, norms and scaling), so an in-place change is never missed.
+        """
         dt = _work_dtype(xp, X, Y)
-        cacheable = xp is np and not Y.flags.writeable
+        readonly = xp is np and not Y.flags.writeable
+        cacheable = xp is np and Y.nbytes <= _YSIDE_CACHE_BYTES
         key = (self, id(Y), np.dtype(dt).str)
         if cacheable:
             hit = _YSIDE_CACHE.get(key)
-            if hit is not None and hit.Y is Y:
+            if hit is not None and hit.Y is Y and (readonly or np.array_equal(hit.copy, Y)):
                 return hit
         ys = _YSide(xp, Y, self._c(), dt)
         if cacheable:
+            ys.copy = None if readonly else Y.copy()
+            _YSIDE_CACHE.pop(key, None)
             while len(_YSIDE_CACHE) >= _YSIDE_CACHE_SIZE:
                 _YSIDE_CACHE.pop(next(iter(_YSIDE_CACHE)))
             _YSIDE_CACHE[key] = ys

@@ -167,11 +167,17 @@ def test_landmark_side_cache_is_never_stale(cls):
     X, Y = rng.normal(size=(20, 3)).astype(np.float32), rng.normal(size=(7, 3)).astype(np.float32)
     k = cls(sigma=1.5)
     ref = naive(k, X, Y)
-    # a writeable Y is prepared afresh at every call: an in-place change is seen
+    # a writeable Y is reused only while it equals the copy taken at preparation
     np.testing.assert_allclose(k(X, Y), ref, rtol=1e-5, atol=1e-6)
+    p0 = k._prepare(np, X, Y)
+    assert k._prepare(np, X, Y) is p0                      # unchanged: reused
     Y2 = Y.copy()
     Y2 += 1.0
-    Y += 1.0
+    Y += 1.0                                               # changed in place: prepared afresh
+    assert k._prepare(np, X, Y) is not p0
+    np.testing.assert_allclose(k(X, Y), naive(k, X, Y2), rtol=1e-5, atol=1e-6)
+    Y[2, 1] = -7.0                                         # a single entry changed: seen too
+    Y2[2, 1] = -7.0
     np.testing.assert_allclose(k(X, Y), naive(k, X, Y2), rtol=1e-5, atol=1e-6)
     # a read-only Y is prepared once and reused by identity (same prepared object)
     Y.flags.writeable = False
