@@ -180,3 +180,10 @@ save_results(
 #    1 % error on MNIST, and why (think of the eigenvalue decay)?
 # 2. Replace the relative eigenvalue floor by an absolute one (`rtol=0` and clip at `1e-10`) and
 #    scale the kernel by $10^{-12}$. What happens to the rank and to `pc_init`?
+# 3. *Predict, then run.* Set `dtype = "float32"`. Where does the error curve change?
+#
+#    ```{admonition} Solution
+#    :class: dropdown
+#
+#    K_mm's entries carry float32 rounding (about 1e-7 relative). Eigenvalues below that level are kept (the floor is 1e-10 · λ_max) but are noise, and Λ^{-1/2} amplifies them, so the error stops falling at large m; in float64 it keeps falling.
+#    ```

@@ -263,3 +263,10 @@ save_results(
 #    to the invariance terms of {eq}`bt-loss` and {eq}`vic-loss` and to the augmentations.
 # 3. Add seeds until a verdict changes from "inconclusive": how many seeds does a one-point
 #    probe difference need at this test split size?
+# 4. *Predict, then run.* Set `h = m`. How do the probes of the PC init and of the trained losses compare?
+#
+#    ```{admonition} Solution
+#    :class: dropdown
+#
+#    With a full-rank Ã every model spans the same Nyström feature space, so an unregularised probe would score the same; what differences remain come from the probe's L2 penalty (C = 1), which is not invariant to the linear map.
+#    ```

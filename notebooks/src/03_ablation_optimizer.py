@@ -262,3 +262,10 @@ save_results(
 #    Why does Adam's per-coordinate normalisation partly undo any preconditioner?
 # 3. Train `adam_falkon` with `kr.Options(optimizer="sgd")` (preconditioned gradient descent,
 #    as in FALKON) and compare it with Adam on P∇L.
+# 4. *Predict, then run.* Set `newton_damping = 1.0`. How does Newton-CG compare with Adam now?
+#
+#    ```{admonition} Solution
+#    :class: dropdown
+#
+#    The step tends to −∇L/δ, a gradient step of length 1/δ: Newton-CG behaves like gradient descent with lr = 1 and is worse per epoch than Gauss–Newton, unless the Gauss–Newton steps were overshooting.
+#    ```

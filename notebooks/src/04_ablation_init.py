@@ -179,3 +179,10 @@ save_results(
 #    orthogonal in one case and Gaussian in the other)?
 # 3. Replace Barlow Twins by `"kpca"` (a single-view loss, spec §3). Its optimum is the centred
 #    KPCA solution; how close is PC initialisation to it already?
+# 4. *Predict, then run.* Set `loss = "kpca"` and `coords_list = ["whitened"]`. Does training move the PC initialisation?
+#
+#    ```{admonition} Solution
+#    :class: dropdown
+#
+#    A little. The PC init is the uncentred Nyström KPCA while the loss centres F (eq. (kpca-loss)); its optimum is the centred top-h subspace with WᵀW = I + Λ/β, so both the subspace (when the mean feature is not orthogonal to it) and the scale change.
+#    ```

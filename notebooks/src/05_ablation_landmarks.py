@@ -194,3 +194,10 @@ save_results(
 #    What do the scores favour as λ → 0 (hint: $\ell_j(\lambda) \to 1$ for every $j$ when $K$ is invertible)?
 # 3. For Adult (two classes, 76 % / 24 %) κ is at least 2: how often does uniform sampling with
 #    m = 20 miss the minority class altogether?
+# 4. *Predict, then run.* Set `m_values = [10]` with `h = 16`. What happens?
+#
+#    ```{admonition} Solution
+#    :class: dropdown
+#
+#    The study lowers h to the numerical rank r ≤ m = 10 of K_mm (the `rank` column shows it): a Nyström representation has at most m dimensions. Building `kr.NystromModel(nys, h=16)` yourself on 10 landmarks raises an error that names the two fixes, more landmarks or a smaller h.
+#    ```

@@ -306,3 +306,10 @@ print(f"runtime {runtime:.0f} s")
 #    $v_c$. Using eq. {eq}`int-concept`, show that the sign is fixed by $(\Delta\tilde A v_c)_l$ for
 #    kernels with $k \ge 0$ (RBF), and explain why the gallery's repelling lists then come from
 #    a fixed set of landmarks.
+# 5. *Predict, then run.* Set `damping = 100`. How do the galleries change?
+#
+#    ```{admonition} Solution
+#    :class: dropdown
+#
+#    ΔÃ ≈ −∇L/100: the gallery ranks landmarks by the plain gradient. The lists hardly change between δ = 10 and 100 (both are gradient-like), and the loss-rose flags disappear.
+#    ```

@@ -371,3 +371,10 @@ print(f"total {total_seconds:.0f} s")
 # 4. Vary `damping` over several decades. How do $\lVert\Delta\tilde A\rVert/\lVert\tilde A_0\rVert$,
 #    the number of audits that raise their loss, and $\kappa$ change, and what is the limit of
 #    $\Delta\tilde A$ (up to scale) as $\delta\to\infty$?
+# 5. *Predict, then run.* Set `bandwidth_scale = 0.25`. What happens to Precision@1?
+#
+#    ```{admonition} Solution
+#    :class: dropdown
+#
+#    IS = |k| ‖ΔÃ_l‖ is dominated by the nearest landmark, so the top-1 landmark by IS becomes a 1-NN over landmarks in input space; P@1 tends to that accuracy whatever the loss, and the test no longer measures the SSL objective.
+#    ```

@@ -216,3 +216,10 @@ save_results(
 #    what does $H$ of the gradient measure, and why does it not depend on $\delta$ there?
 # 4. Replace the entropy by the effective rank $\exp(H\log h)$ and repeat the comparison.
 #    Does the verdict change? (It cannot: argue why from the monotonicity of exp.)
+# 5. *Predict, then run.* Set `entropy_of = "delta"` and `grid = [1e2, 1e3, 1e4]`. What do you expect for H?
+#
+#    ```{admonition} Solution
+#    :class: dropdown
+#
+#    Three equal values: ΔÃ ≈ −∇L/δ there and H is invariant to the scale of its argument.
+#    ```

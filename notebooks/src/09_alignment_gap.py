@@ -246,3 +246,10 @@ print(f"runtime {runtime:.0f} s")
 # 4. Increase `n_test` until the intervals of `sex` and `education` stop overlapping. How does
 #    the interval width scale with the number of test rows, and does the verdict over seeds
 #    change with it? Which source of randomness dominates?
+# 5. *Predict, then run.* Compute the alignment share Ψ_rand of a binary feature with frequencies 0.67/0.33 (Adult's sex) when IS does not depend on the feature.
+#
+#    ```{admonition} Solution
+#    :class: dropdown
+#
+#    E Ψ_rand = 0.67 for a test row of the majority category and 0.33 for one of the minority: raw gaps of the two groups are bounded differently (0.33 vs 0.67), so compare them only after normalising.
+#    ```

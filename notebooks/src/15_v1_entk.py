@@ -121,7 +121,7 @@ for ds in datasets:
         f = lambda key: float(np.mean([r[key] for r in rows]))  # noqa: E731 (formatting only)
         print(f"{ds:<9}{rows[0]['kernel']:<22}{f('setup_s'):>9.2f}{f('fit_kernel_s'):>13.2f}{f('fit_optim_s'):>12.2f}"
               f"{f('fit_kernel_s') / max(f('fit_s'), 1e-12):>13.0%}{f('krepes_test_s'):>8.3f}{f('nn_test_s'):>15.4f}"
-              f"{f('krepes_test_s') / max(f('nn_test_s'), 1e-12):>7.0f}×")
+              f"{f('krepes_test_s') / max(f('nn_test_s'), 1e-12):>7.2g}×")
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(11, 4))
