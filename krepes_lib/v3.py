@@ -197,21 +197,31 @@ def load_network(dataset: str, loss: str, seed: int = 0, profile: str = "quick",
     return ssl.load_or_train(cfg, force=force, progress=progress)
 
 
-def network_split(trained, n_train: int | None = None, n_test: int | None = None) -> NetworkSplit:
+def network_split(trained, n_train: int | None = None, n_test: int | None = None, seed: int = 0) -> NetworkSplit:
     """The network's own rows as a :class:`NetworkSplit` (no second load of the data set).
 
-    ``n_train`` / ``n_test``: use only the first rows of the network's training / held-out
-    split (the split is already in random order, stratified; None: all), e.g. to audit a
-    subset on a small CPU.
+    ``n_train`` / ``n_test``: use a stratified random subset of about that many rows of the
+    network's training / held-out split (round(n/N · N_c) rows of each class c, drawn with
+    ``seed`` by :func:`krepes_lib.evaluate.labelled_subset`, kept in the split's order; None:
+    all rows) — the splits are in the files' row order, which can follow the label or time
+    (Bank), so a prefix would not do.
     """
     from .augment import make_augmenter
+    from .evaluate import labelled_subset
 
     cfg = trained.config
     aug = make_augmenter(tuple(trained.image_shape) if trained.image_shape else "table", **cfg.augment)
-    a = slice(None) if n_train is None else slice(0, int(n_train))
-    b = slice(None) if n_test is None else slice(0, int(n_test))
-    return NetworkSplit(cfg.dataset, trained.X[a], np.asarray(trained.y)[a], trained.X_test[b],
-                        np.asarray(trained.y_test)[b], aug, trained.image_shape)
+    y, yt = np.asarray(trained.y), np.asarray(trained.y_test)
+
+    def rows(labels, n, stream):
+        if n is None or int(n) >= labels.size:
+            return np.arange(labels.size)
+        if int(n) < 2:
+            raise ValueError(f"network_split: a subset of {n} rows is too small; pass None for all rows.")
+        return labelled_subset(labels, int(n) / labels.size, seed=[int(seed), stream])
+
+    a, b = rows(y, n_train, 1), rows(yt, n_test, 2)
+    return NetworkSplit(cfg.dataset, trained.X[a], y[a], trained.X_test[b], yt[b], aug, trained.image_shape)
 
 
 def entk_kernel(trained, implementation: str = "sketch", sketch_size: int = 8, seed: int = 0,

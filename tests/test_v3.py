@@ -65,9 +65,14 @@ def test_unit_diagonal_scale_is_one_over_the_mean_squared_norm_for_the_linear_ke
 
 def test_network_split_slices_and_counts(trained):
     sp = v3.network_split(trained, n_train=150, n_test=60)
-    assert sp.X.shape == (150, 6) and sp.X_test.shape == (60, 6) and np.array_equal(sp.y, trained.y[:150])
-    assert sp.n_classes == 3
-    assert sp.chance == pytest.approx(np.bincount(trained.y_test[:60]).max() / 60)
+    # a stratified subset (round(n/N · N_c) rows per class), not a prefix: the files' row order can follow the label
+    want = np.round(150 / 180 * np.bincount(trained.y)).astype(int)
+    np.testing.assert_array_equal(np.bincount(sp.y), want)
+    idx = labelled_subset(trained.y, 150 / 180, seed=[0, 1])
+    np.testing.assert_array_equal(sp.X, trained.X[idx])
+    assert sp.X_test.shape == (60, 6) and sp.n_classes == 3
+    assert sp.chance == pytest.approx(np.bincount(sp.y_test).max() / sp.y_test.size)
+    assert v3.network_split(trained).X.shape == trained.X.shape
     views = sp.train(sp.X[:8].copy(), np.random.default_rng(0))
     assert views.shape == (8, 6) and not np.allclose(views, sp.X[:8])  # the table augmenter
 

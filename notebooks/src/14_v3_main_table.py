@@ -53,12 +53,12 @@
 
 # %% tags=["parameters"]
 datasets = ["covtype", "mnist"]  # of adult, higgs, covtype, bank, mnist, cifar10 (offline copies)
-losses = ["barlow_twins"]  # the paper's columns: barlow_twins, simclr, vicreg
+losses = ["barlow_twins"]  # the paper columns: barlow_twins, simclr, vicreg
 seeds = [0, 1]  # each seed: network initialisation and batches, landmarks, views, labelled subset
 network_profile = "ci"  # krepes_lib.neural.ssl.PROFILES: ci (tiny networks), quick (2-core CPU), paper (GPU)
-network_overrides = {}  # SSLConfig fields that replace the profile's, e.g. {"epochs": 20}
-n_audit = None  # first rows of the network's training split used by audit and probes (None: all)
-n_test = None  # first rows of the network's held-out split (None: all)
+network_overrides = {}  # SSLConfig fields that replace the profile, e.g. {"epochs": 20}
+n_audit = None  # a stratified subset of this many rows of the network training split for audit and probes (None: all)
+n_test = None  # a stratified subset of this many rows of the network held-out split (None: all)
 implementation = "sketch"  # eNTK: "sketch" (random projections, eq. entk-sketch) or "exact"
 sketch_size = 8  # sketch directions S for the table networks (MLP)
 sketch_size_images = 4  # sketch directions S for the image networks (CNN)
@@ -68,11 +68,11 @@ damping = 1e-2  # δ of H_GN + δI (project default, not tuned; the kernel has m
 n_batches = 2  # batches of view pairs that define L and H_GN
 batch_size = 128  # rows per batch (two views each)
 cg_max_iter = 100  # conjugate-gradient cap of the audit step
-label_fraction = 0.1  # labelled share of each class for both probes (the paper's 10 %)
+label_fraction = 0.1  # labelled share of each class for both probes (the paper: 10 %)
 drop_k = 50  # neighbours of the k-NN in the confidence drop (paper: 50)
 drop_n_remove = 10  # landmarks removed per test point (paper: 10)
-delta_margin = 2.0  # TOST band for Δ, in accuracy points (the paper's |Δ| ≤ 1.10)
-tau_tolerance = 0.1  # τ must exceed the paper's τ minus this
+delta_margin = 2.0  # TOST band for Δ, in accuracy points (paper: |Δ| ≤ 1.10)
+tau_tolerance = 0.1  # τ must exceed the paper τ minus this
 rbf_column = True  # also audit with an RBF kernel on the raw rows
 force = False  # retrain the networks even when cached
 

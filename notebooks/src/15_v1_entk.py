@@ -34,12 +34,12 @@
 
 # %% tags=["parameters"]
 datasets = ["mnist"]  # CNN: mnist, cifar10; MLP: adult, higgs, covtype, bank
-loss = "barlow_twins"  # the v1 headline loss (also the networks' SSL loss)
+loss = "barlow_twins"  # the v1 headline loss (also the SSL loss of the networks)
 seeds = [0, 1]  # each seed: network initialisation and batches, landmarks, views, labelled subset
 network_profile = "ci"  # krepes_lib.neural.ssl.PROFILES: ci (tiny networks), quick (2-core CPU), paper (GPU)
-network_overrides = {}  # SSLConfig fields that replace the profile's
-n_fit = None  # first rows of the network's training split that KREPES is trained and probed on (None: all)
-n_test = None  # first rows of the held-out split (None: all)
+network_overrides = {}  # SSLConfig fields that replace the profile
+n_fit = None  # a stratified subset of this many rows of the network training split for the KREPES fit and the probes (None: all)
+n_test = None  # a stratified subset of this many held-out rows (None: all)
 implementation = "sketch"  # eNTK: "sketch" (eq. entk-sketch) or "exact"
 sketch_size = 8  # sketch directions S for the table networks (MLP)
 sketch_size_images = 4  # sketch directions S for the image networks (CNN)

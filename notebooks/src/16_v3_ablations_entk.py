@@ -38,22 +38,22 @@
 
 # %% tags=["parameters"]
 kappa_dataset = "mnist"  # §1 and §5 (paper: cifar10)
-kappa_losses = ["barlow_twins", "simclr", "spectral_contrastive"]  # the paper's five, in its κ order: barlow_twins, vicreg, byol, simclr, spectral_contrastive
+kappa_losses = ["barlow_twins", "simclr", "spectral_contrastive"]  # the paper has five, in its κ order: barlow_twins, vicreg, byol, simclr, spectral_contrastive
 p1_datasets = ["covtype"]  # §2 (paper: adult, covtype)
 p1_loss = "barlow_twins"  # the networks audited in §2 and §4
 sweep_dataset = "mnist"  # §3 (paper: MNIST + Barlow Twins)
 sweep_loss = "barlow_twins"
-grid = [1e-2, 1.0, 100.0]  # swept λ = δ of H_GN + δI (increasing; the paper's λ is not public)
+grid = [1e-2, 1.0, 100.0]  # swept λ = δ of H_GN + δI (increasing; the paper does not state its λ)
 fag_dataset = "adult"  # §4 (Adult only: the raw features are named)
-fag_features = ["sex", "relationship", "education", "occupation"]  # the paper's four features
+fag_features = ["sex", "relationship", "education", "occupation"]  # the four features of the paper
 gallery_loss = "barlow_twins"  # §5 uses the κ runs of this loss
 top_k = 5  # landmarks per list in the gallery and the alignment gap
-n_boot = 200  # bootstrap resamples of the alignment gap's CI
+n_boot = 200  # bootstrap resamples of the alignment gap CI
 seeds = [0, 1]  # each seed: network initialisation and batches, landmarks, views, labelled subset
 network_profile = "ci"  # krepes_lib.neural.ssl.PROFILES: ci (tiny networks), quick (2-core CPU), paper (GPU)
-network_overrides = {}  # SSLConfig fields that replace the profile's
-n_audit = None  # first rows of the network's training split used by the audits (None: all)
-n_test = None  # first rows of the held-out split (None: all)
+network_overrides = {}  # SSLConfig fields that replace the profile
+n_audit = None  # a stratified subset of this many rows of the network training split for the audits (None: all)
+n_test = None  # a stratified subset of this many held-out rows (None: all)
 implementation = "sketch"  # eNTK: "sketch" (eq. entk-sketch) or "exact"
 sketch_size = 8  # sketch directions S for the table networks (MLP)
 sketch_size_images = 4  # sketch directions S for the image networks (CNN)
