@@ -42,7 +42,7 @@ import numpy as np
 from . import stats
 from .audit import audit
 from .audit_studies import AuditRun, audit_metrics, audit_flags, drop_m, run_audit
-from .backend import to_host
+from .backend import to_device, to_host
 from .defaults import DROP_KNN_K, DROP_N_REMOVE
 from .evaluate import linear_probe
 from .experiment import resolve_m
@@ -145,7 +145,7 @@ def unit_diagonal_scale(kernel: Kernel, X, rows: int = 256) -> float:
     without this the same δ would be a much weaker damping for an eNTK than for the RBF.
     Scaling a kernel by c > 0 leaves the landmarks (k-means++ in kernel space), the PC
     representation's span and every ranking by IS unchanged; it only sets what δ means."""
-    Xs = np.asarray(X[:int(rows)])
+    Xs = X[:int(rows)]
     d = np.asarray(to_host(kernel.diag(Xs, dtype=Xs.dtype if Xs.dtype == np.float64 else None)), dtype=np.float64)
     mu = float(d.mean())
     if not (np.isfinite(mu) and mu > 0):
@@ -297,7 +297,7 @@ def run_entk_audit(trained, split, loss: str, seed: int = 0, *, kernel=None, h: 
 
     t0 = time.perf_counter()
     base = kernel if kernel is not None else entk_kernel(trained, implementation, sketch_size, seed)
-    X = np.asarray(split.X, dtype=dtype)
+    X = to_device(split.X, dtype=dtype)  # the default device: the eNTK follows X (CuPy → CUDA tensors)
     k = base if isinstance(base, TimedKernel) else TimedKernel(base)
     k.reset()
     if normalise:
@@ -425,7 +425,7 @@ def v1_row(trained, split, seed: int = 0, *, kernel: str = "entk", loss: str | N
     from .train import fit
 
     loss = loss or trained.config.loss
-    X = np.asarray(split.X, dtype=np.float32)
+    X = to_device(split.X, dtype=np.float32)  # the default device: the eNTK follows X
     Xf = X if n_fit is None else X[:int(n_fit)]
     t0 = time.perf_counter()
     if kernel == "entk":
