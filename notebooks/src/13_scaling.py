@@ -214,8 +214,9 @@ save_figure(fig, "13_scaling_choose_m")
 # The eNTK of an MLP costs per kernel entry a contraction over every layer's activations and
 # back-propagated signals (eq. (entk-layer)), against one d-dimensional distance for the RBF:
 # the kernel stages take over. MLP: random He initialisation (not an SSL-pretrained network).
-# "kernel" = landmarks + kernel pass + PC init + the epoch's own kernel blocks (timed apart on
-# the same batches and views); "optimisation" = the rest of the epoch (loss, gradients, Adam).
+# "kernel" = landmarks + kernel pass + PC init + the epoch's own kernel blocks; "views" =
+# drawing and augmenting the epoch's two views (both timed apart on the epoch's batches);
+# "optimisation" = the rest of the epoch (loss, gradients, Adam); "evaluation" = embedding + probe.
 
 # %%
 d = tables[first][0].shape[1]
