@@ -232,3 +232,29 @@ def test_agreement_measures():
     assert subspace_overlap(T[:, 3:4], T[:, :1]) < 1e-20
     assert np.allclose(abs_cosine(-T, T), 1.0)
     assert abs_cosine(P, T[:, :3]).min() < 0.99  # single columns do see the rotation
+
+
+def test_erf_nngp_one_layer_matches_quadrature():
+    """eq. (nef-erf), one step: σ_w² E[erf(u)erf(v)] + σ_b² by 2-D Gauss–Hermite quadrature
+    (an independent closed-form check, tight tolerance), for depth 1 and, chained, depth 2."""
+    from numpy.polynomial.hermite_e import hermegauss
+    from scipy.special import erf
+
+    z, w = hermegauss(80)
+    w = w / w.sum()
+
+    def expect(S):  # E[erf(u) erf(v)], (u, v) ~ N(0, S), by quadrature over a Cholesky factor
+        L = np.linalg.cholesky(S + 1e-15 * np.eye(2))
+        Z1, Z2 = np.meshgrid(z, z, indexing="ij")
+        u = L[0, 0] * Z1
+        v = L[1, 0] * Z1 + L[1, 1] * Z2
+        return float((np.outer(w, w) * erf(u) * erf(v)).sum())
+
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(3, 2))
+    sw2, sb2 = 2.0, 1.0
+    S1 = sw2 * X @ X.T / 2 + sb2
+    K1 = np.array([[sw2 * expect(S1[np.ix_([i, j], [i, j])]) + sb2 for j in range(3)] for i in range(3)])
+    assert np.allclose(ErfNNGP(depth=1, sigma_w2=sw2, sigma_b2=sb2)(X, dtype="float64"), K1, atol=1e-7)
+    K2 = np.array([[sw2 * expect(K1[np.ix_([i, j], [i, j])]) + sb2 for j in range(3)] for i in range(3)])
+    assert np.allclose(ErfNNGP(depth=2, sigma_w2=sw2, sigma_b2=sb2)(X, dtype="float64"), K2, atol=1e-7)
