@@ -54,7 +54,7 @@ from .nystrom import Nystrom
 from .options import Options
 
 __all__ = ["TimedKernel", "NetworkSplit", "load_network", "network_split", "entk_kernel", "EntkRun",
-           "run_entk_audit", "run_rbf_audit", "unit_entk", "unit_diagonal_scale", "probe_pair", "v3_row", "v1_row", "tost_claims", "threshold_claims",
+           "network_log", "run_entk_audit", "run_rbf_audit", "unit_entk", "unit_diagonal_scale", "probe_pair", "v3_row", "v1_row", "tost_claims", "threshold_claims",
            "PAPER_NAMES", "NOT_OFFLINE", "LOSS_COLUMNS", "paper_value"]
 
 #: Our dataset names → the paper's row names (spec §7); MNIST and Bank have no v3 row there.
@@ -194,7 +194,27 @@ def load_network(dataset: str, loss: str, seed: int = 0, profile: str = "quick",
     from .neural import ssl
 
     cfg = ssl.SSLConfig.for_profile(dataset, loss, profile, seed=int(seed), **overrides)
-    return ssl.load_or_train(cfg, force=force, progress=progress)
+    net = ssl.load_or_train(cfg, force=force, progress=progress)
+    _LOG.append({"dataset": dataset, "loss": loss, "seed": int(seed), "profile": profile,
+                 "from_cache": bool(net.from_cache), "train_s": 0.0 if net.from_cache else float(net.seconds)})
+    return net
+
+
+_LOG: list = []
+
+
+def network_log(clear: bool = False) -> dict:
+    """What :func:`load_network` did in this process: networks loaded from the cache, trained
+    now and the seconds of training (the cold-cache cost); ``clear`` empties the log."""
+    first = {}
+    for r in _LOG:  # the first load of a configuration says whether this process trained it
+        first.setdefault((r["dataset"], r["loss"], r["seed"], r["profile"]), r)
+    rows = first.values()
+    out = {"networks": len(rows), "trained": sum(not r["from_cache"] for r in rows),
+           "train_s": float(sum(r["train_s"] for r in rows))}
+    if clear:
+        _LOG.clear()
+    return out
 
 
 def network_split(trained, n_train: int | None = None, n_test: int | None = None, seed: int = 0) -> NetworkSplit:

@@ -187,3 +187,17 @@ def test_threshold_claims_and_paper_values():
     assert v3.paper_value("v3_kendall_tau", "cifar10", "vicreg") == PAPER["v3_kendall_tau"]["CIFAR-10"][2]
     assert v3.paper_value("v3_confidence_drop", "covtype") == PAPER["v3_confidence_drop"]["CoverType"]
     assert v3.paper_value("v3_delta", "mnist", "simclr") is None and v3.paper_value("v3_delta", "adult", "byol") is None
+
+
+def test_network_log_counts_trained_and_cached(tmp_path, monkeypatch):
+    monkeypatch.setenv("KREPES_CACHE", str(tmp_path))
+    v3.network_log(clear=True)
+    try:
+        a = v3.load_network("covtype", "simclr", 0, "ci", progress=False, n_train=128, n_test=64)
+    except FileNotFoundError as err:
+        pytest.skip(f"CoverType not available offline: {err}")
+    b = v3.load_network("covtype", "simclr", 0, "ci", progress=False, n_train=128, n_test=64)
+    assert not a.from_cache and b.from_cache
+    log = v3.network_log(clear=True)
+    assert log["networks"] == 1 and log["trained"] == 1 and log["train_s"] == pytest.approx(a.seconds)
+    assert v3.network_log() == {"networks": 0, "trained": 0, "train_s": 0.0}

@@ -43,7 +43,7 @@ p1_datasets = ["covtype"]  # §2 (paper: adult, covtype)
 p1_loss = "barlow_twins"  # the networks audited in §2 and §4
 sweep_dataset = "mnist"  # §3 (paper: MNIST + Barlow Twins)
 sweep_loss = "barlow_twins"
-grid = [1e-2, 1.0, 100.0]  # swept λ = δ of H_GN + δI (increasing; the paper does not state its λ)
+grid = [1e-2, 1.0, 100.0]  # values of the swept λ, the audit damping δ (increasing)
 fag_dataset = "adult"  # §4 (Adult only: the raw features are named)
 fag_features = ["sex", "relationship", "education", "occupation"]  # the four features of the paper
 gallery_loss = "barlow_twins"  # §5 uses the κ runs of this loss
@@ -290,7 +290,9 @@ if shown:
 claims = claims_kappa + claims_p1 + claims_sweep + claims_fag + claims_gal
 for c in claims:
     print(f"[{c['verdict']}] {c['claim']}\n    ours: {c['ours']}\n    paper: {c['paper']} | rule: {c['rule']}")
-r0 = K_e.rows[0]
+r0, nl = K_e.rows[0], v3.network_log()
+print(f"networks: {nl['networks']}, trained now {nl['trained']} ({nl['train_s']:.0f} s of training = the cold-cache cost "
+      f"of this run), loaded from the cache {nl['networks'] - nl['trained']}")
 print(f"\nnetworks: profile '{network_profile}'; e.g. {kappa_dataset}: {r0['n_network_parameters']:,} backbone parameters, "
       f"audited on {r0['n_train']:,} rows with m = {r0['m']}, probed on {r0['n_test']:,}; total {time.perf_counter() - t_start:.0f} s wall, {time.process_time() - cpu_start:.0f} s CPU of this process "
       "(on a shared machine the wall time is longer)")
@@ -306,7 +308,7 @@ assert all(c["verdict"] for c in claims) and len(claims_sweep) == 2
 save_results("16_v3_ablations_entk", {"claims": claims, "kappa": K_e.records() + K_r.records(),
                                       "p1": P_e.records() + P_r.records(), "sweep": W_e.records() + W_r.records(),
                                       "fag": F_e.records() + F_r.records(), "gallery": G_e.records() + G_r.records(),
-                                      "seconds": time.perf_counter() - t_start},
+                                      "networks": nl, "seconds": time.perf_counter() - t_start},
              parameters=dict(kappa_dataset=kappa_dataset, kappa_losses=kappa_losses, p1_datasets=p1_datasets,
                              p1_loss=p1_loss, sweep_dataset=sweep_dataset, sweep_loss=sweep_loss, grid=grid,
                              fag_dataset=fag_dataset, fag_features=fag_features, gallery_loss=gallery_loss, top_k=top_k,
