@@ -9,13 +9,16 @@ One configuration is (dataset, loss, seed). The **seed** seeds everything random
 network's initialisation and batches (:class:`krepes_lib.neural.ssl.SSLConfig` ``seed``), the
 landmarks (k-means++ in the kernel's own space, eq. (lm-kmeanspp) with the kernel distance),
 the audit's view batches, the labelled subset of the probes and the random landmark sets of
-the confidence drop — so the seed spread of every number includes the network's.
+the confidence drop — so the seed spread of every number includes the network's. The rows
+(:func:`network_split`'s stratified subset) are fixed across seeds.
 
 * :func:`load_network` — the trained network of a profile (:mod:`krepes_lib.neural.ssl`,
   cached on disk and shared by every notebook), and :func:`network_split`, its rows (the
   network's own training / held-out split) with the augmenter it was trained with;
 * :func:`entk_kernel` — :class:`~krepes_lib.neural.TorchNTK` of the network's backbone (the
   representation that is probed), contraction "sum" (spec §5), exact or sketched;
+  :func:`unit_entk` — the same divided by its mean diagonal on the training rows (ours: the
+  damping δ then means for the eNTK what it means for an RBF, whose diagonal is 1);
 * :class:`TimedKernel` — any kernel, with the seconds spent computing its blocks counted (the
   time breakdown kernel vs optimisation that the v1 reviewers asked for);
 * :func:`run_entk_audit` — eNTK → m landmarks → Nyström + PC init → ``kr.audit`` (one GGN-Newton
@@ -33,7 +36,6 @@ the confidence drop — so the seed spread of every number includes the network'
 """
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, field
 
@@ -41,7 +43,7 @@ import numpy as np
 
 from . import stats
 from .audit import audit
-from .audit_studies import AuditRun, audit_metrics, audit_flags, drop_m, run_audit
+from .audit_studies import AuditRun, audit_metrics, drop_m, run_audit
 from .backend import to_device, to_host
 from .defaults import DROP_KNN_K, DROP_N_REMOVE
 from .evaluate import linear_probe
@@ -53,9 +55,10 @@ from .model import NystromModel
 from .nystrom import Nystrom
 from .options import Options
 
-__all__ = ["TimedKernel", "NetworkSplit", "load_network", "network_split", "entk_kernel", "EntkRun",
-           "network_log", "run_entk_audit", "run_rbf_audit", "unit_entk", "unit_diagonal_scale", "probe_pair", "v3_row", "v1_row", "tost_claims", "threshold_claims",
-           "PAPER_NAMES", "NOT_OFFLINE", "LOSS_COLUMNS", "paper_value"]
+__all__ = ["TimedKernel", "NetworkSplit", "load_network", "network_log", "network_split", "entk_kernel",
+           "unit_entk", "unit_diagonal_scale", "EntkRun", "run_entk_audit", "run_rbf_audit", "probe_pair",
+           "v3_row", "v1_row", "tost_claims", "threshold_claims", "cell_text", "paper_value", "PAPER_NAMES",
+           "NOT_OFFLINE", "LOSS_COLUMNS"]
 
 #: Our dataset names → the paper's row names (spec §7); MNIST and Bank have no v3 row there.
 PAPER_NAMES = {"adult": "Adult", "higgs": "Higgs", "covtype": "CoverType", "cifar10": "CIFAR-10"}
@@ -566,12 +569,3 @@ def cell_text(values, digits: int = 3, scale: float = 1.0) -> str:
         return f"{v.mean():.{digits}f}" if v.size else "—"
     mu, lo, hi = stats.bootstrap_ci(v)
     return f"{mu:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
-
-
-def flags_text(rows) -> str:
-    """:func:`krepes_lib.audit_studies.audit_flags` (loss_rose and step sizes) of table rows."""
-    return audit_flags(rows)
-
-
-__all__ += ["cell_text", "flags_text"]
-
