@@ -32,7 +32,7 @@ import numpy as np
 from .backend import asarray, is_device_array, to_device, to_host
 from .cg import CGResult
 from .curvature import GGNOperator, newton_direction
-from .experiment import view_batches
+from .experiment import iter_view_batches, view_batches
 from .losses.objective import make_objective
 from .model import NystromModel
 from .options import Options, resolve_options
@@ -59,7 +59,10 @@ def audit(model: NystromModel, loss, X, *, augment="auto", damping: float | None
     seed : int
         Seeds the view batches (``experiment.view_batches``).
     n_batches, batch_size : int
-        The batches that define L and H_GN.
+        The batches that define L and H_GN. When all of them (views, kernel blocks,
+        embeddings) do not fit ``options.memory_budget``, the audit streams: every CG product
+        regenerates the same views (same seed) and recomputes their kernel blocks, so memory
+        stays at one batch whatever ``n_batches`` is (the result is the same).
     batches : list of tuples of arrays, optional
         Use these views instead of drawing them.
     options : Options
@@ -75,19 +78,31 @@ def audit(model: NystromModel, loss, X, *, augment="auto", damping: float | None
     opts = resolve_options(options, damping=damping)
     objective = make_objective(loss)
     xp = model.xp
+    state = objective.init_state(model)
+    item = np.dtype(model.dtype).itemsize
     if batches is None:
         if not is_device_array(X) and xp is not np:
             X = to_device(X, xp)
         X = asarray(X, xp=xp, dtype=model.dtype, name="X")
         if X.ndim != 2 or X.shape[0] < 2:
             raise ValueError(f"X must be a 2-D (n, d) array with n >= 2 rows; got shape {X.shape}.")
-        batches = view_batches(X, n_batches, batch_size, views=objective.views, augment=augment, seed=seed)
-    batches = [tuple(v.astype(model.dtype, copy=False) for v in b) for b in batches]
-    state = objective.init_state(model)
-    rows = sum(sum(v.shape[0] for v in b) for b in batches)
-    keep = rows * model.m * np.dtype(model.dtype).itemsize <= opts.memory_budget
-    problems = [BatchProblem(model, objective, state, b, opts.memory_budget, keep_kernel=keep)
-                for b in batches]
+        B = min(int(batch_size), X.shape[0])
+        # what one pass keeps per batch: the views, the kernel block, F (and the loss's constants)
+        per_batch = objective.views * B * (X.shape[1] + model.m + 2 * model.h) * item
+        if int(n_batches) * per_batch <= opts.memory_budget:
+            batches = view_batches(X, n_batches, batch_size, views=objective.views, augment=augment, seed=seed)
+        else:  # streamed: every pass regenerates the same views (same seed) and keeps nothing
+            def source():
+                for b in iter_view_batches(X, n_batches, batch_size, views=objective.views,
+                                           augment=augment, seed=seed):
+                    yield BatchProblem(model, objective, state, b, opts.memory_budget)
+            problems = source
+    if batches is not None:
+        batches = [tuple(v.astype(model.dtype, copy=False) for v in b) for b in batches]
+        rows = sum(sum(v.shape[0] for v in b) for b in batches)
+        keep = rows * model.m * item <= opts.memory_budget
+        problems = [BatchProblem(model, objective, state, b, opts.memory_budget, keep_kernel=keep)
+                    for b in batches]
     op = GGNOperator(problems, damping=opts.damping, keys=(model._main, "gamma"))
     before, g = op.gradient()
     d, res = newton_direction(op, g, opts, preconditioner=preconditioner)

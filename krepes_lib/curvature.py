@@ -37,61 +37,89 @@ __all__ = ["GGNOperator", "newton_direction", "Preconditioner", "FalkonPrecond",
 
 
 class GGNOperator:
-    """H_GN + δI of the mean objective over ``problems``, eq. (ggn-lift).
+    """H_GN + δI of the mean objective over batch problems, eq. (ggn-lift).
 
     Parameters
     ----------
-    problems : sequence of BatchProblem
-        One per batch, all for the same model, objective and state.
+    problems : sequence of BatchProblem, or a callable returning an iterable of them
+        One per batch, all for the same model, objective and state. A **callable** makes the
+        operator *streamed*: every gradient, product and line-search value calls it again for a
+        fresh pass (views regenerated, kernel blocks recomputed, nothing per batch kept), so
+        memory stays O(B(m + d) + mh) for any number of batches.
     damping : float
         δ ≥ 0.
     keys : tuple of str, optional
         The blocks of the system (default: every trainable array of the problems).
+
+    The mean over batches is weighted by their rows (equal batches: the plain mean).
     """
 
-    def __init__(self, problems: Sequence, damping: float = 0.0, keys=None):
-        if not problems:
+    def __init__(self, problems, damping: float = 0.0, keys=None):
+        if callable(problems):
+            self._source, self.problems = problems, None
+            p0 = next(iter(problems()), None)
+        else:
+            self._source, self.problems = None, list(problems)
+            p0 = self.problems[0] if self.problems else None
+        if p0 is None:
             raise ValueError("GGNOperator needs at least one batch problem.")
         if not damping >= 0:
             raise ValueError(f"damping={damping} must be >= 0.")
-        self.problems = list(problems)
-        p0 = self.problems[0]
         self.model, self.xp = p0.model, p0.xp
+        self._p0_state = p0.state
         self.keys = tuple(p0.keys if keys is None else keys)
         unknown = sorted(set(self.keys) - set(p0.keys))
         if unknown:
             raise ValueError(f"keys {unknown} are not trainable arrays here; choose from {p0.keys}.")
         self.damping = float(damping)
         self._shapes = {k: self._array(k).shape for k in self.keys}
+        self.first = p0
         self.n_matvec = 0
 
+    @property
+    def streamed(self) -> bool:
+        return self._source is not None
+
+    def _iter(self):
+        return iter(self._source()) if self._source is not None else iter(self.problems)
+
     def _array(self, k):
-        p0 = self.problems[0]
-        return p0.model.params[k] if k in p0.model.params else p0.state.params[k]
+        return self.model.params[k] if k in self.model.params else self._p0_state.params[k]
+
+    def _mean(self, per_batch):
+        """Row-weighted mean over a pass of ``per_batch(problem) -> dict or float``."""
+        total, rows = None, 0
+        for p in self._iter():
+            b = p.batch.B
+            u = per_batch(p)
+            if isinstance(u, dict):
+                total = {k: b * v for k, v in u.items()} if total is None else \
+                    {k: total[k] + b * u[k] for k in u}
+            else:
+                total = b * u if total is None else total + b * u
+            rows += b
+        return {k: v / rows for k, v in total.items()} if isinstance(total, dict) else total / rows
 
     def gradient(self):
         """Mean objective over the batches and its gradient on :attr:`keys`."""
-        total, grads = 0.0, None
-        for p in self.problems:
+        vals = []
+
+        def one(p):
             val, g = p.value_and_grad()
-            total += float(val)
-            grads = ({k: g[k].copy() for k in self.keys} if grads is None
-                     else {k: grads[k] + g[k] for k in self.keys})
-        nb = len(self.problems)
-        return total / nb, {k: v / nb for k, v in grads.items()}
+            vals.append((p.batch.B, float(val)))
+            return {k: g[k] for k in self.keys}
+
+        grads = self._mean(one)
+        rows = sum(b for b, _ in vals)
+        return sum(b * v for b, v in vals) / rows, grads
 
     def value_at(self, V: dict, t: float) -> float:
-        """Mean objective at θ + tV (no kernel evaluation: see BatchProblem.value_at)."""
-        return float(np.mean([float(p.value_at(V, t)) for p in self.problems]))
+        """Mean objective at θ + tV (no kernel evaluation for kept problems: BatchProblem.value_at)."""
+        return float(self._mean(lambda p: float(p.value_at(V, t))))
 
     def matvec(self, V: dict) -> dict:
         """(H_GN + δI) V."""
-        nb = len(self.problems)
-        out = None
-        for p in self.problems:
-            u = p.ggn_matvec(V, self.keys)
-            out = u if out is None else {k: out[k] + u[k] for k in self.keys}
-        out = {k: v / nb for k, v in out.items()}
+        out = self._mean(lambda p: p.ggn_matvec(V, self.keys))
         if self.damping:
             for k in self.keys:
                 out[k] = out[k] + self.damping * V[k]
@@ -127,7 +155,7 @@ def newton_direction(op: GGNOperator, grads: dict, options: Options | None = Non
     b = -op.flatten({k: grads[k] for k in op.keys})
     precond = None
     if preconditioner is not None:
-        p0 = op.problems[0]
+        p0 = op.first
 
         def precond(v):
             V = op.unflatten(v)

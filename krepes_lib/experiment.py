@@ -23,7 +23,7 @@ import numpy as np
 from .backend import default_xp, get_xp, to_device
 from .kernels import Kernel, make_kernel, median_sigma
 
-__all__ = ["default_kernel", "build_model", "view_batches", "resolve_m", "seed_rng",
+__all__ = ["default_kernel", "build_model", "view_batches", "iter_view_batches", "resolve_m", "seed_rng",
            "STREAM_VIEWS", "STREAM_LANDMARKS"]
 
 #: Random streams (the second entry of ``default_rng([seed, stream])``).
@@ -103,8 +103,15 @@ def view_batches(X, n_batches: int, batch_size: int, views: int = 2, augment="au
 
     Rows of each batch are drawn without replacement; batches and augmentations come from
     ``seed_rng(seed, STREAM_VIEWS)``. ``augment`` as in :func:`krepes_lib.train.resolve_augment`
-    ("auto": table corruption for two views, none for one). Returns a list of tuples.
+    ("auto": table corruption for two views, none for one). Returns a list of tuples
+    (:func:`iter_view_batches` yields the same batches one at a time).
     """
+    return list(iter_view_batches(X, n_batches, batch_size, views, augment, seed))
+
+
+def iter_view_batches(X, n_batches: int, batch_size: int, views: int = 2, augment="auto", seed: int = 0):
+    """The batches of :func:`view_batches`, generated one at a time (same seed, same views):
+    a pass can be repeated without keeping any batch (a streamed audit)."""
     from .train import resolve_augment
 
     if int(n_batches) != n_batches or n_batches < 1:
@@ -115,8 +122,6 @@ def view_batches(X, n_batches: int, batch_size: int, views: int = 2, augment="au
     aug = resolve_augment(augment, views)
     rng = seed_rng(seed, STREAM_VIEWS)
     B = min(int(batch_size), X.shape[0])
-    out = []
     for _ in range(int(n_batches)):
         Xb = X[xp.asarray(rng.choice(X.shape[0], size=B, replace=False))]
-        out.append(tuple(aug(Xb, rng) for _ in range(views)))
-    return out
+        yield tuple(aug(Xb, rng) for _ in range(views))

@@ -300,12 +300,37 @@ def full_data_batches(X, batch_size: int, views: int, augment="auto", seed: int 
         yield tuple(aug(Xb, rng) for _ in range(views))
 
 
-def _problems(model, objective, state, X, batch_size, augment, seed, memory_budget):
+def _source(model, objective, state, X, batch_size, augment, seed, memory_budget):
+    """A callable giving a fresh pass of batch problems over all rows (for a streamed GGNOperator)."""
+    from .defaults import BLOCK_BYTES
     from .problem import BatchProblem
 
-    for vw in full_data_batches(X, batch_size, objective.views, augment, seed):
-        vw = tuple(v.astype(model.dtype, copy=False) for v in vw)
-        yield vw[0].shape[0], BatchProblem(model, objective, state, vw, memory_budget)
+    budget = BLOCK_BYTES if memory_budget is None else int(memory_budget)
+
+    def one_pass():
+        for vw in full_data_batches(X, batch_size, objective.views, augment, seed):
+            vw = tuple(v.astype(model.dtype, copy=False) for v in vw)
+            yield BatchProblem(model, objective, state, vw, budget)
+
+    return one_pass
+
+
+def StreamedGGN(model, loss, X, damping: float = 0.0, batch_size: int = 1024, augment="auto",
+                seed: int = 0, memory_budget: int | None = None, keys=None, state=None):
+    """(H_GN + δI) of the full-data objective (row-weighted batch mean), streamed (eq. ggn-lift).
+
+    A :class:`krepes_lib.curvature.GGNOperator` over a *callable* source: every gradient and
+    product regenerates the batch views (:func:`full_data_batches`) and recomputes their kernel
+    blocks; nothing per batch is kept. Memory O(B·(m + d) + m·h); time per product: one pass.
+    ``keys`` defaults to the main parameter and γ (the audit's blocks).
+    """
+    from .curvature import GGNOperator
+    from .losses.objective import make_objective
+
+    objective = make_objective(loss)
+    state = objective.init_state(model) if state is None else state
+    src = _source(model, objective, state, X, batch_size, augment, seed, memory_budget)
+    return GGNOperator(src, damping=damping, keys=(model._main, "gamma") if keys is None else keys)
 
 
 def full_objective_and_gradient(model, loss, X, batch_size: int = 1024, augment="auto", seed: int = 0,
@@ -314,86 +339,15 @@ def full_objective_and_gradient(model, loss, X, batch_size: int = 1024, augment=
 
     The full-data objective of a batch loss is the mean of the batch objectives over a
     partition of the rows (the SSL losses are defined per batch). Streamed: one kernel block
-    of B rows at a time. Returns ``(value, grads)``.
+    of B rows at a time. Returns ``(value, grads)`` over every trainable array.
     """
-    from .defaults import BLOCK_BYTES
+    from .curvature import GGNOperator
     from .losses.objective import make_objective
 
     objective = make_objective(loss)
     state = objective.init_state(model) if state is None else state
-    budget = BLOCK_BYTES if memory_budget is None else memory_budget
-    total, grads, rows = 0.0, None, 0
-    for b, p in _problems(model, objective, state, X, batch_size, augment, seed, budget):
-        val, g = p.value_and_grad()
-        total += b * float(val)
-        grads = {k: b * v for k, v in g.items()} if grads is None else \
-            {k: grads[k] + b * g[k] for k in grads}
-        rows += b
-    return total / rows, {k: v / rows for k, v in grads.items()}
-
-
-class StreamedGGN:
-    """(H_GN + δI)·V of the full-data objective (row-weighted batch mean), streamed (eq. ggn-lift).
-
-    Same ``matvec / flatten / unflatten / flat_matvec / gradient / keys`` interface as
-    :class:`krepes_lib.curvature.GGNOperator`, but nothing per batch is kept: every product
-    regenerates the batch views (:func:`full_data_batches`) and recomputes their kernel block.
-    Memory O(B·(m + d) + m·h); time per product: one pass over the data.
-    """
-
-    def __init__(self, model, loss, X, damping: float = 0.0, batch_size: int = 1024, augment="auto",
-                 seed: int = 0, memory_budget: int | None = None, keys=None):
-        from .defaults import BLOCK_BYTES
-        from .losses.objective import make_objective
-
-        if not damping >= 0:
-            raise ValueError(f"damping={damping} must be >= 0.")
-        self.model, self.xp, self.X = model, model.xp, X
-        self.objective = make_objective(loss)
-        self.state = self.objective.init_state(model)
-        self.damping = float(damping)
-        self.batch_size, self.augment, self.seed = int(batch_size), augment, int(seed)
-        self.memory_budget = BLOCK_BYTES if memory_budget is None else int(memory_budget)
-        self.keys = tuple((model._main, "gamma") if keys is None else keys)
-        self._shapes = {k: (model.params[k] if k in model.params else self.state.params[k]).shape
-                        for k in self.keys}
-        self.n_matvec = 0
-
-    def _pass(self):
-        return _problems(self.model, self.objective, self.state, self.X, self.batch_size, self.augment,
-                         self.seed, self.memory_budget)
-
-    def gradient(self):
-        val, g = full_objective_and_gradient(self.model, self.objective, self.X, self.batch_size,
-                                             self.augment, self.seed, self.memory_budget, self.state)
-        return val, {k: g[k] for k in self.keys}
-
-    def matvec(self, V: dict) -> dict:
-        out, rows = None, 0
-        for b, p in self._pass():
-            u = p.ggn_matvec(V, self.keys)
-            out = {k: b * u[k] for k in self.keys} if out is None else \
-                {k: out[k] + b * u[k] for k in self.keys}
-            rows += b
-        out = {k: v / rows for k, v in out.items()}
-        if self.damping:
-            out = {k: out[k] + self.damping * V[k] for k in self.keys}
-        self.n_matvec += 1
-        return out
-
-    def flatten(self, V: dict):
-        return self.xp.concatenate([V[k].reshape(-1) for k in self.keys])
-
-    def unflatten(self, v) -> dict:
-        out, i = {}, 0
-        for k in self.keys:
-            size = int(np.prod(self._shapes[k]))
-            out[k] = v[i:i + size].reshape(self._shapes[k])
-            i += size
-        return out
-
-    def flat_matvec(self, v):
-        return self.flatten(self.matvec(self.unflatten(v)))
+    src = _source(model, objective, state, X, batch_size, augment, seed, memory_budget)
+    return GGNOperator(src).gradient()
 
 
 # ============================================================================================

@@ -262,3 +262,17 @@ def test_bad_damping_and_keys():
         GGNOperator(problems, keys=("P",))
     with pytest.raises(ValueError, match="damping"):
         Options(damping=-1.0)
+
+
+def test_a_streamed_audit_equals_the_kept_one():
+    """With a memory budget too small to keep the batches, audit regenerates the same views at
+    every product (iter_view_batches) and keeps nothing: same step, same losses."""
+    X = np.random.default_rng(8).normal(size=(400, 3))
+    model = make_model("raw")
+    kept = kr.audit(model, "vicreg", X, n_batches=6, batch_size=32, seed=3,
+                    options=Options(cg_rtol=1e-10, cg_max_iter=300))
+    lean = kr.audit(model, "vicreg", X, n_batches=6, batch_size=32, seed=3,
+                    options=Options(cg_rtol=1e-10, cg_max_iter=300, memory_budget=64 * 8 * 40))
+    np.testing.assert_allclose(lean.delta_A, kept.delta_A, rtol=1e-7, atol=1e-10)
+    assert lean.loss_after == pytest.approx(kept.loss_after, rel=1e-10)
+    assert lean.loss_before == pytest.approx(kept.loss_before, rel=1e-12)
