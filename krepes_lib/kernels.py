@@ -510,22 +510,28 @@ def median_sigma(X, n_pairs: int = 2000, seed: int = 0) -> float:
     Raises a ValueError naming the problem for an empty X, an X with NaN or inf, or an X
     whose sampled pairs are all identical.
     """
-    Xh = np.asarray(X if not hasattr(X, "get") else X.get(), dtype=np.float64)
-    if Xh.ndim != 2 or Xh.shape[0] < 2 or Xh.shape[1] < 1:
+    from .backend import to_host
+
+    if not hasattr(X, "shape"):
+        X = np.asarray(X, dtype=np.float64)
+    if X.ndim != 2 or X.shape[0] < 2 or X.shape[1] < 1:
         raise ValueError(f"median_sigma: X must be a 2-D (n, d) array with n >= 2 rows and d >= 1 "
-                         f"columns; got shape {Xh.shape}. Pass the (non-empty) training inputs.")
+                         f"columns; got shape {X.shape}. Pass the (non-empty) training inputs.")
     if int(n_pairs) < 1:
         raise ValueError(f"median_sigma: n_pairs={n_pairs} must be a positive integer.")
-    finite = np.isfinite(Xh)
-    if not finite.all():
-        n_nan = int(np.isnan(Xh).sum())
-        n_inf = int((~finite).sum()) - n_nan
+    xp = get_xp(X)
+    if not bool(xp.isfinite(X).all()):  # checked in X's own dtype: no float64 copy of X
+        n_nan = int(xp.isnan(X).sum())
+        n_inf = int((~xp.isfinite(X)).sum()) - n_nan
         raise ValueError(f"median_sigma: X contains {n_nan} NaN and {n_inf} infinite value(s); "
                          "clean or impute them (e.g. numpy.nan_to_num) before choosing a bandwidth.")
     rng = np.random.default_rng(seed)
-    i = rng.integers(0, Xh.shape[0], n_pairs)
-    j = rng.integers(0, Xh.shape[0], n_pairs)
-    dist = np.linalg.norm(Xh[i] - Xh[j], axis=1)
+    i = rng.integers(0, X.shape[0], n_pairs)
+    j = rng.integers(0, X.shape[0], n_pairs)
+    # only the sampled rows are copied to the host in float64
+    Xi = np.asarray(to_host(X[xp.asarray(i)]), dtype=np.float64)
+    Xj = np.asarray(to_host(X[xp.asarray(j)]), dtype=np.float64)
+    dist = np.linalg.norm(Xi - Xj, axis=1)
     dist = dist[dist > 0]
     if dist.size == 0:
         raise ValueError("median_sigma: all sampled pairs of X are identical; X has no spread.")

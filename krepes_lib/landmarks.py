@@ -110,19 +110,26 @@ def kmeans_pp(X, m: int | str, seed=0, kernel: Kernel | None = None,
     m = _check_m(m, n)
     xp = get_xp(X)
     rng = host_rng(seed)
+    if kernel is None or isinstance(kernel, (RBF, Laplacian)):
+        # Squared distances by ‖x‖² + ‖c‖² − 2x·c are translation-sensitive in float32 (data far
+        # from the origin cancel catastrophically): compute them on X centred once on its mean,
+        # eq. (k-sqdist-centred). One copy of X; the distances themselves are unchanged.
+        Xc = X - X.mean(axis=0, keepdims=True)
+    else:
+        Xc = X
     if kernel is None:
-        sq = xp.einsum("ij,ij->i", X, X)
+        sq = xp.einsum("ij,ij->i", Xc, Xc)
 
         def dist_to(j):
-            c = X[j]
-            return xp.maximum(sq - 2.0 * (X @ c) + sq[j], 0.0)
+            c = Xc[j]
+            return xp.maximum(sq - 2.0 * (Xc @ c) + sq[j], 0.0)
     elif isinstance(kernel, (RBF, Laplacian)):
         # Stationary kernels of ‖x − c‖: the kernel column from cached squared norms, one
         # matrix-vector product per landmark (the generic path below recomputes ‖x‖² per block).
-        sq = xp.einsum("ij,ij->i", X, X)
+        sq = xp.einsum("ij,ij->i", Xc, Xc)
 
         def dist_to(j):
-            D2 = xp.maximum(sq - 2.0 * (X @ X[j]) + sq[j], 0.0)
+            D2 = xp.maximum(sq - 2.0 * (Xc @ Xc[j]) + sq[j], 0.0)
             if isinstance(kernel, RBF):   # eq. (k-rbf)
                 kc = xp.exp(D2 * (-1.0 / (2.0 * kernel.sigma ** 2)))
             else:                         # eq. (k-laplace)

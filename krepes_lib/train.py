@@ -106,7 +106,7 @@ def data_fingerprint(X) -> str:
     """SHA-256 of the training data (shape, dtype and bytes; host copy)."""
     Xh = np.ascontiguousarray(to_host(X))
     h = hashlib.sha256(repr((Xh.shape, Xh.dtype.str)).encode())
-    h.update(Xh.tobytes())
+    h.update(memoryview(Xh).cast("B"))  # hashes the buffer in place (no bytes copy of X)
     return h.hexdigest()
 
 

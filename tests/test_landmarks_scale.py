@@ -94,3 +94,18 @@ def test_kernel_space_fast_path_matches_generic_kernel_column(kern):
     fast = LM.kmeans_pp(X, 25, seed=4, kernel=kern).indices
     slow = LM.kmeans_pp(X, 25, seed=4, kernel=Wrapped(inner=kern), memory_budget=4096).indices
     np.testing.assert_array_equal(fast, slow)
+
+
+def test_kmeans_pp_is_translation_invariant_in_float32():
+    """Distances on data far from the origin (eq. (k-sqdist-centred)): shifting X by 1e4 must not
+    change the landmarks k-means++ picks (float32)."""
+    import numpy as np
+
+    from krepes_lib.landmarks import kmeans_pp
+
+    X = np.random.default_rng(0).normal(size=(2000, 5)).astype(np.float32)
+    a = kmeans_pp(X, 30, seed=1)
+    b = kmeans_pp(X + np.float32(1e4), 30, seed=1)
+    agree = np.mean(np.isin(b.indices, a.indices))
+    assert agree > 0.9, agree
+    np.testing.assert_array_equal(b.points, (X + np.float32(1e4))[b.indices])
