@@ -29,7 +29,6 @@ only a change that restores size, mtime and inode by hand would be missed.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import tempfile
@@ -148,14 +147,9 @@ def file_sha256(path: str | os.PathLike) -> str:
     if isinstance(entry, dict) and tuple(entry.get("stat", ())) == stamp:
         digest = str(entry.get("sha256"))
     else:
-        h = hashlib.sha256()
-        with open(path, "rb") as f:
-            while True:
-                block = f.read(_CHUNK)
-                if not block:
-                    break
-                h.update(block)
-        digest = h.hexdigest()
+        from data_scripts.fetch import sha256_of  # the fetcher's hash: one definition
+
+        digest = sha256_of(path, chunk_size=_CHUNK)
         if _key(path)[1] == stamp:  # unchanged while it was read: the hash is the file's
             _disk_write(cp, real, stamp, digest)
     with _lock:
