@@ -126,7 +126,9 @@ def test_intact_copies_load_and_are_hashed_once(copy, monkeypatch):
     def no_hashing(*a, **k):
         raise AssertionError("hashed again")
 
-    monkeypatch.setattr(D.verify.hashlib, "sha256", no_hashing)
+    import data_scripts.fetch
+
+    monkeypatch.setattr(data_scripts.fetch.hashlib, "sha256", no_hashing)
     D.load("higgs", source="h2o", max_rows=10)  # memory cache
     D.verify.clear_memory_cache()
     D.load("higgs", source="h2o", max_rows=10)  # on-disk cache (a new process would do this)
