@@ -3,7 +3,7 @@
 #
 # **What this reproduces.** Seed 002 — Deng, Shi & Zhu, *NeuralEF: Deconstructing Kernels by
 # Deep Neural Networks*, ICML 2022 — trains $k$ networks $\hat\psi_j$ with an EigenGame-style
-# objective (seed eqs. 14–18; book {doc}`neuralef`, eqs. {eq}`nef-loss`, {eq}`nef-grad`) to find
+# objective (seed eqs. 14–18; book {doc}`../neuralef`, eqs. {eq}`nef-loss`, {eq}`nef-grad`) to find
 # the top eigenfunctions of a kernel, the object KREPES' PC initialisation takes from a Nyström
 # eigendecomposition (eq. {eq}`nys-pc`). We reproduce, with the seed's numbers beside ours:
 #
