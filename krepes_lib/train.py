@@ -134,8 +134,9 @@ def _check_inputs(model, X, epochs, batch_size, eval_every):
 # --- checkpoints ------------------------------------------------------------------------------
 def _stable_repr(obj) -> str:
     """repr without memory addresses (functions by qualified name), for fingerprints."""
-    if callable(obj) and hasattr(obj, "__qualname__") and not hasattr(type(obj), "__repr__") is False \
-            and type(obj).__name__ == "function":
+    import types
+
+    if isinstance(obj, types.FunctionType):
         return f"{obj.__module__}.{obj.__qualname__}"
     return repr(obj)
 
