@@ -528,20 +528,9 @@ def main(args):
         if num not in lines:
             continue
         t0 = time.perf_counter()
-        if num == 1:
-            line_epoch(P, rows)
-        elif num == 2:
-            line_floor(P, rows)
-        elif num == 3:
-            line_features(P, rows)
-        elif num == 4:
-            line_ggn(P, rows)
-        elif num == 5:
-            line_audit(P, rows)
-        elif num == 6:
-            line_kmeanspp(P, rows)
-        elif num == 7:
-            line_entk(P, rows, notes)
+        run_line = {1: line_epoch, 2: line_floor, 3: line_features, 4: line_ggn, 5: line_audit,
+                    6: line_kmeanspp, 7: lambda P, rows: line_entk(P, rows, notes)}[num]
+        run_line(P, rows)
         print(f"# line {num} ({title}): {time.perf_counter() - t0:.1f} s, load {load_avg()}", flush=True)
     meta["load_avg_end"] = load_avg()
     meta["wall_s"] = round(time.perf_counter() - t_start, 1)
