@@ -68,7 +68,7 @@ def child(stage, n, d, m, h, B, sketch):
     import numpy as np
 
     import krepes_lib as kr
-    from krepes_lib import scaling
+    from krepes_lib.studies import scaling
     from krepes_lib.interpret import confidence_drop
 
     X, y = make_data(n, d)

@@ -480,7 +480,7 @@ def figure(rows, path):
         ax.set_title(title, fontsize=9)
     fig.suptitle("green: target met, red: missed, grey: no target; black bar: target", fontsize=8)
     fig.tight_layout()
-    from krepes_lib.results import atomic_path
+    from krepes_lib.files import atomic_path
 
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=110, format="png")
@@ -540,7 +540,7 @@ def main(args):
         print("#", s)
     print(f"# wall time {meta['wall_s']} s; load average at end: {meta['load_avg_end']}")
 
-    from krepes_lib.results import atomic_path
+    from krepes_lib.files import atomic_path
 
     stamp = meta["started"].replace(":", "").replace("-", "").replace("+0000", "Z")
     out = Path(args.out) if args.out else HERE / "results" / f"perf-{stamp}.json"
@@ -558,7 +558,7 @@ def main(args):
 
 def write_book(payload, json_path):
     """The table and figure ``book/performance.md`` includes, from one run's JSON."""
-    from krepes_lib.results import atomic_path
+    from krepes_lib.files import atomic_path
 
     gen = ROOT / "book" / "generated"
     gen.mkdir(parents=True, exist_ok=True)

@@ -1,7 +1,8 @@
 """Download, verify and cache the data files the KREPES companion uses.
 
-* :mod:`data_scripts.registry` — every file of every dataset: official URL(s) and mirrors,
-  size, SHA-256 and where each checksum came from.
+* the registry of every file of every dataset (official URL(s) and mirrors, size, SHA-256 and
+  where each checksum came from) lives in the library, :mod:`krepes_lib.data.registry`, so that
+  the loaders can check what they read without importing this script package;
 * :mod:`data_scripts.fetch` — :func:`~data_scripts.fetch.fetch` (resumable, verified,
   atomic downloads into ``<data dir>/<dataset>/<file>``),
   :func:`~data_scripts.fetch.verify` and the command line
@@ -12,4 +13,4 @@ The data directory search path is :func:`krepes_lib.data.data_dirs` (environment
 """
 from __future__ import annotations
 
-__all__ = ["registry", "fetch"]
+__all__ = ["fetch"]

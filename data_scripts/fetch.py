@@ -38,14 +38,13 @@ Bounded in time, locked, honest
 
 A file registered with ``sha256=None`` is refused (:class:`UnverifiedFileError`) unless
 ``allow_unverified=True`` / ``--allow-unverified``; the computed hash is then printed so it
-can be reviewed and pinned in :mod:`data_scripts.registry`.
+can be reviewed and pinned in :mod:`krepes_lib.data.registry`.
 """
 from __future__ import annotations
 
 import argparse
 import contextlib
 import fcntl
-import hashlib
 import http.client
 import os
 import socket
@@ -57,8 +56,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from data_scripts import registry
-from data_scripts.registry import RemoteFile
+from krepes_lib.data import registry
+from krepes_lib.data.registry import RemoteFile
+from krepes_lib.data.verify import sha256_of
 
 __all__ = [
     "FetchError",
@@ -140,31 +140,6 @@ class FileStatus:
 def _log(msg: str, verbose: bool = True) -> None:
     if verbose:
         print(msg, file=sys.stderr, flush=True)
-
-
-def sha256_of(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
-    """Hex SHA-256 of a file, read in chunks (constant memory).
-
-    Parameters
-    ----------
-    path : path-like
-        File to hash.
-    chunk_size : int, default 1 MiB
-        Bytes read at a time.
-
-    Returns
-    -------
-    str
-        Lower-case hex digest.
-    """
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while True:
-            block = f.read(chunk_size)
-            if not block:
-                break
-            h.update(block)
-    return h.hexdigest()
 
 
 def _abs(d: str | os.PathLike) -> Path:
@@ -430,7 +405,7 @@ def fetch_file(
             f"{dataset}/{rf.filename} has no registered SHA-256, so it cannot be verified. "
             "Re-run with allow_unverified=True (command line: --allow-unverified) to accept "
             "it; the computed hash is printed so it can be reviewed and pinned in "
-            "data_scripts/registry.py."
+            "krepes_lib/data/registry.py."
         )
     dirs = _search_dirs(data_dir)
     label = f"{dataset}/{rf.filename}"
@@ -524,7 +499,7 @@ def _download(dataset, rf, target: Path, part: Path, label: str, expected, progr
                 _log(
                     f"{label}: UNVERIFIED download accepted (--allow-unverified); "
                     f"sha256 {actual}, {target.stat().st_size} bytes. Review it and pin this "
-                    "hash in data_scripts/registry.py.",
+                    "hash in krepes_lib/data/registry.py.",
                     True,
                 )
                 return target
@@ -589,7 +564,7 @@ def fetch(
     Parameters
     ----------
     dataset : str
-        A name from :func:`data_scripts.registry.names` (``mnist``, ``fashion_mnist``,
+        A name from :func:`krepes_lib.data.registry.names` (``mnist``, ``fashion_mnist``,
         ``cifar10``, ``covtype``, ``adult``, ``higgs``, ``bank``).
     data_dir : path-like, optional
         Directory downloads go to (``<data_dir>/<dataset>/<file>``). Default: the first

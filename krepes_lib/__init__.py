@@ -13,16 +13,19 @@
 
 The layers (book: *Theory*; ``../shared/DESIGN.md``): kernels → landmarks → Nyström →
 model → losses (one objective interface) → problem / curvature / optim → ``fit`` and
-``audit`` → interpret, evaluate, stats; ``data`` and ``experiment`` around them.
+``audit`` → interpret, evaluate, stats; ``data``, ``recipe`` (the model recipe) and ``views`` (view streams) around them.
+The paper's experiments are studies one floor up (:mod:`krepes_lib.studies`); the core never
+imports them.
 """
 from __future__ import annotations
 
-from . import data, experiment, interpret, losses, stats
+from . import data, interpret, losses, stats
 from .audit import Audit, audit
 from .backend import default_xp, gpu_available, to_device, to_host
 from .curvature import FalkonPrecond, GGNOperator, GGNPrecond, Preconditioner
 from .evaluate import knn_accuracy, linear_probe, raw_feature_probe
-from .experiment import build_model, default_kernel, view_batches
+from .recipe import build_model, default_kernel
+from .views import view_batches
 from .kernels import (RBF, ArcCosineNNGP, Cosine, Kernel, Laplacian, Linear, Polynomial, ReluNTK,
                       make_kernel, median_sigma)
 from .landmarks import Landmarks, class_coverage, select_landmarks
@@ -36,7 +39,7 @@ __version__ = "0.2.0"
 
 __all__ = [
     # modules
-    "data", "experiment", "interpret", "losses", "stats",
+    "data", "interpret", "losses", "stats",
     # kernels, landmarks, Nyström, model
     "Kernel", "RBF", "Laplacian", "Linear", "Polynomial", "Cosine", "ArcCosineNNGP", "ReluNTK",
     "make_kernel", "median_sigma", "Landmarks", "select_landmarks", "class_coverage", "Nystrom",

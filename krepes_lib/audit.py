@@ -6,7 +6,7 @@ GGN-Newton), §6.
 
 :func:`audit` takes a model (normally at its PC initialisation Ã₀ = U_h Λ_h^{-1/2}, γ₀ = 0),
 an SSL loss and unlabelled rows X, draws ``n_batches`` batches of views of X
-(:func:`krepes_lib.experiment.view_batches`), and solves **jointly for the landmark
+(:func:`krepes_lib.views.view_batches`), and solves **jointly for the landmark
 coefficients and the bias**
 
     [vec(ΔÃ); Δγ] = −(H_GN + δI)⁻¹ [vec(∇_Ã L); ∇_γ L]   at (Ã₀, γ₀),     eq. (audit-step)
@@ -32,8 +32,8 @@ import numpy as np
 from .backend import asarray, is_device_array, to_device, to_host
 from .cg import CGResult
 from .curvature import GGNOperator, newton_direction
-from .experiment import iter_view_batches, view_batches
-from .losses.objective import make_objective
+from .views import iter_view_batches, view_batches
+from .losses import make_objective
 from .model import NystromModel
 from .options import Options, resolve_options
 from .problem import BatchProblem
@@ -53,11 +53,11 @@ def audit(model: NystromModel, loss, X, *, augment="auto", damping: float | None
     loss : str, loss object or Objective
     X : array (n, d)
         Unlabelled rows the batches of views are drawn from.
-    augment : see :func:`krepes_lib.train.resolve_augment`
+    augment : see :func:`krepes_lib.views.resolve_augment`
     damping : float, optional
         δ; default ``options.damping``.
     seed : int
-        Seeds the view batches (``experiment.view_batches``).
+        Seeds the view batches (``views.view_batches``).
     n_batches, batch_size : int
         The batches that define L and H_GN. When all of them (views, kernel blocks,
         embeddings) do not fit ``options.memory_budget``, the audit streams: every CG product

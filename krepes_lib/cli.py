@@ -120,7 +120,7 @@ def data_fingerprint() -> str:
     file, or another ``KREPES_DATA``, changes it. The loaders check the files' SHA-256 when
     they read them.
     """
-    from data_scripts import registry
+    from .data import registry
 
     from .data import data_dirs
 
@@ -268,7 +268,8 @@ def run_notebook(root: Path, name: str, profile: str, exp: dict, force: bool = F
 
 def write_report(root: Path, exp: dict, profile: str) -> Path:
     """Generate ``book/executed/report.md`` from the notebooks' result files."""
-    from .results import atomic_path, load_all_results
+    from .files import atomic_path
+    from .studies.results import load_all_results
 
     results = load_all_results(root / EXECUTED / "results")
     lines = [
@@ -308,7 +309,7 @@ def write_report(root: Path, exp: dict, profile: str) -> Path:
 
 def _spec7_section(results: dict) -> list[str]:
     """Every number of spec §7 with a status (reproduced / not reproduced / not attempted, why)."""
-    from .results import SPEC7, spec7_status
+    from .studies.results import SPEC7, spec7_status
 
     lines = ["## The paper's numbers (spec §7) at a glance", "",
              "Each number the paper reports, with the status this build's notebooks give it (derived",
@@ -346,8 +347,8 @@ def _compute_section(root: Path, exp: dict) -> list[str]:
 
 
 def _datasets_section() -> list[str]:
-    """Every registered data file with its source and SHA-256 (data_scripts.registry)."""
-    from data_scripts import registry
+    """Every registered data file with its source and SHA-256 (krepes_lib.data.registry)."""
+    from .data import registry
 
     lines = ["## Datasets and checksums", "",
              "Every file is fetched by `krepes fetch-data` (or read from `KREPES_DATA`); every loader",

@@ -41,15 +41,16 @@ from typing import Callable
 
 import numpy as np
 
-from .augment import TableAugmenter, identity, make_augmenter
 from .backend import asarray, is_device_array, synchronize, to_host
-from .losses.objective import ObjectiveState, make_objective
+from .losses import make_objective
+from .losses.objective import ObjectiveState
 from .model import NystromModel
 from .optim import make_optimizer
 from .options import Options, resolve_options
 from .problem import BatchProblem
+from .views import resolve_augment
 
-__all__ = ["fit", "History", "resolve_augment", "data_fingerprint", "DIVERGENCE_FACTOR"]
+__all__ = ["fit", "History", "data_fingerprint", "DIVERGENCE_FACTOR"]
 
 _CKPT_VERSION = 2
 
@@ -89,18 +90,6 @@ class History:
 
 
 # --- inputs --------------------------------------------------------------------------------
-def resolve_augment(augment, views: int):
-    """The augmenter: ``"auto"`` = table corruption for two views, none for one view;
-    ``None`` = none; ``"table"``, an image shape or a Dataset -> :func:`make_augmenter`;
-    a callable ``(X_batch, rng) -> X_view`` is used as is."""
-    if isinstance(augment, str) and augment == "auto":
-        return identity if views == 1 else TableAugmenter()
-    if augment is None:
-        return identity
-    if callable(augment):
-        return augment
-    return make_augmenter(augment)
-
 
 def data_fingerprint(X) -> str:
     """SHA-256 of the training data (shape, dtype and bytes; host copy)."""
@@ -151,7 +140,7 @@ def _config(model, objective, X, B, seed, opts, drop_last, augment):
 
 
 def _save_checkpoint(path, epoch, config, model, state, opt, hist):
-    from .results import atomic_path
+    from .files import atomic_path
 
     arrays = {"meta/epoch": np.asarray(epoch), "meta/config": np.asarray(config)}
     arrays.update({k: to_host(v) for k, v in model.state_dict().items()})
@@ -232,7 +221,7 @@ def fit(model: NystromModel, X, loss, epochs: int = 1, batch_size: int = 256, *,
     seed : int
         Seeds the per-epoch host RNG ``default_rng([seed, epoch])`` (shuffle, augmentations).
     augment : "auto", None, "table", image shape, Dataset or callable
-        See :func:`resolve_augment`.
+        See :func:`krepes_lib.views.resolve_augment`.
     options : Options, optional
         Solver settings (optimizer, lr, damping, CG, memory budget); the keywords
         ``optimizer`` and ``lr`` override its fields.

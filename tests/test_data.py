@@ -253,7 +253,7 @@ def test_higgs_5k_sample():
 def synth(tmp_path, monkeypatch):
     """A temporary data directory whose files written by the test count as registered.
 
-    Loaders check every file against ``data_scripts.registry``; the synthetic files carry
+    Loaders check every file against ``krepes_lib.data.registry``; the synthetic files carry
     official names but other bytes, so each test's registry pins what it wrote
     (:func:`pin`) — the check itself stays on.
     """
@@ -267,7 +267,7 @@ def pin(monkeypatch, dataset: str, *paths) -> None:
     import dataclasses
     import hashlib
 
-    from data_scripts import registry
+    from krepes_lib.data import registry
 
     entry = registry.DATASETS[dataset]
     new = {p.name: (p.stat().st_size, hashlib.sha256(p.read_bytes()).hexdigest()) for p in paths}

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 from scipy.optimize import minimize
 
-from krepes_lib import kpca_gradient as kg
-from krepes_lib import stepwise as sw
+from krepes_lib.studies import kpca_gradient as kg
+from krepes_lib.studies import stepwise as sw
 from krepes_lib.entk import MLP, EmpiricalNTK
 from krepes_lib.kernels import RBF
 

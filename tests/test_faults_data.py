@@ -22,7 +22,7 @@ import warnings
 import numpy as np
 import pytest
 
-from data_scripts import registry
+from krepes_lib.data import registry
 from krepes_lib import data as D
 
 SHARED = {  # dataset -> files copied from the offline folder (small: ~15 MB in all)
@@ -126,9 +126,7 @@ def test_intact_copies_load_and_are_hashed_once(copy, monkeypatch):
     def no_hashing(*a, **k):
         raise AssertionError("hashed again")
 
-    import data_scripts.fetch
-
-    monkeypatch.setattr(data_scripts.fetch.hashlib, "sha256", no_hashing)
+    monkeypatch.setattr(D.verify.hashlib, "sha256", no_hashing)
     D.load("higgs", source="h2o", max_rows=10)  # memory cache
     D.verify.clear_memory_cache()
     D.load("higgs", source="h2o", max_rows=10)  # on-disk cache (a new process would do this)

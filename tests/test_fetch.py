@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 
 from data_scripts import fetch as F
-from data_scripts import registry
-from data_scripts.registry import DatasetEntry, RemoteFile
+from krepes_lib.data import registry
+from krepes_lib.data.registry import DatasetEntry, RemoteFile
 
 PAYLOAD = np.random.default_rng(0).integers(0, 256, size=300_000, dtype=np.uint8).tobytes()
 SHA = hashlib.sha256(PAYLOAD).hexdigest()

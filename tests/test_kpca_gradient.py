@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from krepes_lib import kpca_gradient as kg
+from krepes_lib.studies import kpca_gradient as kg
 from krepes_lib.kernels import RBF
 from krepes_lib.model import NystromModel
 from krepes_lib.nystrom import Nystrom

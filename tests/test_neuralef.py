@@ -1,4 +1,4 @@
-"""NeuralEF (krepes_lib.neural.neuralef): gradient eq. (nef-grad) vs autograd, L2BN eq.
+"""NeuralEF (krepes_lib.studies.neuralef): gradient eq. (nef-grad) vs autograd, L2BN eq.
 (nef-l2bn), convergence on a kernel with known eigenfunctions, Erf NNGP eq. (nef-erf) vs Monte
 Carlo, eNTK random features eq. (nef-rf) vs an explicit Jacobian, Nyström eq. (nef-nys-oos),
 and the bridge eq. (nef-bridge)."""
@@ -10,7 +10,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from krepes_lib.kernels import RBF  # noqa: E402
-from krepes_lib.neural.neuralef import (  # noqa: E402
+from krepes_lib.studies.neuralef import (  # noqa: E402
     CollapsedModel, ErfNNGP, L2BatchNorm, NeuralEF, ParallelCNN, ParallelMLP, RandomFeatureKernel,
     SmallCNN, abs_cosine, entk_features, exact_entk_features, neuralef_grad, neuralef_objective,
     neuralef_pc_model, nystrom_eigenfunctions, subspace_overlap,

@@ -71,7 +71,7 @@ def test_unknown_parameter_is_refused_with_names():
 
 
 def test_report_is_generated_from_result_files(tmp_path, monkeypatch):
-    from krepes_lib.results import save_results
+    from krepes_lib.studies.results import save_results
 
     monkeypatch.setenv("KREPES_RESULTS", str(tmp_path / "book" / "executed" / "results"))
     exp = {"notebooks": {"nb_a": {"title": "A", "reproduces": "a thing"},
@@ -81,7 +81,7 @@ def test_report_is_generated_from_result_files(tmp_path, monkeypatch):
     text = cli.write_report(tmp_path, exp, "ci").read_text()
     assert "| x \\| y | 1 | 2 | t-test | holds |" in text
     # every spec §7 number is listed with a status (here: nothing ran, so all "not attempted")
-    from krepes_lib.results import SPEC7
+    from krepes_lib.studies.results import SPEC7
 
     section = text.split("(spec §7) at a glance")[1].split("\n## ")[0]
     assert section.count("| not attempted") == len(SPEC7)
@@ -104,7 +104,7 @@ def test_cli_fetch_data_passes_arguments_through(capsys, monkeypatch, tmp_path):
 
 
 def test_atomic_path_leaves_nothing_half_written(tmp_path):
-    from krepes_lib.results import atomic_path
+    from krepes_lib.files import atomic_path
 
     final = tmp_path / "r.json"
     with pytest.raises(RuntimeError):

@@ -1,5 +1,5 @@
 """The reproduction report lists every number of spec §7 with a status derived from result files."""
-from krepes_lib.results import SPEC7, spec7_status
+from krepes_lib.studies.results import SPEC7, spec7_status
 
 
 def test_every_spec7_item_has_an_id_a_paper_number_and_a_source_or_a_reason():

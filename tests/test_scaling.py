@@ -3,9 +3,9 @@ import numpy as np
 import pytest
 
 import krepes_lib as kr
-from krepes_lib import scaling
+from krepes_lib.studies import scaling
 from krepes_lib.curvature import GGNOperator
-from krepes_lib.losses.objective import make_objective
+from krepes_lib.losses import make_objective
 from krepes_lib.problem import BatchProblem
 
 

@@ -105,8 +105,8 @@ def test_build_model_and_view_batches_are_seeded():
         np.testing.assert_array_equal(u[0], v[0])
     assert not np.array_equal(b1[0][0], b1[0][1])  # two different augmented views
     with pytest.raises(ValueError, match="sqrt"):
-        kr.experiment.resolve_m("half", 10)
-    assert kr.experiment.resolve_m(50, 10) == 10
+        kr.recipe.resolve_m("half", 10)
+    assert kr.recipe.resolve_m(50, 10) == 10
 
 
 def test_default_kernel_uses_the_median_heuristic():

@@ -3,7 +3,7 @@ and the closed-form stepwise prediction (book: stepwise.md, eqs. (sw-*))."""
 import numpy as np
 import pytest
 
-from krepes_lib import stepwise as sw
+from krepes_lib.studies import stepwise as sw
 from krepes_lib.augment import identity
 from krepes_lib.kernels import RBF
 from krepes_lib.model import NystromModel

@@ -9,10 +9,10 @@ import pytest
 torch = pytest.importorskip("torch")
 
 import krepes_lib as kr  # noqa: E402
-from krepes_lib import v3  # noqa: E402
+from krepes_lib.studies import v3  # noqa: E402
 from krepes_lib.evaluate import labelled_subset  # noqa: E402
 from krepes_lib.neural import TorchNTK, ssl  # noqa: E402
-from krepes_lib.results import PAPER  # noqa: E402
+from krepes_lib.studies.results import PAPER  # noqa: E402
 
 
 def _data(n, seed=0, d=6, C=3):

@@ -28,7 +28,7 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 from krepes_lib.entk import MLP, EmpiricalNTK  # noqa: E402
 from krepes_lib.kernels import RBF  # noqa: E402
-from krepes_lib.results import atomic_path  # noqa: E402
+from krepes_lib.files import atomic_path  # noqa: E402
 
 SEED = 0
 

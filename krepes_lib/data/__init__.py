@@ -1,6 +1,6 @@
 """Datasets: the data directory search path, verified files, one loader per dataset, splits.
 
-Book: *Datasets* chapter; provenance of every file in ``data_scripts/registry.py``.
+Book: *Datasets* chapter; provenance of every file in ``krepes_lib/data/registry.py``.
 
 Modules (everything is re-exported here, so ``from krepes_lib import data; data.load(...)``):
 

@@ -1,11 +1,11 @@
 """Every data file a loader reads is checked against its registered SHA-256.
 
 Book: *Datasets* chapter; the checksums and their sources are in
-:mod:`data_scripts.registry`.
+:mod:`krepes_lib.data.registry`.
 
 Policy
 ------
-* A **registered** file (``data_scripts.registry``) is hashed before it is read; a copy
+* A **registered** file (``krepes_lib.data.registry``) is hashed before it is read; a copy
   whose size or SHA-256 differs from the registry raises :class:`DataChecksumError` naming
   the file, the expected and actual hash (and sizes) and the fix (``krepes fetch-data NAME
   --force --data-dir DIR`` for a downloadable file, else re-copying it from its source).
@@ -29,6 +29,7 @@ only a change that restores size, mtime and inode by hand would be missed.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -65,11 +66,9 @@ class UnverifiedDataWarning(UserWarning):
 
 
 def registered(dataset: str, filename: str):
-    """The :class:`data_scripts.registry.RemoteFile` of ``dataset/filename``, or None."""
-    try:
-        from data_scripts import registry
-    except ImportError:  # pragma: no cover - data_scripts ships with the package
-        return None
+    """The :class:`krepes_lib.data.registry.RemoteFile` of ``dataset/filename``, or None."""
+    from . import registry
+
     entry = registry.DATASETS.get(dataset)
     if entry is None:
         return None
@@ -130,6 +129,31 @@ def _disk_write(cp: Path, real: str, stamp: tuple, digest: str) -> None:
         pass  # read-only home, full disk, ...: the in-memory cache still works
 
 
+def sha256_of(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
+    """Hex SHA-256 of a file, read in chunks (constant memory).
+
+    Parameters
+    ----------
+    path : path-like
+        File to hash.
+    chunk_size : int, default 1 MiB
+        Bytes read at a time.
+
+    Returns
+    -------
+    str
+        Lower-case hex digest.
+    """
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while True:
+            block = f.read(chunk_size)
+            if not block:
+                break
+            h.update(block)
+    return h.hexdigest()
+
+
 def file_sha256(path: str | os.PathLike) -> str:
     """Hex SHA-256 of ``path``, cached by (real path, device, inode, size, mtime_ns).
 
@@ -147,8 +171,6 @@ def file_sha256(path: str | os.PathLike) -> str:
     if isinstance(entry, dict) and tuple(entry.get("stat", ())) == stamp:
         digest = str(entry.get("sha256"))
     else:
-        from data_scripts.fetch import sha256_of  # the fetcher's hash: one definition
-
         digest = sha256_of(path, chunk_size=_CHUNK)
         if _key(path)[1] == stamp:  # unchanged while it was read: the hash is the file's
             _disk_write(cp, real, stamp, digest)
@@ -204,7 +226,7 @@ def check(dataset: str, filename: str, path: str | os.PathLike) -> str | None:
         return None
     if rf is None or rf.sha256 is None:
         _warn_once(path, UnregisteredDataWarning,
-                   f"{path} has no registered SHA-256 (data_scripts/registry.py), so it is read "
+                   f"{path} has no registered SHA-256 (krepes_lib/data/registry.py), so it is read "
                    "unchecked.")
         return None
     size = os.stat(path).st_size

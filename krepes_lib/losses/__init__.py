@@ -52,7 +52,7 @@ import dataclasses
 import importlib
 import pkgutil
 
-from .objective import REGISTRY, Batch, Objective, ObjectiveState, TwoViewObjective, make_objective, register
+from .objective import REGISTRY, Batch, Objective, ObjectiveState, TwoViewObjective, register
 
 # Import every loss module once: each registers its class (order: spec §3).
 _ORDER = ("kpca", "kae", "simple_contrastive", "spectral_contrastive", "simclr", "barlow_twins",
@@ -105,3 +105,23 @@ def get(name: str, **hyper):
             f"valid: {', '.join(valid) if valid else '(none)'}."
         )
     return cls(**hyper)
+
+
+def make_objective(loss, **hyper) -> Objective:
+    """An :class:`Objective` from a loss name, a loss object or an objective (passed through)."""
+    if isinstance(loss, Objective):
+        if hyper:
+            raise TypeError("make_objective: pass hyper-parameters with a loss name, not an objective.")
+        return loss
+    if isinstance(loss, str):
+        loss = get(loss, **hyper)
+    elif hyper:
+        raise TypeError("make_objective: pass hyper-parameters with a loss name, not a loss object.")
+    cls = getattr(loss, "objective_class", None)
+    if cls is None:
+        if hasattr(loss, "value_and_grad") and hasattr(loss, "ggn_matvec"):
+            cls = TwoViewObjective  # a user's two-view loss object
+        else:
+            raise TypeError(f"loss must be a name, a registered loss or an Objective; got "
+                            f"{type(loss).__name__} (it needs value_and_grad and ggn_matvec).")
+    return cls(loss)

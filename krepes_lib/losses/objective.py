@@ -45,8 +45,7 @@ from dataclasses import dataclass, field
 
 from ..backend import get_xp
 
-__all__ = ["Objective", "TwoViewObjective", "ObjectiveState", "Batch", "register", "REGISTRY",
-           "make_objective"]
+__all__ = ["Objective", "TwoViewObjective", "ObjectiveState", "Batch", "register", "REGISTRY"]
 
 #: name -> loss class, filled by :func:`register` as the loss modules are imported.
 REGISTRY: dict = {}
@@ -203,25 +202,3 @@ class TwoViewObjective(Objective):
     def _ggn(self, batch, F, A, aux, K_mm, VF, VA, Vaux):
         Ua, Ub = self.loss.ggn_matvec(*batch.split(F), *batch.split(VF))
         return get_xp(F).concatenate([Ua, Ub]), None, {}
-
-
-def make_objective(loss, **hyper) -> Objective:
-    """An :class:`Objective` from a loss name, a loss object or an objective (passed through)."""
-    if isinstance(loss, Objective):
-        if hyper:
-            raise TypeError("make_objective: pass hyper-parameters with a loss name, not an objective.")
-        return loss
-    if isinstance(loss, str):
-        from . import get
-
-        loss = get(loss, **hyper)
-    elif hyper:
-        raise TypeError("make_objective: pass hyper-parameters with a loss name, not a loss object.")
-    cls = getattr(loss, "objective_class", None)
-    if cls is None:
-        if hasattr(loss, "value_and_grad") and hasattr(loss, "ggn_matvec"):
-            cls = TwoViewObjective  # a user's two-view loss object
-        else:
-            raise TypeError(f"loss must be a name, a registered loss or an Objective; got "
-                            f"{type(loss).__name__} (it needs value_and_grad and ggn_matvec).")
-    return cls(loss)

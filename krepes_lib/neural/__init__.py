@@ -1,4 +1,4 @@
-"""Optional PyTorch tools: the eNTK of any ``torch.nn.Module``, SSL networks, NeuralEF.
+"""Optional PyTorch tools: the eNTK of any ``torch.nn.Module``, SSL networks.
 
 Book: *The empirical NTK of a network* (``book/entk.md``); *Theory* §Empirical NTK.
 
@@ -11,13 +11,14 @@ is used, so ``import krepes_lib`` and ``import krepes_lib.neural`` work without 
 
 Submodules: :mod:`.ntk` (:class:`TorchNTK`, :func:`sketch_error`), :mod:`.networks` (MLP
 encoder, small CNN), :mod:`.ssl` (training with the library's SSL losses, on-disk cache,
-probes), :mod:`.pipeline` (the v3 audit of a network in one call) and :mod:`.neuralef`.
+probes) and :mod:`.pipeline` (the v3 audit of a network in one call). NeuralEF, a peer
+method of the paper, is a study: :mod:`krepes_lib.studies.neuralef`.
 """
 from __future__ import annotations
 
 import importlib
 
-_SUBMODULES = ("ntk", "networks", "ssl", "pipeline", "neuralef", "_torch")
+_SUBMODULES = ("ntk", "networks", "ssl", "pipeline", "_torch")
 _EXPORTS = {
     "TorchNTK": "ntk", "sketch_error": "ntk", "output_projection": "ntk",
     "MLPEncoder": "networks", "SmallConvNet": "networks", "SSLNetwork": "networks",
@@ -28,7 +29,7 @@ _EXPORTS = {
     "require_torch": "_torch",
 }
 
-__all__ = sorted(_EXPORTS) + ["ntk", "networks", "ssl", "pipeline", "neuralef"]
+__all__ = sorted(_EXPORTS) + ["ntk", "networks", "ssl", "pipeline"]
 
 
 def __getattr__(name):

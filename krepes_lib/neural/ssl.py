@@ -350,7 +350,7 @@ def _proj_out(net) -> int:
 def load_or_train(config: SSLConfig, force: bool = False, progress: bool = True) -> TrainedNetwork:
     """The trained network of ``config``: from the cache if present (and ``force`` is False),
     otherwise trained by :func:`train_ssl` and stored atomically (temp file + rename)."""
-    from ..results import atomic_path
+    from ..files import atomic_path
 
     X, y, X_test, y_test, image_shape = _load_split(config)
     key = cache_key(config)

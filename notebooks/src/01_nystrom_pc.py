@@ -36,8 +36,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 import krepes_lib as kr
-from krepes_lib import studies
-from krepes_lib.results import save_figure, save_results
+from krepes_lib.studies import v1
+from krepes_lib.studies.results import save_figure, save_results
 
 print("array backend:", kr.default_xp().__name__)
 
@@ -50,22 +50,22 @@ print("array backend:", kr.default_xp().__name__)
 # $n\times n$ matrix is held).
 
 # %%
-points = {ds: studies.load_rows(ds, n_eval, seed=0) for ds in datasets}
+points = {ds: v1.load_rows(ds, n_eval, seed=0) for ds in datasets}
 kernels = {ds: kr.default_kernel(X, kernel) for ds, (X, _, _) in points.items()}
-errs = {ds: studies.nystrom_error_study(X, y, kernels[ds], landmark_methods, m_values, seeds, h,
+errs = {ds: v1.nystrom_error_study(X, y, kernels[ds], landmark_methods, m_values, seeds, h,
                                        n_classes=D.n_classes, dtype=dtype) for ds, (X, y, D) in points.items()}
 print(f"{'dataset':<12}{'method':<10}" + "".join(f"{'m=' + str(m):>16}" for m in m_values))
 for ds, R in errs.items():
     for meth in landmark_methods:
         print(f"{ds:<12}{meth:<10}"
-              + "".join(f"{kr.stats.mean_std(studies.column(R, 'error', method=meth, m=m), 4):>16}" for m in m_values))
+              + "".join(f"{kr.stats.mean_std(v1.column(R, 'error', method=meth, m=m), 4):>16}" for m in m_values))
     print(f"  n = {points[ds][0].shape[0]}, d = {points[ds][0].shape[1]}, {kernels[ds]}")
 
 # %%
 fig, axes = plt.subplots(1, len(datasets), figsize=(5 * len(datasets), 3.8), squeeze=False)
 for ax, (ds, R) in zip(axes[0], errs.items()):
     for meth in landmark_methods:
-        E = np.array([studies.column(R, "error", method=meth, m=m) for m in m_values])
+        E = np.array([v1.column(R, "error", method=meth, m=m) for m in m_values])
         ax.errorbar(m_values, E.mean(1), yerr=E.std(1), marker="o", capsize=3, label=meth)
     ax.set(xscale="log", yscale="log", xlabel="number of landmarks m",
            ylabel=r"relative error $\|K-\tilde K\|_F / \|K\|_F$", title=f"{ds} ({kernel} kernel, up to n = {n_eval})")
@@ -87,7 +87,7 @@ m_top = max(m_values)
 print(f"κ at m = {m_top} (mean over {len(seeds)} seeds; C = number of classes)")
 for ds, R in errs.items():
     print(f"  {ds} (C = {points[ds][2].n_classes}): "
-          + ", ".join(f"{k}: {studies.column(R, 'kappa', method=k, m=m_top).mean():.1f}" for k in landmark_methods))
+          + ", ".join(f"{k}: {v1.column(R, 'kappa', method=k, m=m_top).mean():.1f}" for k in landmark_methods))
 
 # %% [markdown]
 # ## The PC-initialised representation
@@ -122,7 +122,7 @@ plt.show()
 # %%
 for ds, R in errs.items():
     for meth in landmark_methods:
-        curve = [studies.column(R, "error", method=meth, m=m).mean() for m in m_values]
+        curve = [v1.column(R, "error", method=meth, m=m).mean() for m in m_values]
         assert curve[-1] < curve[0] and all(0 <= e < 1 for e in curve), (ds, meth, curve)
         # non-increasing up to 5 % noise from the random landmark draws
         assert all(b <= a * 1.05 for a, b in zip(curve, curve[1:])), (ds, meth, curve)
@@ -141,19 +141,19 @@ assert np.abs(gram - np.eye(gram.shape[0])).max() < 1e-6
 m_lo = min(m_values)
 decrease = [dict(claim=f"{ds}: Nyström error decreases with m ({k} landmarks)",
                  paper="premise of the method (no curve reported)",
-                 a=studies.column(R, "error", method=k, m=m_top), b=studies.column(R, "error", method=k, m=m_lo),
+                 a=v1.column(R, "error", method=k, m=m_top), b=v1.column(R, "error", method=k, m=m_lo),
                  a_name=f"m={m_top}", b_name=f"m={m_lo}") for ds, R in errs.items() for k in landmark_methods]
 better = [dict(claim=f"{ds}: {k} landmarks approximate K better than uniform (m={mm})",
                paper="uniform sampling degrades accuracy (v1)",
-               a=studies.column(R, "error", method=k, m=mm), b=studies.column(R, "error", method="uniform", m=mm),
+               a=v1.column(R, "error", method=k, m=mm), b=v1.column(R, "error", method="uniform", m=mm),
                a_name=k, b_name="uniform")
           for ds, R in errs.items() for mm in sorted({m_lo, m_top}) for k in landmark_methods
           if k != "uniform" and "uniform" in landmark_methods]
-claims = studies.paired_rows(decrease, "less", alpha, digits=4, family="claim 1")
-claims += studies.paired_rows(better, "less", alpha, digits=4, family="claim 2")
+claims = v1.paired_rows(decrease, "less", alpha, digits=4, family="claim 1")
+claims += v1.paired_rows(better, "less", alpha, digits=4, family="claim 2")
 claims += [kr.stats.claim_row(
     f"{ds}: class coverage κ of the PC initialisation (m={m_top})", "CIFAR-10 κ reported only for trained models",
-    ", ".join(f"{k} {studies.column(R, 'kappa', method=k, m=m_top).mean():.1f}" for k in landmark_methods),
+    ", ".join(f"{k} {v1.column(R, 'kappa', method=k, m=m_top).mean():.1f}" for k in landmark_methods),
     f"not comparable (untrained model, other data; κ ≥ C = {points[ds][2].n_classes})", rule="no test: reported")
     for ds, R in errs.items()]
 for c in claims:

@@ -54,8 +54,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 import krepes_lib as kr
-from krepes_lib import studies
-from krepes_lib.results import save_figure, save_results
+from krepes_lib.studies import v1
+from krepes_lib.studies.results import save_figure, save_results
 
 print("array backend:", kr.default_xp().__name__)
 
@@ -83,7 +83,7 @@ for ds, s in splits.items():
 # `probe_every` epochs).
 
 # %%
-runs = {ds: studies.main_results(splits[ds], losses, m, h, epochs, batch_size, seeds, kernel=kernel,
+runs = {ds: v1.main_results(splits[ds], losses, m, h, epochs, batch_size, seeds, kernel=kernel,
                                  lr=lr, label_fraction=label_fraction, probe_every=probe_every)
         for ds in datasets}
 
@@ -101,14 +101,14 @@ print(f"{len(seeds)} seed(s), h = {h}, {epochs} epochs, batch {batch_size}, lr {
       f"{label_fraction:.0%} labels, {kernel} kernel")
 print(f"{'dataset':<12}{'method':<22}{'probe %':>16}{'k-NN %':>16}{'Δ vs PC':>9}{'m·h+h':>8}{'trained':>9}{'train s':>9}")
 for ds, R in runs.items():
-    pc = studies.column(R, "probe", method="PC init")
+    pc = v1.column(R, "probe", method="PC init")
     for meth in METHODS:
-        r0 = studies.select(R, method=meth)[0]
-        delta = "" if meth in METHODS[:2] else f"{100 * (studies.column(R, 'probe', method=meth) - pc).mean():+.2f}"
-        print(f"{ds:<12}{meth:<22}{kr.stats.mean_std(studies.column(R, 'probe', method=meth), 2, 100):>16}"
-              f"{kr.stats.mean_std(studies.column(R, 'knn', method=meth), 2, 100):>16}{delta:>9}"
+        r0 = v1.select(R, method=meth)[0]
+        delta = "" if meth in METHODS[:2] else f"{100 * (v1.column(R, 'probe', method=meth) - pc).mean():+.2f}"
+        print(f"{ds:<12}{meth:<22}{kr.stats.mean_std(v1.column(R, 'probe', method=meth), 2, 100):>16}"
+              f"{kr.stats.mean_std(v1.column(R, 'knn', method=meth), 2, 100):>16}{delta:>9}"
               f"{r0.get('mh_h', ''):>8}{r0.get('n_trained', ''):>9}"
-              f"{studies.column(R, 'seconds', method=meth).mean() if 'seconds' in r0 else '':>9.3}")
+              f"{v1.column(R, 'seconds', method=meth).mean() if 'seconds' in r0 else '':>9.3}")
 
 # %% [markdown]
 # ## Probe accuracy per loss and dataset
@@ -120,12 +120,12 @@ for ds, R in runs.items():
 fig, axes = plt.subplots(1, len(datasets), figsize=(4.6 * len(datasets), 4.4), squeeze=False)
 x = np.arange(len(losses))
 for ax, (ds, R) in zip(axes[0], runs.items()):
-    P = np.array([100 * studies.column(R, "probe", method=n) for n in losses])
+    P = np.array([100 * v1.column(R, "probe", method=n) for n in losses])
     ax.errorbar(x, P.mean(1), yerr=P.std(1), fmt="o", capsize=3, label="trained")
-    pc = 100 * studies.column(R, "probe", method="PC init")
+    pc = 100 * v1.column(R, "probe", method="PC init")
     ax.axhline(pc.mean(), ls="--", color="C1", label="PC init (no training)")
     ax.axhspan(pc.mean() - pc.std(), pc.mean() + pc.std(), color="C1", alpha=0.15)
-    ax.axhline(100 * studies.column(R, "probe", method="raw features").mean(), ls=":", color="C2",
+    ax.axhline(100 * v1.column(R, "probe", method="raw features").mean(), ls=":", color="C2",
                label="raw features")
     ax.set_xticks(x, losses, rotation=60, ha="right")
     ax.set(xlabel="loss", ylabel=f"linear-probe accuracy (%), {label_fraction:.0%} labels",
@@ -146,12 +146,12 @@ fig, axes = plt.subplots(2, max(len(losses), len(datasets)), figsize=(3.2 * max(
                          squeeze=False)
 for j, name in enumerate(losses):
     for i, (ds, R) in enumerate(runs.items()):
-        axes[0][j].plot(np.arange(1, epochs + 1), studies.curves(R, "loss", method=name)[0], ".-",
+        axes[0][j].plot(np.arange(1, epochs + 1), v1.curves(R, "loss", method=name)[0], ".-",
                         color=f"C{i}", label=ds)
     axes[0][j].set(title=name, xlabel="epoch", ylabel="training objective")
 for j, (ds, R) in enumerate(runs.items()):
     for i, name in enumerate(losses):
-        mean = studies.curves(R, "probe_curve", method=name)[0]
+        mean = v1.curves(R, "probe_curve", method=name)[0]
         ok = np.isfinite(mean)
         axes[1][j].plot(np.flatnonzero(ok), 100 * mean[ok], ".-", color=f"C{i % 10}", label=name)
     axes[1][j].set(title=ds, xlabel="epoch (0 = PC init)", ylabel="linear-probe accuracy (%)")
@@ -182,7 +182,7 @@ for ds, R in runs.items():
         assert r["probe"] > max(chance + margin, floor), (ds, r["method"], r["probe"], chance)
         assert r["knn"] > chance + margin / 2, (ds, r["method"], r["knn"], chance)
         if r["method"] in losses:
-            pc = studies.select(R, method="PC init", seed=r["seed"])[0]
+            pc = v1.select(R, method="PC init", seed=r["seed"])[0]
             assert len(r["loss"]) == epochs and np.isfinite(r["loss"]).all(), (ds, r["method"])
             assert epochs == 0 or r["moved"] > 0, (ds, r["method"])
             assert r["n_trained"] >= pc["n_trained"], (ds, r["method"], r["n_trained"])
@@ -201,19 +201,19 @@ for ds, R in runs.items():
 # %%
 claims = []
 for ds, R in runs.items():
-    trained = [studies.column(R, "probe", method=n) for n in losses]
+    trained = [v1.column(R, "probe", method=n) for n in losses]
     for base, claim, paper in [
             ("PC init", "training with the SSL/unsupervised losses improves the linear probe over the PC initialisation",
              "implied: v1 trains from the PC init (eNTK + Barlow Twins, CIFAR-10 89.54–90.31 %)"),
             ("raw features", "KREPES representations beat a linear probe on the raw features",
              "v1: KREPES ≫ weak neural baselines (no raw-feature baseline reported)")]:
-        b = studies.column(R, "probe", method=base)
-        claims.append(studies.family_row(
+        b = v1.column(R, "probe", method=base)
+        claims.append(v1.family_row(
             f"{ds}: {claim}", paper, losses, trained, [b] * len(losses), alpha=alpha, scale=100,
             what="losses", context=f"{base} {kr.stats.mean_std(b, 2, 100)} %, {len(seeds)} seed(s)"))
 counts = {}  # count text -> datasets with those counts (seed 0)
 for ds, R in runs.items():
-    rs = studies.select(R, seed=seeds[0])
+    rs = v1.select(R, seed=seeds[0])
     counts.setdefault(f"m·h + h = {rs[1]['mh_h']:,}; trained (History.n_trained): "
                       + ", ".join(f"{r['method']} {r['n_trained']:,}" for r in rs[2:]), []).append(ds)
 claims.append(kr.stats.claim_row(
@@ -226,7 +226,7 @@ claims.append(kr.stats.claim_row(
 claims.append(kr.stats.claim_row(
     "CIFAR-10 linear probe with eNTK + Barlow Twins, m = 2000", "89.54–90.31 % (v1)",
     (f"{kernel} kernel on raw pixels, Barlow Twins, m = {m}: "
-     f"{kr.stats.mean_std(studies.column(runs['cifar10'], 'probe', method='barlow_twins'), 2, 100)} %"
+     f"{kr.stats.mean_std(v1.column(runs['cifar10'], 'probe', method='barlow_twins'), 2, 100)} %"
      if "cifar10" in runs and "barlow_twins" in losses else f"not run ({', '.join(datasets)})"),
     "not comparable (no eNTK of a pretrained network, smaller m and fewer epochs)",
     rule="no test: different kernel and scale"))

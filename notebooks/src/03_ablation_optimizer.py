@@ -64,10 +64,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 import krepes_lib as kr
-from krepes_lib import studies
-from krepes_lib.results import save_figure, save_results
+from krepes_lib.studies import v1
+from krepes_lib.studies.results import save_figure, save_results
 
-studies.host_setup(cpu_threads)  # NumPy/SciPy BLAS threads (None: as they are); CuPy on a GPU
+v1.host_setup(cpu_threads)  # NumPy/SciPy BLAS threads (None: as they are); CuPy on a GPU
 
 # %% [markdown]
 # ## Training runs
@@ -77,7 +77,7 @@ studies.host_setup(cpu_threads)  # NumPy/SciPy BLAS threads (None: as they are);
 
 # %%
 splits = {ds: kr.data.load_split(ds, n_train, n_test, seed=0, shrink=True) for ds in datasets}
-study = {(ds, loss): studies.optimizer_study(
+study = {(ds, loss): v1.optimizer_study(
     splits[ds], loss, methods, lrs, seeds, m, h, epochs, batch_size, kernel=kernel, landmarks=landmark_method,
     falkon_lam=falkon_lam, ggn_damping=ggn_damping, ggn_cg_iter=ggn_cg_iter, newton_damping=newton_damping,
     newton_cg_iter=newton_cg_iter, n_eval_views=n_eval_views, label_fraction=label_fraction, dtype=dtype)
@@ -91,16 +91,16 @@ for (ds, loss), (R, info) in study.items():
 # ## Each method at its best learning rate
 
 # %%
-best = {(ds, loss, k): studies.best_lr(R, k) for (ds, loss), (R, _) in study.items() for k in methods}
-finals = {(ds, loss, k): np.array([r["objective"][-1] for r in studies.select(study[ds, loss][0], method=k, lr=lr)])
+best = {(ds, loss, k): v1.best_lr(R, k) for (ds, loss), (R, _) in study.items() for k in methods}
+finals = {(ds, loss, k): np.array([r["objective"][-1] for r in v1.select(study[ds, loss][0], method=k, lr=lr)])
           for (ds, loss, k), lr in best.items()}
 print(f"{'data':<11}{'loss':<14}{'method':<15}{'lr':>7}{'objective E0 → final':>28}{'s/epoch':>9}{'probe %':>15}")
 for (ds, loss, k), lr in best.items():
     R = study[ds, loss][0]
-    obj, tim = studies.curves(R, "objective", method=k, lr=lr)[0], studies.curves(R, "time", method=k, lr=lr)[0]
+    obj, tim = v1.curves(R, "objective", method=k, lr=lr)[0], v1.curves(R, "time", method=k, lr=lr)[0]
     print(f"{ds:<11}{loss:<14}{k:<15}{'-' if lr is None else f'{lr:g}':>7}{obj[0]:>11.4g} → "
           f"{kr.stats.mean_std(finals[ds, loss, k], 4):>14}{np.diff(tim).mean():>9.3f}"
-          f"{kr.stats.mean_std(studies.column(R, 'probe', method=k, lr=lr), 1, 100):>15}")
+          f"{kr.stats.mean_std(v1.column(R, 'probe', method=k, lr=lr), 1, 100):>15}")
 for (ds, loss), (_, info) in study.items():
     print(f"{ds} / {loss}: probe of the untrained PC initialisation {100 * info['init_probe']:.1f} %")
 
@@ -110,11 +110,11 @@ for row, ((ds, loss), (R, info)) in zip(axes, study.items()):
     for i, k in enumerate(methods):
         lr = best[ds, loss, k]
         lab = k + ("" if lr is None else f" (lr {lr:g})")
-        mean, std = studies.curves(R, "objective", method=k, lr=lr)
+        mean, std = v1.curves(R, "objective", method=k, lr=lr)
         row[0].plot(np.arange(epochs + 1), mean, "o-", label=lab)
         row[0].fill_between(np.arange(epochs + 1), mean - std, mean + std, alpha=0.2)
-        row[1].plot(studies.curves(R, "time", method=k, lr=lr)[0], mean, "o-", label=lab)
-        p = 100 * studies.column(R, "probe", method=k, lr=lr)
+        row[1].plot(v1.curves(R, "time", method=k, lr=lr)[0], mean, "o-", label=lab)
+        p = 100 * v1.column(R, "probe", method=k, lr=lr)
         row[2].bar(i, p.mean(), yerr=p.std(), capsize=3, color=f"C{i}")
     row[2].axhline(100 * info["init_probe"], color="k", ls="--", label="PC init, untrained")
     row[0].set(xlabel="epoch", ylabel=f"{loss} objective on fixed views", title=f"{ds}, {loss}")
@@ -138,7 +138,7 @@ plt.show()
 
 # %%
 info0 = study[datasets[0], losses[0]][1]
-hvp = studies.hvp_costs(info0["nys"], info0["h"], hvp_losses, info0["eval_batches"][0], repeats=hvp_repeats)
+hvp = v1.hvp_costs(info0["nys"], info0["h"], hvp_losses, info0["eval_batches"][0], repeats=hvp_repeats)
 for loss, r in hvp.items():
     print(f"{loss:<22} gradient {1e3 * r['grad_s']:7.3f} ms   HVP {1e3 * r['hvp_s']:7.3f} ms   "
           f"HVP / gradient = {r['ratio']:.2f}")
@@ -156,9 +156,9 @@ print(f"({datasets[0]}, B = {batch_size} × 2 views, m = {m}, h = {info0['h']}, 
 # %%
 for (ds, loss, k), lr in best.items():
     R = study[ds, loss][0]
-    obj = studies.curves(R, "objective", method=k, lr=lr)[0]
+    obj = v1.curves(R, "objective", method=k, lr=lr)[0]
     assert np.isfinite(obj).all(), (ds, loss, k)
-    assert (studies.column(R, "probe", method=k, lr=lr) > 1.0 / splits[ds].n_classes).all(), (ds, loss, k)
+    assert (v1.column(R, "probe", method=k, lr=lr) > 1.0 / splits[ds].n_classes).all(), (ds, loss, k)
     if k in ("newton_cg", "adam_whitened"):
         assert obj[-1] < 0.95 * obj[0], (ds, loss, k, obj)
 assert all(np.isfinite(r["ratio"]) and r["ratio"] > 0 for r in hvp.values()), hvp
@@ -192,9 +192,9 @@ for (ds, loss), (R, _) in study.items():
     if plain:
         base = min(plain, key=lambda k: finals[ds, loss, k].mean())
         target = finals[ds, loss, base].mean()
-        t_base = studies.time_to_reach(R, target, method=base, lr=best[ds, loss, base])
+        t_base = v1.time_to_reach(R, target, method=base, lr=best[ds, loss, base])
         for k in [k for k in ("adam_ggn", "newton_cg") if k in methods]:
-            t_k = studies.time_to_reach(R, target, method=k, lr=best[ds, loss, k])
+            t_k = v1.time_to_reach(R, target, method=k, lr=best[ds, loss, k])
             items_ggn.append(dict(
                 claim=f"{tag}: {k} reaches a lower objective than plain Adam in {epochs} epochs",
                 paper="GGN preconditioning improves optimisation (v1)", a=finals[ds, loss, k],
@@ -207,16 +207,16 @@ for (ds, loss), (R, _) in study.items():
             paper="general preconditioner (spec §4); no ablation reported", a=finals[ds, loss, "adam_falkon"],
             b=finals[ds, loss, "adam_raw"], a_name=f"adam_falkon (lr {best[ds, loss, 'adam_falkon']:g})",
             b_name=f"adam_raw (lr {best[ds, loss, 'adam_raw']:g})"))
-    probes = {k: studies.column(R, "probe", method=k, lr=best[ds, loss, k]) for k in methods}
+    probes = {k: v1.column(R, "probe", method=k, lr=best[ds, loss, k]) for k in methods}
     k_obj = min(methods, key=lambda k: finals[ds, loss, k].mean())
     k_prb = max(methods, key=lambda k: probes[k].mean())
     items_probe.append(dict(
         claim=f"{tag}: the lowest objective ({k_obj}) goes with the best probe ({k_prb})",
         paper="implicit (optimisation matters for accuracy)", a=100 * probes[k_obj], b=100 * probes[k_prb],
         a_name=f"{k_obj} probe", b_name=f"{k_prb} probe", same=k_obj == k_prb))
-claims = studies.paired_rows(items_ggn, "less", alpha, digits=4, family="claim 1")
-claims += studies.paired_rows(items_falkon, "less", alpha, digits=4, family="claim 2")
-for it, row in zip(items_probe, studies.paired_rows(items_probe, "greater", alpha, unit=" %", family="claim 3")):
+claims = v1.paired_rows(items_ggn, "less", alpha, digits=4, family="claim 1")
+claims += v1.paired_rows(items_falkon, "less", alpha, digits=4, family="claim 2")
+for it, row in zip(items_probe, v1.paired_rows(items_probe, "greater", alpha, unit=" %", family="claim 3")):
     if it["same"]:
         row["verdict"] = "inconclusive: one method has both the lowest objective and the best probe (chosen on these seeds)"
     claims.append(row)

@@ -47,10 +47,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 import krepes_lib as kr
-from krepes_lib import studies
-from krepes_lib.results import save_figure, save_results
+from krepes_lib.studies import v1
+from krepes_lib.studies.results import save_figure, save_results
 
-studies.host_setup(cpu_threads)  # NumPy/SciPy BLAS threads (None: as they are); CuPy on a GPU
+v1.host_setup(cpu_threads)  # NumPy/SciPy BLAS threads (None: as they are); CuPy on a GPU
 
 # %% [markdown]
 # ## Training from each initialisation
@@ -61,14 +61,14 @@ studies.host_setup(cpu_threads)  # NumPy/SciPy BLAS threads (None: as they are);
 
 # %%
 splits = {ds: kr.data.load_split(ds, n_train, n_test, seed=0, shrink=True) for ds in datasets}
-runs = {ds: studies.init_study(splits[ds], loss, coords_list, inits, seeds, m, h, epochs, batch_size,
+runs = {ds: v1.init_study(splits[ds], loss, coords_list, inits, seeds, m, h, epochs, batch_size,
                                kernel=kernel, landmarks=landmark_method, lr=lr, label_fraction=label_fraction,
                                dtype=dtype)[0] for ds in datasets}
 print(f"{'data':<11}{'coords':<10}{'init':<8}{'loss ep 1':>16}{'loss final':>16}{'probe ep 0 %':>16}{'probe final %':>16}")
 for ds, R in runs.items():
     for c in coords_list:
         for i in inits:
-            L, P = (np.array([r[k] for r in studies.select(R, coords=c, init=i)]) for k in ("loss", "probe"))
+            L, P = (np.array([r[k] for r in v1.select(R, coords=c, init=i)]) for k in ("loss", "probe"))
             print(f"{ds:<11}{c:<10}{i:<8}{kr.stats.mean_std(L[:, 0], 3):>16}{kr.stats.mean_std(L[:, -1], 3):>16}"
                   f"{kr.stats.mean_std(P[:, 0], 1, 100):>16}{kr.stats.mean_std(P[:, -1], 1, 100):>16}")
 
@@ -78,10 +78,10 @@ for row, (ds, R) in zip(axes, runs.items()):
     for ci, c in enumerate(coords_list):
         for i in inits:
             style, lab = "-" if i == "pc" else "--", f"{i} init, {c}"
-            mean, std = studies.curves(R, "loss", coords=c, init=i)
+            mean, std = v1.curves(R, "loss", coords=c, init=i)
             row[0].plot(np.arange(1, epochs + 1), mean, style, color=f"C{ci}", marker="o", label=lab)
             row[0].fill_between(np.arange(1, epochs + 1), mean - std, mean + std, color=f"C{ci}", alpha=0.15)
-            mean, std = studies.curves(R, "probe", coords=c, init=i)
+            mean, std = v1.curves(R, "probe", coords=c, init=i)
             row[1].errorbar(np.arange(epochs + 1), 100 * mean, yerr=100 * std, fmt=style, color=f"C{ci}",
                             marker="o", capsize=3, label=lab)
     row[0].set(xlabel="epoch", ylabel=f"{loss} training loss (epoch mean)",
@@ -109,13 +109,13 @@ for ds, R in runs.items():
     chance = 1.0 / splits[ds].n_classes
     for c in coords_list:
         for i in inits:
-            L, P = studies.curves(R, "loss", coords=c, init=i)[0], studies.curves(R, "probe", coords=c, init=i)[0]
+            L, P = v1.curves(R, "loss", coords=c, init=i)[0], v1.curves(R, "probe", coords=c, init=i)[0]
             assert np.isfinite(L).all() and L[-1] < 1.05 * L[0], (ds, c, i, L)
             assert (P > chance).all(), (ds, c, i, P)
             assert i != "pc" or P[0] > chance + 0.3 * (1 - chance), (ds, c, P[0])
             ratios.append(L[-1] / L[0])
     if "pc" in inits and len(coords_list) == 2:
-        p0 = [studies.curves(R, "probe", coords=c, init="pc")[0][0] for c in coords_list]
+        p0 = [v1.curves(R, "probe", coords=c, init="pc")[0][0] for c in coords_list]
         assert abs(p0[0] - p0[1]) < 1e-6, p0
 assert np.mean(ratios) < 1.0, ratios  # on average, training lowers the loss
 
@@ -140,10 +140,10 @@ if "pc" in inits and "random" in inits:
             (f"probe accuracy after epoch {epochs}", "probe", -1, "greater", "PC init improves final accuracy (v1)",
              100, " %")]:
         items = [dict(claim=f"{ds}, {c} coords: PC init better than random — {what}", paper=paper,
-                      a=[r[key][idx] for r in studies.select(R, coords=c, init="pc")],
-                      b=[r[key][idx] for r in studies.select(R, coords=c, init="random")], a_name="PC",
+                      a=[r[key][idx] for r in v1.select(R, coords=c, init="pc")],
+                      b=[r[key][idx] for r in v1.select(R, coords=c, init="random")], a_name="PC",
                       b_name="random") for ds, R in runs.items() for c in coords_list]
-        claims += studies.paired_rows(items, alt, alpha, scale=sc, unit=unit, digits=3 if sc == 1 else 2,
+        claims += v1.paired_rows(items, alt, alpha, scale=sc, unit=unit, digits=3 if sc == 1 else 2,
                                       family=f"'{what}'")
 for c in claims:
     print(f"- {c['claim']}\n    ours: {c['ours']}\n    rule: {c['rule']}\n    → {c['verdict']}")

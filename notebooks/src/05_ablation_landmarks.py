@@ -45,10 +45,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 import krepes_lib as kr
-from krepes_lib import studies
-from krepes_lib.results import save_figure, save_results
+from krepes_lib.studies import v1
+from krepes_lib.studies.results import save_figure, save_results
 
-studies.host_setup(cpu_threads)  # NumPy/SciPy BLAS threads (None: as they are); CuPy on a GPU
+v1.host_setup(cpu_threads)  # NumPy/SciPy BLAS threads (None: as they are); CuPy on a GPU
 assert min(m_values) >= h, f"every m must be >= h = {h}"
 
 # %% [markdown]
@@ -60,7 +60,7 @@ assert min(m_values) >= h, f"every m must be >= h = {h}"
 
 # %%
 splits = {ds: kr.data.load_split(ds, n_train, n_test, seed=0, shrink=True) for ds in datasets}
-res = {ds: studies.landmark_study(splits[ds], loss, landmark_methods, m_values, seeds, h, epochs, batch_size,
+res = {ds: v1.landmark_study(splits[ds], loss, landmark_methods, m_values, seeds, h, epochs, batch_size,
                                   kernel=kernel, coords=coords, lr=lr, label_fraction=label_fraction, dtype=dtype)
        for ds in datasets}
 for ds, R in res.items():
@@ -69,7 +69,7 @@ for ds, R in res.items():
           f"{'final loss':>12}{'select s':>10}")
     for meth in landmark_methods:
         for m in m_values:
-            col = {k: studies.column(R, k, method=meth, m=m) for k in ("probe0", "probe", "kappa0", "kappa", "loss",
+            col = {k: v1.column(R, k, method=meth, m=m) for k in ("probe0", "probe", "kappa0", "kappa", "loss",
                                                                         "select_s")}
             print(f"{meth:<10}{m:>5}{kr.stats.mean_std(col['probe0'], 1, 100):>15}"
                   f"{kr.stats.mean_std(col['probe'], 1, 100):>17}{col['kappa0'].mean():>9.1f}"
@@ -80,10 +80,10 @@ fig, axes = plt.subplots(len(datasets), 3, figsize=(15, 3.8 * len(datasets)), sq
 for row, (ds, R) in zip(axes, res.items()):
     for i, meth in enumerate(landmark_methods):
         for ax, key, style in ((row[0], "probe0", "--"), (row[1], "probe", "-")):
-            P = np.array([100 * studies.column(R, key, method=meth, m=m) for m in m_values])
+            P = np.array([100 * v1.column(R, key, method=meth, m=m) for m in m_values])
             ax.errorbar(m_values, P.mean(1), yerr=P.std(1), fmt=style, marker="o", capsize=3, color=f"C{i}",
                         label=meth)
-        row[2].plot(m_values, [studies.column(R, "kappa", method=meth, m=m).mean() for m in m_values], marker="o",
+        row[2].plot(m_values, [v1.column(R, "kappa", method=meth, m=m).mean() for m in m_values], marker="o",
                     color=f"C{i}", label=meth)
     row[2].axhline(splits[ds].n_classes, color="k", ls=":", label="C (lower bound)")
     row[0].set_title(f"{ds}: PC initialisation (no training)")
@@ -117,7 +117,7 @@ for ds, R in res.items():
         assert C <= r["kappa"] <= r["m"] + 1 and C <= r["kappa0"] <= r["m"] + 1, (ds, r)
         assert np.isfinite(r["loss"]), (ds, r)
     for meth in landmark_methods:
-        lo, hi = (studies.column(R, "probe0", method=meth, m=mm).mean() for mm in (min(m_values), max(m_values)))
+        lo, hi = (v1.column(R, "probe0", method=meth, m=mm).mean() for mm in (min(m_values), max(m_values)))
         assert hi > lo - 0.02, (ds, meth, lo, hi)
 
 # %% [markdown]
@@ -140,25 +140,25 @@ claims, pooled = [], []
 if "uniform" in landmark_methods and others:
     for ds, R in res.items():
         labels = [f"{k} m={m}" for m in m_values for k in others]
-        A = [100 * studies.column(R, "probe", method=k, m=m) for m in m_values for k in others]
-        B = [100 * studies.column(R, "probe", method="uniform", m=m) for m in m_values for k in others]
-        claims.append(studies.family_row(
+        A = [100 * v1.column(R, "probe", method=k, m=m) for m in m_values for k in others]
+        B = [100 * v1.column(R, "probe", method="uniform", m=m) for m in m_values for k in others]
+        claims.append(v1.family_row(
             f"{ds}: uniform landmarks give a lower trained probe accuracy (per m)", "uniform sampling degrades accuracy (v1)",
             labels, A, B, alpha=alpha, what="(strategy, m) comparisons",
             context="uniform " + ", ".join(f"m={m}: {kr.stats.mean_std(b, 1)} %" for m, b in zip(m_values, B[::len(others)]))))
         for k in others:
             pooled.append(dict(claim=f"{ds}: {k} beats uniform landmarks, pooled over m = {m_values}",
                                paper="k-means++ / leverage preferred over uniform (v1)",
-                               a=np.concatenate([100 * studies.column(R, "probe", method=k, m=m) for m in m_values]),
-                               b=np.concatenate([100 * studies.column(R, "probe", method="uniform", m=m) for m in m_values]),
+                               a=np.concatenate([100 * v1.column(R, "probe", method=k, m=m) for m in m_values]),
+                               b=np.concatenate([100 * v1.column(R, "probe", method="uniform", m=m) for m in m_values]),
                                a_name=k, b_name="uniform", note=f"pairs = (m, seed), {len(m_values) * len(seeds)} of them"))
-    claims += studies.paired_rows(pooled, "greater", alpha, unit=" %", family="the pooled tests")
+    claims += v1.paired_rows(pooled, "greater", alpha, unit=" %", family="the pooled tests")
 for ds, R in res.items():
     mt = max(m_values)
     claims.append(kr.stats.claim_row(
         f"{ds}: class coverage κ of the trained model (m={mt})", "κ reported per loss on CIFAR-10 only (BT 12 … spectral 81)",
-        ", ".join(f"{k} {studies.column(R, 'kappa', method=k, m=mt).mean():.1f} "
-                  f"(init {studies.column(R, 'kappa0', method=k, m=mt).mean():.1f})" for k in landmark_methods),
+        ", ".join(f"{k} {v1.column(R, 'kappa', method=k, m=mt).mean():.1f} "
+                  f"(init {v1.column(R, 'kappa0', method=k, m=mt).mean():.1f})" for k in landmark_methods),
         f"not comparable (other data; C = {splits[ds].n_classes} is the lower bound, smaller is better)",
         rule="no test: reported"))
 for c in claims:

@@ -23,7 +23,7 @@
 #   positives and negatives come from pixels, never from labels); how well each CAV separates
 #   held-out positives from negatives, and the landmarks that push held-out positives along it.
 #
-# **The pipeline** (`krepes_lib.audit_studies.run_audit`, the same in notebooks 06–09):
+# **The pipeline** (`krepes_lib.studies.audits.run_audit`, the same in notebooks 06–09):
 # `kr.build_model` — an RBF kernel on raw pixels with the median-heuristic bandwidth, $m$
 # landmarks by k-means++ seeding (eq. {eq}`lm-kmeanspp`) from the **training** split
 # ($m = \lceil\sqrt n\rceil$ as in v3), the Nyström basis and the PC initialisation
@@ -78,8 +78,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 import krepes_lib as kr
-from krepes_lib import audit_studies as AS
-from krepes_lib.results import PAPER, save_figure, save_results
+from krepes_lib.studies import audits as AS
+from krepes_lib.studies.results import PAPER, save_figure, save_results
 
 print("array backend:", kr.default_xp().__name__)
 assert concept_dataset in datasets, f"concept_dataset={concept_dataset!r} must be one of {datasets}"
@@ -96,7 +96,7 @@ for ds, S in splits.items():
 # the audited representation (logistic regression on the training split, unit norm). For a test
 # image of class $c$ the attracting landmarks are the $K = 5$ largest
 # $\operatorname{IS}(\tilde x_l, x_t; v_c)$, the repelling ones the 5 most negative
-# (`Audit.attracting_repelling`, `audit_studies.class_gallery`). We record the share of each list
+# (`Audit.attracting_repelling`, `studies.audits.class_gallery`). We record the share of each list
 # that has the test image's class (chance: that class's frequency among the landmarks) and the
 # kernel similarity $k(\tilde x_l, x_t)$ of the listed landmarks: a repelling landmark more similar
 # than the average landmark of another class "looks alike" in the kernel's geometry. Two
@@ -168,11 +168,11 @@ for (ds, loss), (run, g) in shown.items():
 # On `concept_dataset` (first loss, every seed): a **label concept** (the first class against
 # the rest) and a **pixel concept** (*ink mass* = mean pixel intensity; positives are the top
 # quartile of the training split). The CAV is fit on the training representations
-# (`audit_studies.concept_separation`); we report the area under the ROC curve of the
+# (`studies.audits.concept_separation`); we report the area under the ROC curve of the
 # projection $\langle f(x), v_c\rangle$ on **held-out** positives vs negatives and the balanced
 # accuracy at a threshold chosen on the training split (chance 0.5 for both), next to the same
 # CAV fit on the PC initialisation $\tilde A_0$; then the landmarks with the largest and most
-# negative mean concept influence over the held-out positives (`audit_studies.concept_landmarks`).
+# negative mean concept influence over the held-out positives (`studies.audits.concept_landmarks`).
 
 # %%
 S = splits[concept_dataset]

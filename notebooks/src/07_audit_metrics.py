@@ -15,7 +15,7 @@
 #    landmarks vs 10 random ones from a $k$-NN ($k = 50$) over the landmarks — paper: drops of
 #    about $5\cdot10^{-2}$ vs $10^{-4}$, ratios of hundreds.
 #
-# **The pipeline** (`krepes_lib.audit_studies.run_audit`, the same in notebooks 06–09):
+# **The pipeline** (`krepes_lib.studies.audits.run_audit`, the same in notebooks 06–09):
 # `kr.build_model` — an RBF kernel on the raw inputs (median-heuristic bandwidth), $m$ landmarks
 # by k-means++ seeding (eq. {eq}`lm-kmeanspp`) from the *training* split ($m = \lceil\sqrt n\rceil$
 # as in v3), the Nyström model at its PC initialisation $\tilde A_0 = U_h\Lambda_h^{-1/2}$
@@ -80,8 +80,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 import krepes_lib as kr
-from krepes_lib import audit_studies as AS
-from krepes_lib.results import PAPER, save_figure, save_results
+from krepes_lib.studies import audits as AS
+from krepes_lib.studies.results import PAPER, save_figure, save_results
 
 print("array backend:", kr.default_xp().__name__)
 t_start = time.perf_counter()

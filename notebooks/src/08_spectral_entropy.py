@@ -23,7 +23,7 @@
 # default and flags the audits whose step raised its own loss; the table below shows how the
 # step size $\lVert\Delta\tilde A\rVert/\lVert\tilde A_0\rVert$ and that flag depend on $\delta$.
 #
-# **The pipeline** (`krepes_lib.audit_studies.entropy_sweep`). An RBF kernel on the raw pixels
+# **The pipeline** (`krepes_lib.studies.audits.entropy_sweep`). An RBF kernel on the raw pixels
 # (median-heuristic bandwidth); the MNIST test set split into a training and a held-out part;
 # $m = \lceil\sqrt n\rceil$ landmarks by k-means++ seeding from the training part; the Nyström
 # model at its PC initialisation $\tilde A_0 = U_h\Lambda_h^{-1/2}$ (eq. {eq}`nys-pc`)
@@ -77,8 +77,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 import krepes_lib as kr
-from krepes_lib import audit_studies as AS
-from krepes_lib.results import save_figure, save_results
+from krepes_lib.studies import audits as AS
+from krepes_lib.studies.results import save_figure, save_results
 
 print("array backend:", kr.default_xp().__name__)
 grid = [float(v) for v in grid]

@@ -16,7 +16,7 @@
 # *relationship* exceeds that of *education* and *occupation* — the SSL model amplifies
 # sensitive attributes. The paper reports this as a figure without numbers.
 #
-# **The pipeline** (`krepes_lib.audit_studies.run_audit`, the same in notebooks 06–09):
+# **The pipeline** (`krepes_lib.studies.audits.run_audit`, the same in notebooks 06–09):
 # `kr.build_model` — an RBF kernel with the median-heuristic bandwidth on the encoded table
 # (`Dataset.X`: 6 numeric features standardised, 8 categorical ones one-hot), $m$ landmarks
 # by k-means++ seeding (eq. {eq}`lm-kmeanspp`) from the **training** split (`adult.data`,
@@ -80,8 +80,8 @@ import numpy as np
 from IPython.display import Markdown, display
 
 import krepes_lib as kr
-from krepes_lib import audit_studies as AS
-from krepes_lib.results import PAPER, save_figure, save_results
+from krepes_lib.studies import audits as AS
+from krepes_lib.studies.results import PAPER, save_figure, save_results
 
 print("array backend:", kr.default_xp().__name__)
 T_START = time.perf_counter()

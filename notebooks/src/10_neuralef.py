@@ -81,8 +81,8 @@ from krepes_lib import data
 from krepes_lib.backend import limit_host_threads
 from krepes_lib.evaluate import linear_probe
 from krepes_lib.kernels import RBF, Polynomial, median_sigma
-from krepes_lib.neural import neuralef as NEF
-from krepes_lib.results import save_figure, save_results
+from krepes_lib.studies import neuralef as NEF
+from krepes_lib.studies.results import save_figure, save_results
 from krepes_lib.stats import claim_row, paired_test
 
 limit_host_threads(cpu_threads)

@@ -58,14 +58,15 @@ cpu_threads = 1
 import matplotlib.pyplot as plt
 import numpy as np
 
-from krepes_lib import data, stepwise as sw
+from krepes_lib import data
+from krepes_lib.studies import stepwise as sw
 from krepes_lib.augment import TableAugmenter
 from krepes_lib.backend import limit_host_threads
 from krepes_lib.kernels import RBF, median_sigma
 from krepes_lib.landmarks import select_landmarks
 from krepes_lib.model import NystromModel
 from krepes_lib.nystrom import Nystrom
-from krepes_lib.results import save_figure, save_results
+from krepes_lib.studies.results import save_figure, save_results
 
 limit_host_threads(cpu_threads)
 

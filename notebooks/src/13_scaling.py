@@ -20,7 +20,7 @@
 # 5. breaks the time down for the RBF kernel and for an empirical NTK (eNTK) of a small MLP.
 #
 # **Beyond the real rows (ours, not the paper's).** The paper's "1M" construction is not
-# public. Data sets larger than the real table are built by `krepes_lib.scaling.resample_rows`
+# public. Data sets larger than the real table are built by `krepes_lib.studies.scaling.resample_rows`
 # (eq. (sc-resample) in its docstring): all real rows first, in a seeded order; then
 # bootstrap copies of real rows (uniform, with replacement) with Gaussian jitter of 0.05 × the
 # column's standard deviation on every non-binary column (one-hot and binary columns copied
@@ -58,10 +58,11 @@ import os
 import matplotlib.pyplot as plt
 import numpy as np
 
-from krepes_lib import scaling, stats
+from krepes_lib import stats
+from krepes_lib.studies import scaling
 from krepes_lib.backend import default_xp, limit_host_threads
 from krepes_lib.entk import MLP, EmpiricalNTK
-from krepes_lib.results import save_figure, save_results
+from krepes_lib.studies.results import save_figure, save_results
 
 limit_host_threads(cpu_threads)
 print(f"load average (1, 5, 15 min): {os.getloadavg()}; BLAS threads: {cpu_threads}; float32; "

@@ -14,7 +14,7 @@
 #   point's 10 most influential landmarks (by IS, eq. {eq}`int-is`) vs 10 random ones
 #   (eq. {eq}`int-drop`; paper: about $5\cdot10^{-2}$ vs $10^{-4}$).
 #
-# **The pipeline** (`krepes_lib.v3`, one call per configuration). For each (data set, loss,
+# **The pipeline** (`krepes_lib.studies.v3`, one call per configuration). For each (data set, loss,
 # seed): the SSL network of the profile (`v3.load_network`: an MLP encoder for tables, a small
 # CNN for images, trained here with the library's own loss definitions and cached on disk —
 # shared with notebooks 15 and 16); its eNTK $k(x,x') = \sum_o\langle\nabla_\theta g_o(x),
@@ -28,7 +28,7 @@
 # subset and random landmark sets, so the spread over seeds includes the network's.
 #
 # **A second column: the RBF kernel.** The same audit with an RBF kernel on the raw rows
-# (median-heuristic bandwidth, `audit_studies.run_audit`) — what notebooks 06–09 use — shows
+# (median-heuristic bandwidth, `studies.audits.run_audit`) — what notebooks 06–09 use — shows
 # what changes when the kernel is the network's own.
 #
 # **What cannot be matched offline.** ImageNet-1K and the paper's "1M-row" Adult / HIGGS /
@@ -83,9 +83,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 import krepes_lib as kr
-from krepes_lib import audit_studies as AS
-from krepes_lib import v3
-from krepes_lib.results import PAPER, save_figure, save_results
+from krepes_lib.studies import audits as AS
+from krepes_lib.studies import v3
+from krepes_lib.studies.results import PAPER, save_figure, save_results
 
 t_start, cpu_start = time.perf_counter(), time.process_time()
 print("array backend:", kr.default_xp().__name__, "| not offline:", "; ".join(f"{k}: {v}" for k, v in v3.NOT_OFFLINE.items()))

@@ -8,7 +8,7 @@
 # well above weak neural baselines, and neural networks 100–1000× faster at test time
 # (spec §7). Its reviewers asked for a time breakdown: kernel computation vs optimisation.
 #
-# **The experiment** (`krepes_lib.v3.v1_row`, one call per configuration). For the CNN on
+# **The experiment** (`krepes_lib.studies.v3.v1_row`, one call per configuration). For the CNN on
 # MNIST and CIFAR-10 and the MLP on a table, each trained here with an SSL loss
 # (`v3.load_network`, cached and shared with notebooks 14 and 16):
 #
@@ -59,10 +59,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 import krepes_lib as kr
-from krepes_lib import audit_studies as AS
-from krepes_lib import v3
+from krepes_lib.studies import audits as AS
+from krepes_lib.studies import v3
 from krepes_lib.neural import sketch_error
-from krepes_lib.results import PAPER, save_figure, save_results
+from krepes_lib.studies.results import PAPER, save_figure, save_results
 
 t_start, cpu_start = time.perf_counter(), time.process_time()
 print("array backend:", kr.default_xp().__name__, "| paper:", PAPER["v1_cifar10_probe"])

@@ -18,11 +18,11 @@
 # 5. the **attracting / repelling landmark gallery** on CIFAR-10 (paper: look-alike pairs pushed
 #    apart).
 #
-# **The pipeline** (`krepes_lib.v3`; metrics from `krepes_lib.audit_studies`, the same functions
+# **The pipeline** (`krepes_lib.studies.v3`; metrics from `krepes_lib.studies.audits`, the same functions
 # as notebooks 06–09). Each network is trained here with the named SSL loss and cached
 # (`v3.load_network`, shared with notebooks 14 and 15); its eNTK over the backbone's outputs
 # (eq. {eq}`entk-proj`, sketched by eq. {eq}`entk-sketch`, scaled to mean diagonal 1); landmarks
-# by k-means++ in the eNTK's space (the λ sweep: in input space, as `audit_studies.entropy_sweep`
+# by k-means++ in the eNTK's space (the λ sweep: in input space, as `studies.audits.entropy_sweep`
 # draws them); one GGN-Newton step (eq. {eq}`audit-step`) with the network's own loss and
 # training augmentations. The seed sets the network's initialisation and batches and the
 # audit's landmarks, views and labelled subset.
@@ -30,7 +30,7 @@
 # **Verdict rules** (fixed before the run; one-sided paired t-tests over seeds at α = 0.05,
 # Holm within each family, as in notebooks 06–09): κ — per-seed Kendall τ across the losses
 # between κ and the networks' probe accuracy below 0, and between our κ and the paper's κ above
-# 0; Precision@1 — KREPES above cosine; λ sweep — `audit_studies.peak_verdict` (argmax of the
+# 0; Precision@1 — KREPES above cosine; λ sweep — `studies.audits.peak_verdict` (argmax of the
 # seed means, equal or adjacent grid points; a peak at the largest δ is the trivial no-step
 # limit); alignment gap — every (high, low) pair by a one-sided paired t-test (intersection-union);
 # gallery — attracting share above chance, repelling share below chance, repelling landmarks more
@@ -72,9 +72,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 import krepes_lib as kr
-from krepes_lib import audit_studies as AS
-from krepes_lib import v3
-from krepes_lib.results import PAPER, save_figure, save_results
+from krepes_lib.studies import audits as AS
+from krepes_lib.studies import v3
+from krepes_lib.studies.results import PAPER, save_figure, save_results
 
 t_start, cpu_start = time.perf_counter(), time.process_time()
 audit_kw = dict(h=h, damping=damping, n_batches=n_batches, batch_size=batch_size, cg_max_iter=cg_max_iter)
@@ -206,7 +206,7 @@ plt.show()
 #
 # The raw features come from the data set's own split (`kr.data.load_split` with the network's
 # sizes and seed: the same rows, checked); the gap is eq. {eq}`int-gap` (`Audit.alignment_gap`
-# through `audit_studies.alignment_gaps`).
+# through `studies.audits.alignment_gaps`).
 
 # %%
 F_e, F_r = AS.Table(), AS.Table()

@@ -33,15 +33,16 @@ import time
 
 import numpy as np
 
-from . import stats
-from .backend import default_xp, synchronize, to_device, to_host
-from .defaults import KNN_K
-from .evaluate import knn_accuracy, linear_probe, raw_feature_probe
-from .experiment import default_kernel, view_batches
-from .landmarks import class_coverage, select_landmarks
-from .model import NystromModel
-from .nystrom import Nystrom
-from .options import Options
+from .. import stats
+from ..backend import default_xp, synchronize, to_device, to_host
+from ..defaults import KNN_K
+from ..evaluate import knn_accuracy, linear_probe, raw_feature_probe
+from ..recipe import default_kernel
+from ..views import view_batches
+from ..landmarks import class_coverage, select_landmarks
+from ..model import NystromModel
+from ..nystrom import Nystrom
+from ..options import Options
 
 __all__ = ["host_setup", "load_rows", "Scorer", "objective_value", "main_results",
            "optimizer_study", "best_lr", "time_to_reach", "hvp_costs", "init_study", "landmark_study",
@@ -55,7 +56,7 @@ __all__ = ["host_setup", "load_rows", "Scorer", "objective_value", "main_results
 def host_setup(cpu_threads: int | None = None) -> str:
     """Limit the host's BLAS threads to ``cpu_threads`` (None: leave them as they are;
     :func:`krepes_lib.backend.limit_host_threads`) and print the array backend; returns its name."""
-    from .backend import limit_host_threads
+    from ..backend import limit_host_threads
 
     limit_host_threads(cpu_threads)
     name = default_xp().__name__
@@ -66,7 +67,7 @@ def host_setup(cpu_threads: int | None = None) -> str:
 def load_rows(name: str, n: int | None, seed: int = 0, **loader_kw):
     """Up to ``n`` rows of a dataset, stratified by class (all rows when it has fewer or
     ``n`` is None): ``(X, y, dataset)``, for studies that need no held-out split (notebook 01)."""
-    from . import data
+    from .. import data
 
     D = data.load(name, **loader_kw)
     idx = data.stratified_indices(D.y, None if n is None else min(int(n), len(D)), seed=seed)
@@ -143,8 +144,8 @@ def objective_value(model, loss, batches, state=None, memory_budget: int | None 
     :meth:`krepes_lib.problem.BatchProblem.value_and_grad`, so it is exactly what ``fit``
     minimises, evaluated on the same views for every optimiser.
     """
-    from .losses import make_objective
-    from .problem import BatchProblem
+    from ..losses import make_objective
+    from ..problem import BatchProblem
 
     obj = make_objective(loss)
     state = obj.init_state(model) if state is None else state
@@ -155,7 +156,7 @@ def objective_value(model, loss, batches, state=None, memory_budget: int | None 
 
 def _split_parts(split, dtype=None):
     """(X, y, X_test, y_test, augmenter) of a split, X on the default device."""
-    from .augment import make_augmenter
+    from ..augment import make_augmenter
 
     X, y, X_test, y_test = split
     xp = default_xp()
@@ -165,7 +166,7 @@ def _split_parts(split, dtype=None):
 
 
 def _views_of(loss) -> int:
-    from .losses import make_objective
+    from ..losses import make_objective
 
     return make_objective(loss).views
 
@@ -236,7 +237,7 @@ def main_results(split, losses, m, h: int, epochs: int, batch_size: int, seeds, 
     for trained models ``loss`` and ``probe_curve`` (epoch 0 = PC init, NaN where not probed),
     ``seconds`` (training wall time, probes excluded) and ``moved`` (max |Δ main parameter|).
     """
-    from .train import fit
+    from ..train import fit
 
     X, y, X_test, y_test, aug = _split_parts(split, dtype)
     k = default_kernel(X, kernel)
@@ -312,10 +313,10 @@ def optimizer_study(split, loss, methods, lrs, seeds, m: int, h: int, epochs: in
         (cumulative seconds, set-up included), probe, diverged, n_matvec (GGN products of
         the preconditioner); info: nys (the basis), eval_batches, augmenter, init_probe.
     """
-    from .curvature import FalkonPrecond, GGNPrecond
-    from .losses import make_objective
-    from .preconditioner import FalkonPreconditioner
-    from .train import fit
+    from ..curvature import FalkonPrecond, GGNPrecond
+    from ..losses import make_objective
+    from ..preconditioner import FalkonPreconditioner
+    from ..train import fit
 
     unknown = sorted(set(methods) - set(OPTIMIZER_METHODS))
     if unknown:
@@ -405,9 +406,9 @@ def hvp_costs(nys, h: int, losses, views, repeats: int = 5, trials: int = 3) -> 
     model and keeps the fastest of each kind (the least disturbed by other processes).
     Returns ``{loss: {"grad_s", "hvp_s", "ratio"}}``.
     """
-    from .curvature import hvp_cost_ratio
-    from .losses import make_objective
-    from .problem import BatchProblem
+    from ..curvature import hvp_cost_ratio
+    from ..losses import make_objective
+    from ..problem import BatchProblem
 
     out = {}
     for loss in losses:
@@ -435,7 +436,7 @@ def init_study(split, loss, coords_list, inits, seeds, m: int, h: int, epochs: i
     (per epoch), probe (epochs + 1 values, epoch 0 = initialisation), seconds.
     Returns ``(records, nys)``.
     """
-    from .train import fit
+    from ..train import fit
 
     X, y, X_test, y_test, aug = _split_parts(split, dtype)
     k = default_kernel(X, kernel)
@@ -473,7 +474,7 @@ def landmark_study(split, loss, methods, m_values, seeds, h: int, epochs: int, b
     trained Ã. Records: method, m, seed, probe0, probe, kappa0, kappa, loss (final epoch),
     select_s, rank, classes_hit (classes among the landmarks).
     """
-    from .train import fit
+    from ..train import fit
 
     X, y, X_test, y_test, aug = _split_parts(split, dtype)
     xp = default_xp()

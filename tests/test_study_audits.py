@@ -1,4 +1,4 @@
-"""krepes_lib.audit_studies: audit runs, metric collectors, results table and verdict rules."""
+"""krepes_lib.studies.audits: audit runs, metric collectors, results table and verdict rules."""
 from types import SimpleNamespace
 
 import numpy as np
@@ -6,7 +6,7 @@ import pytest
 from scipy import stats as st
 
 import krepes_lib as kr
-from krepes_lib import audit_studies as AS
+from krepes_lib.studies import audits as AS
 from krepes_lib import data
 from krepes_lib.interpret import alignment_gap, spectral_entropy
 

@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .backend import default_xp, get_xp, synchronize, to_device, to_host
+from ..backend import default_xp, get_xp, synchronize, to_device, to_host
 
 __all__ = ["Resampled", "resample_rows", "real_rows", "StageTimer", "LogLogFit", "fit_loglog",
            "crossover_n", "full_data_batches", "full_objective_and_gradient", "StreamedGGN",
@@ -147,7 +147,7 @@ def real_rows(name: str, n_test: int = 2000, seed: int = 0):
     out. Raises what :func:`krepes_lib.data.load` raises (FileNotFoundError with the fetch
     command when a file is missing).
     """
-    from . import data
+    from .. import data
 
     if name == "adult":
         tr = data.load("adult", split="train")
@@ -287,7 +287,7 @@ def full_data_batches(X, batch_size: int, views: int, augment="auto", seed: int 
     Batch b's views come from ``default_rng([seed, 1, b])``, so iterating again yields the same
     views: a pass can be repeated (CG) without keeping anything.
     """
-    from .train import resolve_augment
+    from ..views import resolve_augment
 
     xp = get_xp(X)
     n = X.shape[0]
@@ -302,8 +302,8 @@ def full_data_batches(X, batch_size: int, views: int, augment="auto", seed: int 
 
 def _source(model, objective, state, X, batch_size, augment, seed, memory_budget):
     """A callable giving a fresh pass of batch problems over all rows (for a streamed GGNOperator)."""
-    from .defaults import BLOCK_BYTES
-    from .problem import BatchProblem
+    from ..defaults import BLOCK_BYTES
+    from ..problem import BatchProblem
 
     budget = BLOCK_BYTES if memory_budget is None else int(memory_budget)
 
@@ -324,8 +324,8 @@ def StreamedGGN(model, loss, X, damping: float = 0.0, batch_size: int = 1024, au
     blocks; nothing per batch is kept. Memory O(B·(m + d) + m·h); time per product: one pass.
     ``keys`` defaults to the main parameter and γ (the audit's blocks).
     """
-    from .curvature import GGNOperator
-    from .losses.objective import make_objective
+    from ..curvature import GGNOperator
+    from ..losses import make_objective
 
     objective = make_objective(loss)
     state = objective.init_state(model) if state is None else state
@@ -341,8 +341,8 @@ def full_objective_and_gradient(model, loss, X, batch_size: int = 1024, augment=
     partition of the rows (the SSL losses are defined per batch). Streamed: one kernel block
     of B rows at a time. Returns ``(value, grads)`` over every trainable array.
     """
-    from .curvature import GGNOperator
-    from .losses.objective import make_objective
+    from ..curvature import GGNOperator
+    from ..losses import make_objective
 
     objective = make_objective(loss)
     state = objective.init_state(model) if state is None else state
@@ -354,7 +354,7 @@ def full_objective_and_gradient(model, loss, X, batch_size: int = 1024, augment=
 # the timed stages of the scaling notebook
 # ============================================================================================
 def _probe(model_or_Z, X, y, X_test, y_test, seed):
-    from .evaluate import linear_probe
+    from ..evaluate import linear_probe
 
     Z = model_or_Z.embed(X)
     Zt = model_or_Z.embed(X_test)
@@ -376,12 +376,12 @@ def nystrom_timings(X, y, X_test, y_test, m="sqrt", h: int = 32, loss: str = "ba
 
     Returns ``{"n", "m", "seconds": {stage: s}, "accuracy"}`` (accuracy NaN without ``probe``).
     """
-    from .audit import audit as run_audit
-    from .experiment import default_kernel
-    from .landmarks import select_landmarks
-    from .model import NystromModel
-    from .nystrom import Nystrom
-    from .train import fit
+    from ..audit import audit as run_audit
+    from ..recipe import default_kernel
+    from ..landmarks import select_landmarks
+    from ..model import NystromModel
+    from ..nystrom import Nystrom
+    from ..train import fit
 
     if stage not in ("epoch", "audit"):
         raise ValueError(f"stage={stage!r}: use 'epoch' or 'audit'.")
@@ -446,10 +446,10 @@ def m_sweep(X, y, X_test, y_test, ms, h: int = 32, landmarks: str = "kmeans++", 
     Frobenius error ‖K − K̃‖_F/‖K‖_F on ``error_rows`` rows of X (seeded; eq. nys-approx).
     Returns a list of dicts ``{"n", "m", "accuracy", "nystrom_error", "seconds"}``.
     """
-    from .experiment import default_kernel
-    from .landmarks import select_landmarks
-    from .model import NystromModel
-    from .nystrom import Nystrom
+    from ..recipe import default_kernel
+    from ..landmarks import select_landmarks
+    from ..model import NystromModel
+    from ..nystrom import Nystrom
 
     X = np.asarray(to_host(X), dtype=np.float32)
     k = default_kernel(X) if kernel is None else kernel
@@ -491,7 +491,7 @@ def scaling_curve(X_real, y_real, X_test, y_test, ns, seeds=(0,), method: str = 
     """
     from tqdm.auto import tqdm
 
-    from .experiment import default_kernel
+    from ..recipe import default_kernel
 
     if method not in ("nystrom", "full"):
         raise ValueError(f"method={method!r}: use 'nystrom' (m = ceil(sqrt(n))) or 'full' (m = n).")
@@ -522,7 +522,7 @@ def equivalence_test(a, b, margin: float, alpha: float = 0.05):
     (one-sided, ``alpha``); else "inconclusive". Returns ``(verdict, mean, ci_low, ci_high,
     rule)``, the interval being the (1 − 2α) t-interval of the mean difference.
     """
-    from .stats import FAILS, HOLDS, INCONCLUSIVE, paired_test
+    from ..stats import FAILS, HOLDS, INCONCLUSIVE, paired_test
 
     a = np.asarray(a, dtype=np.float64)
     b = np.asarray(b, dtype=np.float64)

@@ -30,16 +30,16 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import stats
-from .audit import Audit, audit
-from .backend import to_host
-from .defaults import AG_TOP_K, CI_LEVEL, DROP_KNN_K, DROP_N_REMOVE, N_BOOT, TOP_K
-from .evaluate import linear_probe
-from .experiment import build_model, resolve_m
-from .interpret import concept_activation_vector, spectral_entropy
-from .interpret.metrics import MIN_M_FACTOR
-from .losses.objective import make_objective
-from .options import Options
+from .. import stats
+from ..audit import Audit, audit
+from ..backend import to_host
+from ..defaults import AG_TOP_K, CI_LEVEL, DROP_KNN_K, DROP_N_REMOVE, N_BOOT, TOP_K
+from ..evaluate import linear_probe
+from ..recipe import build_model, resolve_m
+from ..interpret import concept_activation_vector, spectral_entropy
+from ..interpret.metrics import MIN_M_FACTOR
+from ..losses import make_objective
+from ..options import Options
 
 __all__ = ["AuditRun", "run_audit", "drop_m", "audit_flags", "audit_metrics", "Table",
            "paired_claims", "table_claims", "per_seed_kendall", "class_gallery", "concept_separation",
@@ -123,7 +123,7 @@ def run_audit(split, loss, seed: int = 0, *, dataset: str = "", h: int = 16, m="
         ``.train`` (its Dataset: the augmenter).
     loss : str or loss object
     seed : int
-        Landmarks (k-means++) and view batches (``experiment.view_batches``).
+        Landmarks (k-means++) and view batches (``views.view_batches``).
     h, m, kernel, kernel_scale, coords, dtype
         As in :func:`krepes_lib.build_model` (``coords="raw"``: δI acts on vec(Ã), the
         paper's J^T Q J + λI).
@@ -328,7 +328,7 @@ def per_seed_kendall(table: Table, x: str, y, over: str = "loss", levels=None, *
     is undefined (constant ranking) counts as 0 (no ordering). Used for "smaller κ goes with
     higher accuracy": the per-seed τ are then tested against 0 over seeds.
     """
-    from .interpret import kendall_tau
+    from ..interpret import kendall_tau
 
     levels = table.unique(over, **where) if levels is None else list(levels)
     seeds = table.unique("seed", **where)
@@ -519,7 +519,7 @@ def entropy_sweep(split, loss, grid, seed: int = 0, *, sweep: str = "damping",
     ``loss_before``, ``loss_after``, ``loss_rose`` and, for audits, ``H_delta``,
     ``step_ratio``, ``cg_iterations``) followed by the PC initialisation (``value`` None).
     """
-    from .train import fit
+    from ..train import fit
 
     if sweep not in ("damping", "lambda_off"):
         raise ValueError(f"sweep={sweep!r}: use 'damping' or 'lambda_off'.")
@@ -553,7 +553,7 @@ def entropy_sweep(split, loss, grid, seed: int = 0, *, sweep: str = "damping",
             row = dict(H_audited=aud.spectral_entropy(), H_delta=H_d,
                        probe=probe(aud.embed(split.X), aud.embed(Xt)), **aud.summary())
         else:
-            from .model import NystromModel
+            from ..model import NystromModel
 
             newton = sweep == "damping"
             model = NystromModel(base.nystrom, base.h, coords=coords if newton else "whitened")

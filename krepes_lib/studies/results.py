@@ -8,37 +8,19 @@ to an executed notebook. Files are written to a temporary file and renamed.
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import platform
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["atomic_path", "results_dir", "save_results", "save_figure", "load_all_results", "PAPER"]
+from ..files import atomic_path
+
+__all__ = ["results_dir", "save_results", "save_figure", "load_all_results", "PAPER"]
 
 _ENV = "KREPES_RESULTS"
-
-
-@contextlib.contextmanager
-def atomic_path(final: str | os.PathLike):
-    """Yield a temporary path beside ``final``; rename it onto ``final`` only if the block
-    succeeds (nothing half-written is ever visible under the final name)."""
-    final = Path(final)
-    fd, tmp = tempfile.mkstemp(dir=final.parent, prefix=f".{final.stem}.", suffix=final.suffix + ".tmp")
-    os.close(fd)
-    try:
-        yield tmp
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; results are for every reader
-        os.replace(tmp, final)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def results_dir() -> Path:

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.linalg import eigh, subspace_angles
 
-from .backend import host_rng, to_host
+from ..backend import host_rng, to_host
 
 __all__ = ["exact_kpca", "centred_gram", "subspace_angle", "kpca_fit_trace", "huber_value", "nystrom_kpca", "plant_outliers", "timed_call", "time_claim",
            "huber_value_and_grad", "fit_robust", "RobustResult", "time_to_accuracy"]
@@ -73,7 +73,7 @@ def kpca_fit_trace(model, X, reference, epochs: int, batch_size: int, lr=None, o
     :func:`krepes_lib.train.fit` and return ``(seconds, angles)``: cumulative training wall time
     and the subspace angle (degrees) of ``model.embed(X)`` to ``reference`` (e.g. the exact
     scores) at initialisation and after every epoch. Evaluation time is not counted."""
-    from .train import fit
+    from ..train import fit
 
     angles = [subspace_angle(model.embed(X), reference)]
 

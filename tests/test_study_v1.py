@@ -1,9 +1,10 @@
-"""Tests of krepes_lib.studies: record helpers, verdict rules, and each study on tiny data."""
+"""Tests of krepes_lib.studies.v1: record helpers, verdict rules, and each study on tiny data."""
 import numpy as np
 import pytest
 
 import krepes_lib as kr
-from krepes_lib import stats, studies
+from krepes_lib import stats
+from krepes_lib.studies import v1 as studies
 from krepes_lib.evaluate import knn_accuracy, linear_probe
 
 

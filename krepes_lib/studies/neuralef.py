@@ -441,7 +441,7 @@ def entk_features(model: nn.Module, n_samples: int = 10, seed: int = 0) -> Rando
 # ----------------------------------------------------------------------------------------
 def _is_torch_ntk(kernel) -> bool:
     try:
-        from .ntk import TorchNTK
+        from ..neural.ntk import TorchNTK
     except Exception:  # the eNTK module is optional here
         return False
     return isinstance(kernel, TorchNTK)

@@ -42,10 +42,10 @@ from typing import ClassVar
 import numpy as np
 from scipy.linalg import subspace_angles
 
-from .backend import host_rng, to_host
-from .kernels import block_rows
-from .model import NystromModel
-from .nystrom import Nystrom
+from ..backend import host_rng, to_host
+from ..kernels import block_rows
+from ..model import NystromModel
+from ..nystrom import Nystrom
 
 __all__ = ["CovarianceBarlowTwins", "scale_init", "contrastive_operator", "StepwisePrediction",
            "predict", "simulate", "SpectrumTrace", "track_spectrum", "step_times",
@@ -285,7 +285,7 @@ def track_spectrum(model: NystromModel, X, loss, epochs: int, lr: float, Gamma_e
     of the model at step t (eq. (sw-gamma)), for any loss. ``batch_size=None`` means the full
     batch (one step per epoch, the setting of eq. (sw-flow)).
     """
-    from .train import fit
+    from ..train import fit
 
     if model.coords != "raw":
         raise ValueError("track_spectrum needs coords='raw' (the linear-in-Ã model of eq. (sw-flow)).")

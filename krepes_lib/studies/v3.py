@@ -22,8 +22,8 @@ the confidence drop — so the seed spread of every number includes the network'
 * :class:`TimedKernel` — any kernel, with the seconds spent computing its blocks counted (the
   time breakdown kernel vs optimisation that the v1 reviewers asked for);
 * :func:`run_entk_audit` — eNTK → m landmarks → Nyström + PC init → ``kr.audit`` (one GGN-Newton
-  step by CG), returned as an :class:`krepes_lib.audit_studies.AuditRun`, so every metric
-  collector of :mod:`krepes_lib.audit_studies` works on it unchanged;
+  step by CG), returned as an :class:`krepes_lib.studies.audits.AuditRun`, so every metric
+  collector of :mod:`krepes_lib.studies.audits` works on it unchanged;
 * :func:`probe_pair` — the network's linear probe and KREPES' probe on the **same labelled
   subset**, Δ = KREPES − NN in accuracy points and Kendall-τ between their per-sample
   predicted-class probabilities (:func:`krepes_lib.interpret.kendall_tau`);
@@ -41,19 +41,19 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import stats
-from .audit import audit
-from .audit_studies import AuditRun, audit_metrics, drop_m, run_audit
-from .backend import to_device, to_host
-from .defaults import DROP_KNN_K, DROP_N_REMOVE
-from .evaluate import linear_probe
-from .experiment import resolve_m
-from .interpret import kendall_tau
-from .kernels import Kernel
-from .landmarks import select_landmarks
-from .model import NystromModel
-from .nystrom import Nystrom
-from .options import Options
+from .. import stats
+from ..audit import audit
+from .audits import AuditRun, audit_metrics, drop_m, run_audit
+from ..backend import to_device, to_host
+from ..defaults import DROP_KNN_K, DROP_N_REMOVE
+from ..evaluate import linear_probe
+from ..recipe import resolve_m
+from ..interpret import kendall_tau
+from ..kernels import Kernel
+from ..landmarks import select_landmarks
+from ..model import NystromModel
+from ..nystrom import Nystrom
+from ..options import Options
 
 __all__ = ["TimedKernel", "NetworkSplit", "load_network", "network_log", "network_split", "entk_kernel",
            "unit_entk", "unit_diagonal_scale", "EntkRun", "run_entk_audit", "run_rbf_audit", "probe_pair",
@@ -162,7 +162,7 @@ def unit_diagonal_scale(kernel: Kernel, X, rows: int = 256) -> float:
 @dataclass
 class NetworkSplit:
     """The rows a network was trained on and is probed with, shaped like a ``kr.data`` split for
-    :mod:`krepes_lib.audit_studies` (``.X .y .X_test .y_test .train .n_classes .chance``).
+    :mod:`krepes_lib.studies.audits` (``.X .y .X_test .y_test .train .n_classes .chance``).
 
     ``train`` is the augmenter the network was trained with (``make_augmenter`` of the image
     shape or "table", with the configuration's overrides): the audit's views are the network's.
@@ -194,7 +194,7 @@ def load_network(dataset: str, loss: str, seed: int = 0, profile: str = "quick",
     Loaded from the shared on-disk cache when present, else trained and stored
     (``TrainedNetwork.from_cache`` / ``.seconds`` say which and how long).
     """
-    from .neural import ssl
+    from ..neural import ssl
 
     cfg = ssl.SSLConfig.for_profile(dataset, loss, profile, seed=int(seed), **overrides)
     net = ssl.load_or_train(cfg, force=force, progress=progress)
@@ -229,8 +229,8 @@ def network_split(trained, n_train: int | None = None, n_test: int | None = None
     all rows) — the splits are in the files' row order, which can follow the label or time
     (Bank), so a prefix would not do.
     """
-    from .augment import make_augmenter
-    from .evaluate import labelled_subset
+    from ..augment import make_augmenter
+    from ..evaluate import labelled_subset
 
     cfg = trained.config
     aug = make_augmenter(tuple(trained.image_shape) if trained.image_shape else "table", **cfg.augment)
@@ -253,7 +253,7 @@ def entk_kernel(trained, implementation: str = "sketch", sketch_size: int = 8, s
     (entk-sketch): k(x, x') = Σ_o ⟨∇_θ g_o(x), ∇_θ g_o(x')⟩ over the representation's outputs
     (``contraction="sum"``, spec §5), BatchNorm with running statistics (eval mode). The sketch
     estimates it without bias from ``sketch_size`` random directions (seeded by ``seed``)."""
-    from .neural import TorchNTK
+    from ..neural import TorchNTK
 
     module = getattr(trained, "backbone", trained)
     return TorchNTK(module, contraction=contraction, implementation=implementation,
@@ -263,7 +263,7 @@ def entk_kernel(trained, implementation: str = "sketch", sketch_size: int = 8, s
 def unit_entk(trained, X, implementation: str = "sketch", sketch_size: int = 8, seed: int = 0) -> TimedKernel:
     """:func:`entk_kernel` scaled to mean diagonal 1 on X (:func:`unit_diagonal_scale`) and
     timed: the eNTK as every v3 notebook uses it (also as ``kernel=`` of
-    :func:`krepes_lib.audit_studies.entropy_sweep` / ``run_audit``)."""
+    :func:`krepes_lib.studies.audits.entropy_sweep` / ``run_audit``)."""
     k = TimedKernel(entk_kernel(trained, implementation, sketch_size, seed))
     k.scale = unit_diagonal_scale(k, X)
     return k
@@ -274,7 +274,7 @@ def unit_entk(trained, X, implementation: str = "sketch", sketch_size: int = 8, 
 # ---------------------------------------------------------------------------------------
 @dataclass
 class EntkRun(AuditRun):
-    """An :class:`~krepes_lib.audit_studies.AuditRun` with the kernel's name, its parameter
+    """An :class:`~krepes_lib.studies.audits.AuditRun` with the kernel's name, its parameter
     count (the network's, for an eNTK) and the seconds spent in kernel blocks."""
 
     kernel_name: str = ""
@@ -307,7 +307,7 @@ def run_entk_audit(trained, split, loss: str, seed: int = 0, *, kernel=None, h: 
     kernel : Kernel, optional
         Default :func:`entk_kernel` (sketch of ``sketch_size`` directions, or exact).
     h, damping, n_batches, batch_size, cg_max_iter, dtype
-        As in :func:`krepes_lib.audit_studies.run_audit` (coordinates "raw": δI on vec(Ã)).
+        As in :func:`krepes_lib.studies.audits.run_audit` (coordinates "raw": δI on vec(Ã)).
     m : int or "sqrt"
         Landmarks (⌈√n⌉ by default), raised to ``min_m`` (e.g. :func:`drop_m`'s 120 for the
         confidence drop at k = 50).
@@ -316,7 +316,7 @@ def run_entk_audit(trained, split, loss: str, seed: int = 0, *, kernel=None, h: 
         Divide the kernel by its mean diagonal on the training rows (:func:`unit_diagonal_scale`,
         ours) so the damping δ means what it means for the RBF.
     """
-    from .losses.objective import make_objective
+    from ..losses import make_objective
 
     t0 = time.perf_counter()
     base = kernel if kernel is not None else entk_kernel(trained, implementation, sketch_size, seed)
@@ -388,13 +388,13 @@ def v3_row(trained, split, seed: int = 0, *, kernel: str = "entk", loss: str | N
 
     ``kernel="entk"``: :func:`run_entk_audit` on the network's eNTK; ``"rbf"``: the same audit
     with an RBF kernel on the raw rows (median-heuristic bandwidth, k-means++ in input space —
-    :func:`krepes_lib.audit_studies.run_audit`), the "what changes when the kernel is the
+    :func:`krepes_lib.studies.audits.run_audit`), the "what changes when the kernel is the
     network's own" column. The audit's loss is the network's unless ``loss`` is given; m is
-    raised to :func:`~krepes_lib.audit_studies.drop_m` (≥ 2(k + n_remove)) for the drop.
+    raised to :func:`~krepes_lib.studies.audits.drop_m` (≥ 2(k + n_remove)) for the drop.
 
     Returns the flat row: :meth:`AuditRun.info`, :func:`probe_pair`, the confidence drop of
     the true class (``drop_top_true``, ``drop_random_true``, eq. (int-drop)) and, optionally,
-    κ and Precision@1 (:func:`krepes_lib.audit_studies.audit_metrics`); with ``return_run``
+    κ and Precision@1 (:func:`krepes_lib.studies.audits.audit_metrics`); with ``return_run``
     also the run.
     """
     loss = loss or trained.config.loss
@@ -417,9 +417,9 @@ def v3_row(trained, split, seed: int = 0, *, kernel: str = "entk", loss: str | N
 
 
 def run_rbf_audit(split, loss, seed: int = 0, **kw) -> EntkRun:
-    """:func:`krepes_lib.audit_studies.run_audit` with the RBF kernel on the raw rows
+    """:func:`krepes_lib.studies.audits.run_audit` with the RBF kernel on the raw rows
     (median-heuristic bandwidth, float64), timed like the eNTK runs (``kw``: its options)."""
-    from .experiment import default_kernel
+    from ..recipe import default_kernel
 
     k = TimedKernel(default_kernel(np.asarray(split.X, dtype=np.float64), "rbf"))
     r = run_audit(split, loss, seed, dataset=getattr(split, "dataset", ""), kernel=k, dtype="float64", **kw)
@@ -444,8 +444,8 @@ def v1_row(trained, split, seed: int = 0, *, kernel: str = "entk", loss: str | N
     the fit (optimisation: losses, gradients, Adam), landmark selection + Nyström included in
     the kernel column when they compute kernel blocks.
     """
-    from .experiment import default_kernel
-    from .train import fit
+    from ..recipe import default_kernel
+    from ..train import fit
 
     loss = loss or trained.config.loss
     X = to_device(split.X, dtype=np.float32)  # the default device: the eNTK follows X
@@ -549,9 +549,9 @@ def threshold_claims(specs, alpha: float = stats.ALPHA) -> list:
 
     Each spec: ``claim``, ``paper``, ``values`` (per seed), ``threshold``, optional ``ours``,
     ``flags``, ``what`` (names the threshold in the rule). Delegates to
-    :func:`krepes_lib.audit_studies.paired_claims` with b = the threshold.
+    :func:`krepes_lib.studies.audits.paired_claims` with b = the threshold.
     """
-    from .audit_studies import paired_claims
+    from .audits import paired_claims
 
     out = []
     for s in specs:

@@ -1,0 +1,150 @@
+"""The layers a reader can see (DESIGN.md): core library → studies → CLI/report, and no import cycle.
+
+The import graph is read from the source (every ``import`` statement, at module level or inside a
+function: a deferred import is still a dependency), one node per module file. A package's
+``__init__`` is its own node; ``from pkg import name`` points at ``pkg.name`` when that is a
+module, else at ``pkg``.
+"""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ("krepes_lib", "data_scripts")
+STUDIES = "krepes_lib.studies"
+TOP = ("krepes_lib.cli",)
+
+
+def _modules() -> dict[str, Path]:
+    mods = {}
+    for pkg in PACKAGES:
+        for p in sorted((ROOT / pkg).rglob("*.py")):
+            if "__pycache__" in p.parts:
+                continue
+            parts = list(p.relative_to(ROOT).with_suffix("").parts)
+            if parts[-1] == "__init__":
+                parts = parts[:-1]
+            mods[".".join(parts)] = p
+    return mods
+
+
+def _is_package(name: str, mods) -> bool:
+    return mods.get(name, Path()).name == "__init__.py"
+
+
+def _resolve(node: ast.ImportFrom, current: str, mods) -> str:
+    if node.level == 0:
+        return node.module or ""
+    base = current.split(".")
+    if not _is_package(current, mods):
+        base = base[:-1]
+    base = base[: len(base) - (node.level - 1)]
+    return ".".join(base + ([node.module] if node.module else []))
+
+
+def import_graph() -> dict[str, set[str]]:
+    """module -> the project's modules it imports."""
+    mods = _modules()
+    graph = {m: set() for m in mods}
+    for name, path in mods.items():
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            targets = []
+            if isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = _resolve(node, name, mods)
+                targets = [f"{base}.{a.name}" if f"{base}.{a.name}" in mods else base for a in node.names]
+            for t in targets:
+                while t and t not in mods:  # `import a.b.c` of a non-module attribute: its module
+                    t = t.rpartition(".")[0]
+                if t and t != name:
+                    graph[name].add(t)
+    return graph
+
+
+def _layer(mod: str) -> str:
+    if mod in TOP:
+        return "top"
+    if mod == STUDIES or mod.startswith(STUDIES + "."):
+        return "studies"
+    if mod.startswith("data_scripts"):
+        return "scripts"
+    return "core"
+
+
+def test_graph_sees_the_project():
+    g = import_graph()
+    assert "krepes_lib.audit" in g and "krepes_lib.studies.v3" in g and "krepes_lib.data.registry" in g
+    assert "krepes_lib.views" in g["krepes_lib.audit"]  # a module-level import is seen
+    assert "krepes_lib.interpret" in g["krepes_lib.audit"]  # so is one inside a function
+
+
+def test_core_never_imports_studies_scripts_or_cli():
+    g = import_graph()
+    bad = sorted(f"{a} -> {b}" for a, deps in g.items() if _layer(a) == "core"
+                 for b in deps if _layer(b) != "core")
+    assert not bad, "the core imports a layer above it:\n" + "\n".join(bad)
+
+
+def test_studies_never_import_the_cli():
+    g = import_graph()
+    bad = sorted(f"{a} -> {b}" for a, deps in g.items() if _layer(a) in ("studies", "scripts")
+                 for b in deps if _layer(b) == "top")
+    assert not bad, "\n".join(bad)
+
+
+def _cycles(g: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components with more than one module (Tarjan)."""
+    index, low, on, stack, out, counter = {}, {}, set(), [], [], [0]
+
+    def visit(v):
+        index[v] = low[v] = counter[0]
+        counter[0] += 1
+        stack.append(v)
+        on.add(v)
+        for w in sorted(g.get(v, ())):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                out.append(sorted(comp))
+
+    for v in sorted(g):
+        if v not in index:
+            visit(v)
+    return out
+
+
+def test_cycle_finder_finds_a_cycle():
+    assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert _cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_no_import_cycle():
+    cycles = _cycles(import_graph())
+    assert not cycles, "import cycles:\n" + "\n".join(" <-> ".join(c) for c in cycles)
+
+
+@pytest.mark.parametrize("module", ["krepes_lib", "krepes_lib.neural"])
+def test_public_api_needs_no_study(module):
+    """Importing the public API loads no study module (run in a fresh interpreter)."""
+    import subprocess
+    import sys
+
+    code = (f"import sys, {module}; bad = [m for m in sys.modules if m.startswith('{STUDIES}')]; "
+            "print(bad); sys.exit(1 if bad else 0)")
+    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
