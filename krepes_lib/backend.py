@@ -15,6 +15,12 @@ Policy
 * GPU detection is cached and tolerant: an installed CuPy without a driver or a
   device means "no GPU", not an import error. ``KREPES_BACKEND=numpy`` forces the
   host; ``KREPES_BACKEND=cupy`` demands a GPU and fails loudly without one.
+* ``KREPES_BACKEND`` is validated in one place, :func:`backend_name`, which every entry point
+  reaches through :func:`asarray` (and :func:`default_xp`, :func:`gpu_available`): an unknown
+  value raises a ValueError and ``cupy`` without a usable GPU a RuntimeError, whatever arrays
+  are passed. With a GPU, the variable chooses where *new* arrays go (:func:`default_xp`);
+  arrays the caller passes still decide their own namespace (a NumPy X computes on the host:
+  move it with ``kr.to_device(X)`` to compute on the GPU).
 """
 from __future__ import annotations
 
@@ -26,6 +32,7 @@ import numpy as np
 
 __all__ = [
     "gpu_available",
+    "backend_name",
     "default_xp",
     "get_xp",
     "is_device_array",
@@ -60,14 +67,41 @@ def _cupy_or_none():
         return None
 
 
+def _backend_choice() -> str:
+    """The validated ``KREPES_BACKEND``: '' (unset), 'auto', 'numpy' or 'cupy'."""
+    choice = os.environ.get(_BACKEND_ENV, "").strip().lower()
+    if choice not in ("", "numpy", "cupy", "auto"):
+        raise ValueError(
+            f"{_BACKEND_ENV}={os.environ.get(_BACKEND_ENV)!r} is not understood; use 'numpy', "
+            "'cupy' or 'auto' (default), or unset it."
+        )
+    if choice == "cupy" and _cupy_or_none() is None:
+        raise RuntimeError(
+            f"{_BACKEND_ENV}=cupy but no usable GPU: install the 'gpu' extra "
+            "(pip install 'krepes-companion[gpu]') on a machine with a CUDA driver, or unset it."
+        )
+    return choice
+
+
+def backend_name() -> str:
+    """The backend this process computes new arrays with: ``"cupy"`` or ``"numpy"``.
+
+    The one place ``KREPES_BACKEND`` is validated: an unknown value raises a ValueError,
+    ``cupy`` without a usable GPU a RuntimeError naming the fix.
+    """
+    choice = _backend_choice()
+    if choice == "numpy":
+        return "numpy"
+    return "cupy" if _cupy_or_none() is not None else "numpy"
+
+
 def gpu_available() -> bool:
     """True when CuPy imports and a CUDA device answers (cached after the first call).
 
-    ``KREPES_BACKEND=numpy`` makes this False whatever the machine has.
+    ``KREPES_BACKEND=numpy`` makes this False whatever the machine has; an invalid
+    ``KREPES_BACKEND`` raises (:func:`backend_name`).
     """
-    if os.environ.get(_BACKEND_ENV, "").lower() == "numpy":
-        return False
-    return _cupy_or_none() is not None
+    return backend_name() == "cupy"
 
 
 def default_xp():
@@ -76,20 +110,9 @@ def default_xp():
     CuPy when :func:`gpu_available`, NumPy otherwise. ``KREPES_BACKEND=cupy`` raises a
     clear error when no GPU can be used.
     """
-    choice = os.environ.get(_BACKEND_ENV, "").lower()
-    if choice not in ("", "numpy", "cupy", "auto"):
-        raise ValueError(
-            f"{_BACKEND_ENV}={choice!r} is not understood; use 'numpy', 'cupy' or 'auto' (default)."
-        )
-    if choice == "numpy":
+    if backend_name() == "numpy":
         return np
-    cp = _cupy_or_none()
-    if choice == "cupy" and cp is None:
-        raise RuntimeError(
-            f"{_BACKEND_ENV}=cupy but no usable GPU: install the 'gpu' extra "
-            "(pip install 'krepes-companion[gpu]') on a machine with a CUDA driver, or unset it."
-        )
-    return cp if cp is not None else np
+    return _cupy_or_none()
 
 
 def is_device_array(a: Any) -> bool:
@@ -177,6 +200,7 @@ def asarray(x: Any, xp=None, dtype=None, name: str = "X", check_finite: bool = T
     check_finite : bool
         Raise a ValueError naming ``name`` when ``x`` holds NaN or inf.
     """
+    _backend_choice()  # KREPES_BACKEND: an invalid value, or cupy without a GPU, fails here
     if xp is None:
         xp = get_xp(x) if hasattr(x, "shape") else np
     out = to_device(x, xp, dtype=resolve_dtype(dtype))
