@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .backend import get_xp, host_rng, to_host
+from .backend import get_xp, host_rng, is_device_array, to_host
 from .defaults import BLOCK_BYTES, KNN_K, PROBE_C, PROBE_MAX_ITER
 
 __all__ = ["linear_probe", "labelled_subset", "knn_accuracy", "raw_feature_probe",
@@ -35,6 +35,46 @@ def _check_split(Z, y, what):
     if Z.shape[0] == 0 or Z.shape[1] == 0:
         raise ValueError(f"{what}: Z is empty (shape {tuple(Z.shape)}); pass at least one row "
                          "and one feature (check the split sizes and the model's output).")
+
+
+def _host_or_device(a):
+    """A device array as is; anything else (pandas, lists) as a NumPy array."""
+    return a if is_device_array(a) else np.asarray(a)
+
+
+def _label_kind(y) -> str:
+    """"number" (bool, int, float labels), "text" (str) or "bytes"; object arrays by their items."""
+    kind = y.dtype.kind
+    if kind == "O":
+        items = {type(v) for v in y.ravel()[:1000].tolist()}
+        if items and all(issubclass(t, str) for t in items):
+            return "text"
+        if items and all(issubclass(t, bytes) for t in items):
+            return "bytes"
+        if items and all(issubclass(t, (bool, int, float, np.number, np.bool_)) for t in items):
+            return "number"
+        return "object"
+    return {"U": "text", "S": "bytes"}.get(kind, "number")
+
+
+def _check_labels(y_train, y_test, what):
+    """Train and test labels must be comparable: one kind, and at least one shared class.
+
+    A string ``"1"`` never equals an integer ``1``, so labels of different kinds (or two
+    encodings such as ``" >50K"`` and ``" >50K."``) would score 0 without any error.
+    """
+    ytr, yte = np.asarray(to_host(y_train)), np.asarray(to_host(y_test))
+    ktr, kte = _label_kind(ytr), _label_kind(yte)
+    if ktr != kte:
+        raise ValueError(
+            f"{what}: y_train holds {ktr} labels ({ytr.dtype}) but y_test {kte} labels ({yte.dtype}); "
+            "a prediction can never equal a test label of another kind, so the accuracy would be "
+            "0. Encode both the same way (e.g. y.astype(int) for both).")
+    if ytr.size and yte.size and not np.isin(np.unique(yte), np.unique(ytr)).any():
+        raise ValueError(
+            f"{what}: no class of y_test occurs in y_train (train classes {np.unique(ytr)[:5].tolist()}"
+            f"..., test classes {np.unique(yte)[:5].tolist()}...), so every prediction is wrong; the "
+            "two label sets are encoded differently. Encode both the same way.")
 
 
 def _check_finite(xp, Z, what):
@@ -77,9 +117,10 @@ def linear_probe(Z_train, y_train, Z_test, y_test, label_fraction: float = 0.1, 
     ----------
     Z_train : array (n_train, h)
         Training representations (NumPy or CuPy; copied to the host).
-    y_train : array (n_train,) of int
+    y_train : array (n_train,) of labels (int or str)
     Z_test : array (n_test, h)
-    y_test : array (n_test,) of int
+    y_test : array (n_test,) of labels, the same kind as ``y_train`` (a ValueError otherwise,
+        and when no test class occurs in training: the accuracy would be a silent 0)
     label_fraction : float in (0, 1], default 0.1
         Share of each class's training samples that are labelled (:func:`labelled_subset`);
         0.1 is the "10% labels" protocol of spec §7.
@@ -104,10 +145,12 @@ def linear_probe(Z_train, y_train, Z_test, y_test, label_fraction: float = 0.1, 
     from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import StandardScaler
 
-    Ztr, Zte = to_host(Z_train).astype(np.float64), to_host(Z_test).astype(np.float64)
+    Ztr = np.asarray(to_host(Z_train), dtype=np.float64)
+    Zte = np.asarray(to_host(Z_test), dtype=np.float64)
     ytr, yte = np.asarray(to_host(y_train)), np.asarray(to_host(y_test))
     _check_split(Ztr, ytr, "linear_probe (train)")
     _check_split(Zte, yte, "linear_probe (test)")
+    _check_labels(ytr, yte, "linear_probe")
     if Ztr.shape[1] != Zte.shape[1]:
         raise ValueError(f"linear_probe: train has {Ztr.shape[1]} features, test {Zte.shape[1]}.")
     if not (np.isfinite(Ztr).all() and np.isfinite(Zte).all()):
@@ -153,15 +196,18 @@ def knn_accuracy(Z_train, y_train, Z_test, y_test, k: int = KNN_K, metric: str =
     Raises
     ------
     ValueError
-        Empty inputs, mismatched shapes, NaN/inf representations, a bad ``k`` or ``metric``.
+        Empty inputs, mismatched shapes, NaN/inf representations, a bad ``k`` or ``metric``,
+        train and test labels of different kinds (str against int) or with no class in common.
     """
     if metric not in ("cosine", "euclidean"):
         raise ValueError(f"metric={metric!r}: use 'cosine' or 'euclidean'.")
+    Z_train, Z_test = _host_or_device(Z_train), _host_or_device(Z_test)  # pandas, lists
     xp = get_xp(Z_train, Z_test)
-    y_tr = xp.asarray(y_train)
-    y_te = xp.asarray(y_test)
+    y_tr = xp.asarray(_host_or_device(y_train))
+    y_te = xp.asarray(_host_or_device(y_test))
     _check_split(Z_train, y_tr, "knn_accuracy (train)")
     _check_split(Z_test, y_te, "knn_accuracy (test)")
+    _check_labels(y_tr, y_te, "knn_accuracy")
     _check_finite(xp, Z_train, "knn_accuracy (train)")
     _check_finite(xp, Z_test, "knn_accuracy (test)")
     if Z_train.shape[1] != Z_test.shape[1]:

@@ -510,10 +510,12 @@ def median_sigma(X, n_pairs: int = 2000, seed: int = 0) -> float:
     Raises a ValueError naming the problem for an empty X, an X with NaN or inf, or an X
     whose sampled pairs are all identical.
     """
-    from .backend import to_host
+    from .backend import is_device_array, to_host
 
     if not hasattr(X, "shape"):
         X = np.asarray(X, dtype=np.float64)
+    elif not (isinstance(X, np.ndarray) or is_device_array(X)):  # pandas and other array-likes
+        X = np.asarray(X)
     if X.ndim != 2 or X.shape[0] < 2 or X.shape[1] < 1:
         raise ValueError(f"median_sigma: X must be a 2-D (n, d) array with n >= 2 rows and d >= 1 "
                          f"columns; got shape {X.shape}. Pass the (non-empty) training inputs.")

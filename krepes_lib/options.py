@@ -20,6 +20,8 @@ Example
 from __future__ import annotations
 
 import dataclasses
+import math
+import numbers
 from dataclasses import dataclass
 
 from .defaults import ADAM, BLOCK_BYTES, CG
@@ -39,13 +41,13 @@ class Options:
     optimizer : {"adam", "sgd", "newton_cg"}, default "adam"
         The step rule of :func:`krepes_lib.fit` (spec §4).
     lr : float, default 1e-3
-        Learning rate of Adam / SGD (spec §4).
+        Learning rate of Adam / SGD (spec §4); finite and > 0.
     betas : (float, float), default (0.9, 0.999)
         Adam's moment decay rates (spec §4).
     adam_eps : float, default 1e-8
         Adam's ε (PyTorch's default).
     damping : float, default 1e-2
-        δ of H_GN + δI in the audit, in Newton-CG training and in GGN-preconditioned Adam
+        δ of H_GN + δI (finite, >= 0) in the audit, in Newton-CG training and in GGN-preconditioned Adam
         (ours: the paper's λ is not public). The book's *Interpretability* chapter says how
         notebooks choose it.
     cg_rtol : float, default 1e-6
@@ -77,11 +79,27 @@ class Options:
     def __post_init__(self):
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"Options.optimizer={self.optimizer!r} is unknown; choose one of {OPTIMIZERS}.")
+        real = {"lr", "adam_eps", "damping", "cg_rtol", "armijo"}
+        integral = {"cg_max_iter", "cg_refresh_every", "max_halvings", "memory_budget"}
+        for name in sorted(real | integral):  # type first: a str never reaches a comparison
+            v = getattr(self, name)
+            if not isinstance(v, numbers.Real):
+                kind = "an integer" if name in integral else "a number"
+                raise TypeError(f"Options.{name}={v!r} is a {type(v).__name__}; need {kind}"
+                                + (f" (write {name}={v.strip()}, not a string)" if _numeric_str(v) else "")
+                                + ".")
+            if not math.isfinite(v):
+                raise ValueError(f"Options.{name}={v!r}: need a finite number (inf/NaN would make "
+                                 "every step zero or undefined).")
+        b = self.betas
+        if (isinstance(b, (str, bytes)) or not hasattr(b, "__len__") or len(b) != 2
+                or not all(isinstance(x, numbers.Real) for x in b)):
+            raise TypeError(f"Options.betas={b!r}: need two numbers in [0, 1), e.g. (0.9, 0.999).")
         checks = [
             ("lr", self.lr > 0, "a positive learning rate"),
-            ("betas", len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas), "two numbers in [0, 1)"),
+            ("betas", all(0 <= x < 1 for x in b), "two numbers in [0, 1)"),
             ("adam_eps", self.adam_eps > 0, "a positive number"),
-            ("damping", self.damping >= 0, "a number >= 0 (δ of H_GN + δI)"),
+            ("damping", self.damping >= 0, "a finite number >= 0 (δ of H_GN + δI)"),
             ("cg_rtol", 0 < self.cg_rtol < 1, "a number in (0, 1)"),
             ("cg_max_iter", int(self.cg_max_iter) == self.cg_max_iter and self.cg_max_iter >= 1,
              "a positive integer"),
@@ -104,6 +122,14 @@ class Options:
             raise TypeError(f"Options has no field(s) {unknown}; fields: "
                             f"{[f.name for f in dataclasses.fields(self)]}.")
         return dataclasses.replace(self, **changes)
+
+
+def _numeric_str(v) -> bool:
+    try:
+        float(v)
+    except (TypeError, ValueError):
+        return False
+    return isinstance(v, str)
 
 
 #: The project's defaults.

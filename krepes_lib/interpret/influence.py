@@ -204,6 +204,12 @@ def top_influential(kernel, landmarks, X_t, A, K: int = TOP_K, v=None,
     n, m = X_t.shape[0], A.shape[0]
     K = _check_K(K, m)
     w = _influence_weights(xp, A, None)
+    if not bool((w > 0).any()):
+        raise ValueError(
+            "top_influential: A (the audit's ΔÃ) is all zero, so every influence score is 0 and "
+            "any ranking of the landmarks would be arbitrary. The audit step did nothing: check "
+            "audit.summary() (CG iterations and convergence) and the damping (Options.damping "
+            "must be finite and not so large that it swamps H_GN).")
     wv = None if v is None else _influence_weights(xp, A, v)
     idx_out = xp.empty((n, K), dtype=xp.int64)
     sc_out = xp.empty((n, K), dtype=X_t.dtype)
