@@ -46,8 +46,8 @@ from .dataset import Dataset, stratified_indices, take
 from .images import (CIFAR10_CLASSES, DIGIT_CLASSES, FASHION_CLASSES, _decode_rgb, cifar10,
                      cifar10_png200, digits, fashion_mnist, mnist, mnist_5k, mnist_test, read_idx)
 from .loaders import LOADERS, load, names
-from .paths import (DATA_ENV, DEFAULT_DATA_DIR, absolutize_data_env, data_dirs, fetch_command,
-                    find_file)
+from .paths import (DATA_ENV, DEFAULT_DATA_DIR, DataPathError, absolutize_data_env, data_dirs,
+                    fetch_command, find_file)
 from .splits import OFFICIAL_SPLIT, Split, load_split
 from .tables import (ADULT_CATEGORICAL, ADULT_FEATURES, COVTYPE_CLASSES, COVTYPE_NUMERIC,
                      COVTYPE_WILDERNESS, HIGGS_FEATURES, adult, bank, covtype, higgs)
@@ -57,6 +57,7 @@ __all__ = [
     "DATA_ENV",
     "DEFAULT_DATA_DIR",
     "Dataset",
+    "DataPathError",
     "data_dirs",
     "absolutize_data_env",
     "find_file",

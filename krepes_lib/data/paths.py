@@ -24,8 +24,8 @@ from typing import MutableMapping, Sequence
 
 from . import verify as _verify
 
-__all__ = ["DATA_ENV", "DEFAULT_DATA_DIR", "data_dirs", "absolutize_data_env", "fetch_command",
-           "find_file"]
+__all__ = ["DATA_ENV", "DEFAULT_DATA_DIR", "DataPathError", "data_dirs", "absolutize_data_env",
+           "fetch_command", "find_file"]
 
 #: Environment variable holding the data directory search path (``os.pathsep``-separated).
 DATA_ENV = "KREPES_DATA"
@@ -115,6 +115,10 @@ def find_file(dataset: str, filename: str, verify: bool = True) -> Path:
     FileNotFoundError
         The message names the file, every directory searched and the command that fetches
         it (or, for an offline-only file, where it came from).
+    DataPathError
+        The path exists in a search-path directory but is not a regular file (a directory,
+        FIFO, device, broken or looping symbolic link; or the dataset folder is not a folder):
+        the message says what it is. The search does not fall through to a later directory.
     krepes_lib.data.verify.DataChecksumError
         The first copy does not match the registry (message: file, expected and actual
         hash, the command that fixes it).
@@ -126,7 +130,60 @@ def find_file(dataset: str, filename: str, verify: bool = True) -> Path:
             if verify:
                 _verify.check(dataset, filename, p)
             return p
+        _refuse_odd_entry(dataset, filename, d)
     raise FileNotFoundError(_missing_message(dataset, filename, dirs))
+
+
+class DataPathError(OSError):
+    """A data path exists but is not what a loader can read (a directory where a file
+    belongs, a FIFO, a device, a broken or looping symbolic link)."""
+
+
+def _what_is(path: Path) -> str | None:
+    """What ``path`` is when it exists but is not a regular file (None: missing or regular)."""
+    import errno
+    import stat
+
+    if not os.path.lexists(path):
+        return None
+    try:
+        st = os.stat(path)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            return "a symbolic link that loops back on itself"
+        if e.errno == errno.ENOENT:
+            return f"a broken symbolic link (to {os.readlink(path)!r}, which does not exist)"
+        if e.errno == errno.ENOTDIR:
+            return None  # a parent is not a folder: reported for the parent
+        return f"unreadable ({e.strerror})"
+    mode = st.st_mode
+    if stat.S_ISREG(mode):
+        return None
+    kind = ("a directory" if stat.S_ISDIR(mode) else "a FIFO (named pipe)" if stat.S_ISFIFO(mode)
+            else "a character device" if stat.S_ISCHR(mode) else "a block device"
+            if stat.S_ISBLK(mode) else "a socket" if stat.S_ISSOCK(mode) else "not a regular file")
+    if os.path.islink(path):
+        kind += f" (through the symbolic link to {os.readlink(path)!r})"
+    return kind
+
+
+def _refuse_odd_entry(dataset: str, filename: str, d: Path) -> None:
+    """Raise :class:`DataPathError` when ``d/dataset`` or ``d/dataset/filename`` exists but
+    cannot be the data (a loader would otherwise report "not found" for a path that exists,
+    or fall through to another copy further down the search path)."""
+    folder = d / dataset
+    if os.path.lexists(folder) and not folder.is_dir():
+        what = _what_is(folder) or "a regular file"
+        raise DataPathError(
+            f"{folder} should be the folder holding {dataset}/{filename}, but it is {what}. "
+            f"Replace it with a folder (then fetch with {fetch_command(dataset)}), or remove it "
+            f"and point {DATA_ENV} at a folder that holds {dataset}/{filename}.")
+    what = _what_is(folder / filename)
+    if what is not None:
+        raise DataPathError(
+            f"{folder / filename} exists but is {what}, not a regular file, so it cannot be read "
+            f"as {dataset}/{filename}. Remove it and fetch the file with {fetch_command(dataset)} "
+            f"(or copy the real file there).")
 
 
 def _missing_message(dataset: str, filename: str, dirs: Sequence[Path]) -> str:

@@ -22,7 +22,9 @@ The SHA-256 of a file is computed once: it is cached under the file's (real path
 inode, size, mtime_ns) in memory and in a small JSON file, ``$KREPES_VERIFY_CACHE``
 (default ``~/.cache/krepes/verified.json``, or ``$XDG_CACHE_HOME/krepes/verified.json``), so
 later processes pay a ``stat`` per file. The cache holds the computed hash, not the verdict,
-so a change of the registry is honoured at once. It is written atomically (temporary file +
+so a change of the registry is honoured at once; a cached hash that disagrees with the
+registry is recomputed from the file before the file is refused, so a damaged cache entry
+never blames a good file. It is written atomically (temporary file +
 rename); when its location is not writable the in-memory cache is used alone, silently. Any
 write to a file changes its mtime (and a copy its inode), so a modified file is hashed again;
 only a change that restores size, mtime and inode by hand would be missed.
@@ -81,8 +83,8 @@ def registered(dataset: str, filename: str):
 def cache_path() -> Path:
     """Where the on-disk hash cache lives (``$KREPES_VERIFY_CACHE`` or the user cache folder)."""
     env = os.environ.get(CACHE_ENV)
-    if env:
-        return Path(env).expanduser()
+    if env and env.strip():  # a relative path: relative to the current directory now
+        return Path(os.path.abspath(os.path.expanduser(env.strip())))
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join("~", ".cache")
     return Path(base).expanduser() / "krepes" / "verified.json"
 
@@ -154,20 +156,21 @@ def sha256_of(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def file_sha256(path: str | os.PathLike) -> str:
+def file_sha256(path: str | os.PathLike, fresh: bool = False) -> str:
     """Hex SHA-256 of ``path``, cached by (real path, device, inode, size, mtime_ns).
 
     Looks in memory, then in the on-disk cache (:func:`cache_path`), and only then reads
-    the file (in 1 MiB blocks, constant memory).
+    the file (in 1 MiB blocks, constant memory). ``fresh=True`` reads the file whatever the
+    caches say (and corrects them).
     """
     path = Path(path)
     real, stamp = _key(path)
     with _lock:
-        hit = _memory.get((real, stamp))
+        hit = None if fresh else _memory.get((real, stamp))
     if hit is not None:
         return hit
     cp = cache_path()
-    entry = _disk_read(cp).get(real)
+    entry = None if fresh else _disk_read(cp).get(real)
     if isinstance(entry, dict) and tuple(entry.get("stat", ())) == stamp:
         digest = str(entry.get("sha256"))
     else:
@@ -231,6 +234,8 @@ def check(dataset: str, filename: str, path: str | os.PathLike) -> str | None:
         return None
     size = os.stat(path).st_size
     actual = file_sha256(path)
+    if actual != rf.sha256 and (rf.size is None or size == rf.size):
+        actual = file_sha256(path, fresh=True)  # never refuse a file on a cached (damaged?) hash
     if actual == rf.sha256 and (rf.size is None or size == rf.size):
         return actual
     what = ("truncated" if rf.size is not None and size < rf.size else
