@@ -32,10 +32,14 @@ a checkpoint with another fingerprint is refused with a message saying what diff
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
+import re
 import time
+import types
+import warnings
 from dataclasses import asdict, dataclass, field
 from typing import Callable
 
@@ -52,7 +56,7 @@ from .views import resolve_augment
 
 __all__ = ["fit", "History", "data_fingerprint", "DIVERGENCE_FACTOR"]
 
-_CKPT_VERSION = 2
+_CKPT_VERSION = 3
 
 #: A batch loss beyond this factor times max(1, |first batch loss|) counts as divergence (ours).
 DIVERGENCE_FACTOR = 1e6
@@ -92,11 +96,11 @@ class History:
 # --- inputs --------------------------------------------------------------------------------
 
 def data_fingerprint(X) -> str:
-    """SHA-256 of the training data (shape, dtype and bytes; host copy)."""
-    Xh = np.ascontiguousarray(to_host(X))
-    h = hashlib.sha256(repr((Xh.shape, Xh.dtype.str)).encode())
-    h.update(memoryview(Xh).cast("B"))  # hashes the buffer in place (no bytes copy of X)
-    return h.hexdigest()
+    """SHA-256 of the training data (shape, dtype and bytes; host copy):
+    :func:`krepes_lib.provenance.array_fingerprint` of X."""
+    from .provenance import array_fingerprint
+
+    return array_fingerprint(X)
 
 
 def _check_inputs(model, X, epochs, batch_size, eval_every):
@@ -121,20 +125,108 @@ def _check_inputs(model, X, epochs, batch_size, eval_every):
 
 
 # --- checkpoints ------------------------------------------------------------------------------
-def _stable_repr(obj) -> str:
-    """repr without memory addresses (functions by qualified name), for fingerprints."""
-    import types
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
 
+
+class _Unverifiable(Exception):
+    """An object whose identity across processes cannot be fingerprinted."""
+
+
+def _const_repr(c) -> str:
+    """repr of a code constant that does not depend on the hash seed (frozensets sorted)."""
+    if isinstance(c, types.CodeType):
+        return _code_digest(c)
+    if isinstance(c, (tuple, list)):
+        return type(c).__name__ + "(" + ",".join(_const_repr(x) for x in c) + ")"
+    if isinstance(c, (set, frozenset)):
+        return type(c).__name__ + "{" + ",".join(sorted(_const_repr(x) for x in c)) + "}"
+    return repr(c)
+
+
+def _code_digest(code) -> str:
+    """SHA-256 of what a code object computes: bytecode, constants, names (not line numbers)."""
+    h = hashlib.sha256(code.co_code)
+    h.update(_const_repr(code.co_consts).encode())
+    h.update(repr((code.co_names, code.co_varnames, code.co_freevars, code.co_argcount,
+                   code.co_kwonlyargcount)).encode())
+    return h.hexdigest()[:16]
+
+
+_PLAIN = (type(None), bool, int, float, complex, str, bytes)
+
+
+def _stable_repr(obj, depth: int = 0) -> str:
+    """A fingerprint of ``obj`` that is the same in every process and differs when what it
+    computes differs, for checkpoints (D5 of the second fault round).
+
+    A function: module, qualified name, the digest of its code object, its defaults, the
+    values of its closure cells and of the plain module globals it reads (so two closures of
+    one factory, or two lambdas of one module, differ). A ``functools.partial``: its function,
+    args and keywords. A method: its object and function. An object with a repr free of memory
+    addresses (``TableAugmenter(corrupt_frac=0.3, noise_std=0.1)``): its class and repr; one
+    with the default repr: its class, the code of its ``__call__`` and its attributes. Arrays by
+    shape, dtype and SHA-256. Raises :class:`_Unverifiable` for anything else.
+    """
+    if depth > 8:
+        raise _Unverifiable("it nests too deeply")
+    rec = functools.partial(_stable_repr, depth=depth + 1)
+    if isinstance(obj, _PLAIN):
+        return repr(obj)
+    if isinstance(obj, (tuple, list)):
+        return type(obj).__name__ + "(" + ",".join(rec(x) for x in obj) + ")"
+    if isinstance(obj, dict):
+        return "dict(" + ",".join(sorted(f"{rec(k)}:{rec(v)}" for k, v in obj.items())) + ")"
+    if isinstance(obj, (set, frozenset)):
+        return type(obj).__name__ + "{" + ",".join(sorted(rec(x) for x in obj)) + "}"
+    if isinstance(obj, np.generic) or isinstance(obj, np.ndarray) or is_device_array(obj):
+        from .provenance import array_fingerprint
+
+        a = to_host(obj)
+        return f"array({a.shape},{a.dtype.str},{array_fingerprint(a)[:16]})"
+    if isinstance(obj, functools.partial):
+        return f"partial({rec(obj.func)},args={rec(obj.args)},keywords={rec(obj.keywords)})"
     if isinstance(obj, types.FunctionType):
-        return f"{obj.__module__}.{obj.__qualname__}"
-    return repr(obj)
+        cells = []
+        for c in obj.__closure__ or ():
+            try:
+                cells.append(rec(c.cell_contents))
+            except ValueError:  # an empty cell
+                cells.append("<empty>")
+        g = obj.__globals__
+        glob = {n: g[n] for n in obj.__code__.co_names
+                if n in g and isinstance(g[n], _PLAIN + (tuple, np.ndarray))}
+        return (f"function({obj.__module__}.{obj.__qualname__},code={_code_digest(obj.__code__)},"
+                f"defaults={rec(obj.__defaults__)},kwdefaults={rec(obj.__kwdefaults__)},"
+                f"closure={rec(cells)},globals={rec(glob)})")
+    if isinstance(obj, types.MethodType):
+        return f"method({rec(obj.__self__)},{rec(obj.__func__)})"
+    if isinstance(obj, (types.BuiltinFunctionType, type, types.ModuleType)):
+        name = getattr(obj, "__qualname__", getattr(obj, "__name__", ""))
+        return f"{type(obj).__name__}({getattr(obj, '__module__', '')}.{name})"
+    cls = f"{type(obj).__module__}.{type(obj).__qualname__}"
+    r = repr(obj)
+    if not _ADDRESS.search(r):
+        return f"{cls}:{r}"
+    attrs = getattr(obj, "__dict__", None)
+    call = getattr(type(obj), "__call__", None)
+    if attrs is None or not isinstance(call, types.FunctionType):
+        raise _Unverifiable(f"a {cls} has no stable description (its repr shows a memory address)")
+    return f"{cls}(call={_code_digest(call.__code__)},attrs={rec(dict(attrs))})"
+
+
+def _augment_fingerprint(augment) -> str:
+    """:func:`_stable_repr` of the augmentation, or ``"unverifiable: <why>"``."""
+    try:
+        return _stable_repr(augment)
+    except (_Unverifiable, RecursionError) as err:
+        return f"unverifiable: {err}"
 
 
 def _config(model, objective, X, B, seed, opts, drop_last, augment):
     return json.dumps({
         "version": _CKPT_VERSION, "loss": repr(objective.loss), "model": model.fingerprint(),
         "data": data_fingerprint(X), "batch_size": int(B), "seed": int(seed),
-        "options": repr(opts), "drop_last": bool(drop_last), "augment": _stable_repr(augment),
+        "options": repr(opts), "drop_last": bool(drop_last), "augment": _augment_fingerprint(augment),
         "keys": sorted(model.params),
     }, sort_keys=True)
 
@@ -157,7 +249,9 @@ def _config_diff(saved: str, now: str) -> str:
         a, b = json.loads(saved), json.loads(now)
     except ValueError:
         return "the saved configuration is unreadable"
-    names = {"model": "the model (kernel, landmarks, h or coordinates)", "data": "the training data"}
+    names = {"model": "the model (kernel, landmarks, h or coordinates)", "data": "the training data",
+             "augment": "the augmentation (another function, other closure values or arguments)",
+             "version": "the checkpoint format"}
     return "; ".join(f"{names.get(k, k)} differs" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k))
 
 
@@ -170,19 +264,45 @@ def _load_checkpoint(path, config, model, state, opt) -> tuple[int, History]:
         raise ValueError(f"checkpoint {path!r} is unreadable ({type(err).__name__}: {err}); it may be "
                          "truncated. Delete it or pass resume=False.") from None
     with z:
-        saved = str(z["meta/config"])
+        try:
+            saved = str(z["meta/config"])
+        except (zipfile.BadZipFile, OSError, ValueError, EOFError, KeyError) as err:
+            raise ValueError(f"checkpoint {path!r} is damaged ({type(err).__name__}: {err}). Delete it "
+                             "or pass resume=False.") from None
+        aug_saved = _json_field(saved, "augment")
+        aug_now = _json_field(config, "augment")
+        if aug_saved.startswith("unverifiable") or aug_now.startswith("unverifiable"):
+            why = (aug_now if aug_now.startswith("unverifiable") else aug_saved)[len("unverifiable: "):]
+            raise ValueError(
+                f"checkpoint {path!r}: cannot verify the augmentation ({why}), so resuming might "
+                "continue under another one. Pass resume=False, or a TableAugmenter, a plain "
+                "function or a functools.partial of one as augment.")
         if saved != config:
+            why = ("load parameters into the wrong coordinates"
+                   if _json_field(saved, "model") != _json_field(config, "model")
+                   else "splice the epochs of two different runs into one history")
             raise ValueError(
                 f"checkpoint {path!r} belongs to another run: {_config_diff(saved, config)}. "
-                "Resuming it would load parameters into the wrong coordinates. Delete it, pass "
-                "another checkpoint path, or resume=False.")
-        model.load_state_dict({k: z[k] for k in z.files if k.startswith("param/")})
-        state.load_state_dict({k: z[k] for k in z.files if k.startswith(("aux/", "buffer/"))},
-                              model.xp, model.dtype)
-        opt.load_state_dict({k[4:]: z[k] for k in z.files if k.startswith("opt/")})
-        hist = History(**{k[5:]: z[k].tolist() for k in z.files if k.startswith("hist/")})
-        hist.epoch = [int(e) for e in hist.epoch]
-        return int(z["meta/epoch"]), hist
+                f"Resuming it would {why}. Delete it, pass another checkpoint path, or resume=False.")
+        try:  # every member is read in full, so zip's CRC-32 checks each one
+            arrays = {k: z[k] for k in z.files}
+        except (zipfile.BadZipFile, OSError, ValueError, EOFError) as err:
+            raise ValueError(f"checkpoint {path!r} is damaged ({type(err).__name__}: {err}); nothing "
+                             "was loaded from it. Delete it or pass resume=False.") from None
+    model.load_state_dict({k: v for k, v in arrays.items() if k.startswith("param/")})
+    state.load_state_dict({k: v for k, v in arrays.items() if k.startswith(("aux/", "buffer/"))},
+                          model.xp, model.dtype)
+    opt.load_state_dict({k[4:]: v for k, v in arrays.items() if k.startswith("opt/")})
+    hist = History(**{k[5:]: v.tolist() for k, v in arrays.items() if k.startswith("hist/")})
+    hist.epoch = [int(e) for e in hist.epoch]
+    return int(arrays["meta/epoch"]), hist
+
+
+def _json_field(config: str, name: str) -> str:
+    try:
+        return str(json.loads(config).get(name, ""))
+    except (ValueError, AttributeError):
+        return ""
 
 
 def _raise_diverged(values, epoch, n_batches, opts, scale):
@@ -272,6 +392,11 @@ def fit(model: NystromModel, X, loss, epochs: int = 1, batch_size: int = 256, *,
 
     hist, start = History(), 0
     config = _config(model, objective, X, B, seed, opts, drop_last, aug) if checkpoint else None
+    if config is not None and _json_field(config, "augment").startswith("unverifiable"):
+        warnings.warn(f"fit: the augmentation {aug!r} cannot be fingerprinted "
+                      f"({_json_field(config, 'augment')[len('unverifiable: '):]}), so the checkpoint "
+                      f"{checkpoint!r} cannot be resumed; use a TableAugmenter, a plain function or a "
+                      "functools.partial of one to make it resumable.", stacklevel=2)
     if checkpoint is not None and resume and os.path.exists(checkpoint):
         start, hist = _load_checkpoint(checkpoint, config, model, state, opt)
     hist.state = state
