@@ -19,20 +19,39 @@ Training (:func:`train_ssl`) is seeded and deterministic on a CPU: weights from
 ``torch.manual_seed(seed)``, batches and augmentations from a host generator per epoch
 (``numpy.random.default_rng([seed, epoch])``), views made by :func:`krepes_lib.augment.
 make_augmenter` on host arrays (the same views as the kernel experiments), and
-``torch.use_deterministic_algorithms(True)`` for the run. :func:`load_or_train` keys the
-trained weights by the full configuration plus a hash of the code that defines them, stores
-them under ``$KREPES_CACHE/networks`` (default ``~/.cache/krepes/networks``) with an atomic
-rename, and reuses them across notebooks (``force=True`` retrains).
+``torch.use_deterministic_algorithms(True)`` for the run.
+
+The weight cache
+----------------
+:func:`load_or_train` stores trained weights under ``$KREPES_CACHE/networks`` (default
+``~/.cache/krepes/networks``; a relative ``KREPES_CACHE`` means relative to the working
+directory) and reuses them across notebooks (``force=True`` retrains). A file is keyed by
+the network's :class:`~krepes_lib.provenance.Provenance` (:func:`provenance`): the training
+code (:func:`code_hash`), **the rows it is trained and probed on** (the SHA-256 of X, y,
+X_test, y_test — so a loader fix or another file behind the same dataset name, such as the
+full CoverType file in place of the offline subset, trains a new network), the versions of
+torch and NumPy, and the configuration with the loss's hyper-parameters. Each file carries a
+SHA-256 of its weights and history, checked on load: a damaged, truncated or empty file is
+reported (:class:`~krepes_lib.provenance.CacheWarning` naming the file) and the network is
+trained again and the file replaced. Files are written to a temporary file and renamed. One
+process trains a given network at a time (an ``fcntl`` lock ``.NAME.pt.lock`` beside it; the
+others wait, then load its file). An unwritable cache is detected before training: the
+network is trained, returned and not stored, with a warning naming ``KREPES_CACHE``; a failed
+write after training (disk full) warns the same way and still returns the network.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import functools
 import hashlib
 import json
 import os
+import sys
+import tempfile
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,12 +59,13 @@ import numpy as np
 
 from ..augment import make_augmenter
 from ..backend import is_device_array
+from ..provenance import CacheWarning, Provenance, array_fingerprint, cache_root
 from ._torch import require_torch, torch_dtype
 
 torch = require_torch()
 
 __all__ = ["SSLLossFunction", "ssl_loss", "SSLConfig", "TrainedNetwork", "train_ssl", "load_or_train", "probe_table",
-           "probe_trained_vs_init", "cache_dir", "PROFILES", "SSL_LOSSES"]
+           "probe_trained_vs_init", "cache_dir", "cache_key", "provenance", "PROFILES", "SSL_LOSSES"]
 
 #: The SSL losses a network can be trained with here (two-view losses + BYOL).
 SSL_LOSSES = ("barlow_twins", "simclr", "vicreg", "byol", "spectral_contrastive")
@@ -187,23 +207,35 @@ def code_hash(loss: str) -> str:
 
 
 def cache_dir() -> Path:
-    """``$KREPES_CACHE/networks`` (default ``~/.cache/krepes/networks``), created if missing."""
-    root = os.environ.get("KREPES_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "krepes")
-    d = Path(root) / "networks"
-    d.mkdir(parents=True, exist_ok=True)
-    return d
+    """``$KREPES_CACHE/networks`` as an absolute path (default ``~/.cache/krepes/networks``).
+
+    Not created here: :func:`load_or_train` creates it and checks that it is writable.
+    """
+    return cache_root() / "networks"
 
 
-def cache_key(config: SSLConfig) -> str:
-    """Key of a configuration: SHA-256 of its fields, the resolved loss hyper-parameters and
-    :func:`code_hash`."""
+def provenance(config: SSLConfig) -> Provenance:
+    """What a trained network of ``config`` is made from (its cache key is ``.key(24)``).
+
+    ``code``: :func:`code_hash`; ``data``: SHA-256 of the rows of the configuration's split
+    (X, y, X_test, y_test, as loaded now); ``env``: torch and NumPy versions; ``config``: the
+    configuration's fields, the resolved loss hyper-parameters and the image shape.
+    """
     from .. import losses
 
     loss = losses.get(config.loss, **config.loss_hyper)
-    payload = {"config": dataclasses.asdict(config), "loss": dataclasses.asdict(loss),
-               "code": code_hash(config.loss), "torch": torch.__version__.split("+")[0]}
-    blob = json.dumps(payload, sort_keys=True, default=str).encode()
-    return hashlib.sha256(blob).hexdigest()[:24]
+    data, image_shape = _split_fingerprint(config.dataset, config.n_train, config.n_test,
+                                           config.data_seed, config.dtype)
+    return Provenance(
+        code=code_hash(config.loss), data=data,
+        env={"torch": torch.__version__.split("+")[0], "numpy": np.__version__},
+        config={"config": dataclasses.asdict(config), "loss": dataclasses.asdict(loss),
+                "image_shape": list(image_shape) if image_shape else None})
+
+
+def cache_key(config: SSLConfig) -> str:
+    """Key of a configuration's network: the first 24 hex of :func:`provenance`'s key."""
+    return provenance(config).key(24)
 
 
 @dataclass
@@ -239,6 +271,13 @@ class TrainedNetwork:
 
 def _load_split(config: SSLConfig):
     return _split(config.dataset, config.n_train, config.n_test, config.data_seed, config.dtype)
+
+
+@functools.lru_cache(maxsize=8)
+def _split_fingerprint(dataset, n_train, n_test, data_seed, dtype):
+    """SHA-256 of the split's rows (hashed once per process, like the split is loaded once)."""
+    X, y, X_test, y_test, image_shape = _split(dataset, n_train, n_test, data_seed, dtype)
+    return array_fingerprint(X, y, X_test, y_test), image_shape
 
 
 @functools.lru_cache(maxsize=8)
@@ -347,29 +386,148 @@ def _proj_out(net) -> int:
     return int(last.out_features)
 
 
+def _weights_digest(blob: dict) -> str:
+    """SHA-256 of a cache blob: its JSON fields and every tensor's name, dtype, shape and bytes."""
+    h = hashlib.sha256(json.dumps({k: v for k, v in blob.items() if k not in ("state_dict", "sha256")},
+                                  sort_keys=True, default=str).encode())
+    for name, t in sorted(blob["state_dict"].items()):
+        t = t.detach().cpu().contiguous()
+        h.update(f"{name}\0{t.dtype}\0{tuple(t.shape)}\0".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def _stat(path: Path):
+    try:
+        st = path.stat()
+        return st.st_ino, st.st_size, st.st_mtime_ns
+    except OSError:
+        return None
+
+
+def _load_cached(path: Path, key: str, config: SSLConfig, split) -> TrainedNetwork | None:
+    """The cached network at ``path``, or None (missing; or damaged, with a CacheWarning)."""
+    X, y, X_test, y_test, image_shape = split
+    if not path.exists():
+        return None
+    fix = "It is trained again now and the file replaced."
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - truncated zip, empty file, unpickling error, ...
+        warnings.warn(CacheWarning(f"the cached network {path} is unreadable ({type(err).__name__}: "
+                                   f"{str(err)[:200]}); it is truncated or damaged. {fix}"), stacklevel=3)
+        return None
+    if not isinstance(blob, dict) or "sha256" not in blob or "state_dict" not in blob:
+        warnings.warn(CacheWarning(f"the cached network {path} carries no checksum (written by an "
+                                   f"older version of krepes_lib), so it cannot be trusted. {fix}"),
+                      stacklevel=3)
+        return None
+    if blob.get("key") != key or _weights_digest(blob) != blob["sha256"]:
+        what = ("holds another configuration" if blob.get("key") != key else
+                "fails its SHA-256 check (a byte of the weights or history changed)")
+        warnings.warn(CacheWarning(f"the cached network {path} {what}. {fix}"), stacklevel=3)
+        return None
+    net = _network_for(config, X.shape[1], image_shape)
+    try:
+        net.load_state_dict(blob["state_dict"])
+    except (RuntimeError, KeyError) as err:
+        warnings.warn(CacheWarning(f"the cached network {path} does not fit the architecture "
+                                   f"({str(err)[:200]}). {fix}"), stacklevel=3)
+        return None
+    return TrainedNetwork(net.eval(), config, key, list(blob["losses"]), float(blob.get("seconds", 0.0)),
+                          True, path, X, y, X_test, y_test, image_shape)
+
+
+def _unwritable(directory: Path) -> str | None:
+    """Why the cache folder cannot take a new file (created if missing), or None when it can."""
+    env = os.environ.get("KREPES_CACHE")
+    origin = f"KREPES_CACHE={env!r}" if env else "KREPES_CACHE unset, default ~/.cache/krepes"
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=directory, prefix=".probe.")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as err:
+        return (f"the network cache {directory} cannot be written ({err.strerror or err}; "
+                f"{origin}). Set KREPES_CACHE to a writable folder to keep trained networks")
+    return None
+
+
+@contextlib.contextmanager
+def _training_lock(path: Path, progress: bool):
+    """An exclusive ``fcntl`` lock on ``.NAME.pt.lock``: one process trains a network at a time."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - no fcntl (Windows): no lock
+        yield
+        return
+    lock = path.with_name(f".{path.name}.lock")
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if progress:
+                print(f"krepes: another process is training {path.name} (lock {lock}); waiting for it "
+                      "to finish, then loading its network.", file=sys.stderr, flush=True)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
 def load_or_train(config: SSLConfig, force: bool = False, progress: bool = True) -> TrainedNetwork:
-    """The trained network of ``config``: from the cache if present (and ``force`` is False),
-    otherwise trained by :func:`train_ssl` and stored atomically (temp file + rename)."""
+    """The trained network of ``config``: from the cache if present and intact (and ``force``
+    is False), otherwise trained by :func:`train_ssl` and stored atomically (temp file +
+    rename), under a lock so that concurrent callers train it once. See the module docstring
+    ("The weight cache") for the key, the checksum and what happens when the cache cannot be
+    used."""
     from ..files import atomic_path
 
-    X, y, X_test, y_test, image_shape = _load_split(config)
-    key = cache_key(config)
+    split = _load_split(config)
+    X, y, X_test, y_test, image_shape = split
+    prov = provenance(config)
+    key = prov.key(24)
     path = cache_dir() / f"{config.dataset}-{config.loss}-{key}.pt"
-    if path.exists() and not force:
-        blob = torch.load(path, map_location="cpu", weights_only=False)
-        if blob.get("key") != key:
-            raise ValueError(f"{path} holds another configuration (key {blob.get('key')} != {key}); "
-                             "delete it or call load_or_train(..., force=True).")
-        net = _network_for(config, X.shape[1], image_shape)
-        net.load_state_dict(blob["state_dict"])
-        return TrainedNetwork(net.eval(), config, key, blob["losses"], float(blob.get("seconds", 0.0)), True,
-                              path, X, y, X_test, y_test, image_shape)
-    t0 = time.perf_counter()
-    net, hist = train_ssl(config, X, image_shape, progress=progress)
-    seconds = time.perf_counter() - t0
-    with atomic_path(path) as tmp:
-        torch.save({"key": key, "config": dataclasses.asdict(config), "losses": hist,
-                    "seconds": seconds, "state_dict": net.state_dict()}, tmp)
+    damaged = None
+    if not force:
+        found = _load_cached(path, key, config, split)
+        if found is not None:
+            return found
+        damaged = _stat(path)  # None when missing; a damaged file was reported once
+
+    def train():
+        t0 = time.perf_counter()
+        net, hist = train_ssl(config, X, image_shape, progress=progress)
+        return net, hist, time.perf_counter() - t0
+
+    why = _unwritable(path.parent)
+    if why is not None:
+        warnings.warn(CacheWarning(f"{why}: this network is trained and returned but not stored, so it "
+                                   "will be trained again next time."), stacklevel=2)
+        net, hist, seconds = train()
+        return TrainedNetwork(net, config, key, hist, seconds, False, None, X, y, X_test, y_test, image_shape)
+    with _training_lock(path, progress):
+        if not force and _stat(path) not in (None, damaged):  # stored while we waited
+            found = _load_cached(path, key, config, split)
+            if found is not None:
+                return found
+        net, hist, seconds = train()
+        blob = {"key": key, "provenance": prov.as_dict(), "config": dataclasses.asdict(config),
+                "losses": [float(v) for v in hist], "seconds": float(seconds),
+                "state_dict": {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}}
+        blob["sha256"] = _weights_digest(blob)
+        try:
+            with atomic_path(path) as tmp:
+                torch.save(blob, tmp)
+        except OSError as err:
+            warnings.warn(CacheWarning(
+                f"the trained network could not be stored in {path} ({err.strerror or err}); it is "
+                "returned, but will be trained again next time. Free space in, or fix the permissions "
+                "of, that folder (KREPES_CACHE)."), stacklevel=2)
+            path = None
     return TrainedNetwork(net, config, key, hist, seconds, False, path, X, y, X_test, y_test, image_shape)
 
 
