@@ -9,50 +9,152 @@
 Profiles (``ci``, ``quick`` = default, ``paper``) and the parameters of every notebook
 per profile live in one file, ``krepes_lib/experiments.yml``.
 
+``experiments.yml`` is validated when it is loaded (:func:`validate_experiments`): the keys
+``profiles`` and ``notebooks``; every notebook has a title, what it reproduces and **every
+profile** (an explicit ``{}`` when a profile runs the notebook's defaults; a misspelt
+profile is refused, never run as the defaults); and every parameter is one the notebook's
+``parameters`` cell defines, of the type of its default there (papermill's inspection) —
+``damping: 1e-3`` is a *string* to YAML and is refused with "write 1.0e-3".
+
 Up to date
 ----------
-``reproduce`` skips a notebook whose executed copy carries the same fingerprint: the SHA-256
-of the notebook, its parameters and profile, **the library code** (every ``*.py`` and
-``experiments.yml`` under ``krepes_lib/`` and ``data_scripts/``, sorted paths) and **the
+``reproduce`` skips a notebook whose executed copy carries the same fingerprint, the key of
+its :class:`~krepes_lib.provenance.Provenance` record (:func:`notebook_provenance`): the
+SHA-256 of the notebook, its parameters and profile, **the library code** (every ``*.py``
+and ``experiments.yml`` under ``krepes_lib/`` and ``data_scripts/``, sorted paths), **the
 data it can read** (the data search path and, for every registered file present in it, its
-path, size and mtime). A library fix or a changed data file therefore re-runs the
-notebooks. A successful run removes a stale ``NAME.failed.ipynb``; executed notebooks are
-written with the umask's permissions (0644 under the usual umask 022), not 0600.
+path, size and mtime) and **the environment that changes results** (resolved
+``KREPES_BACKEND`` and ``KREPES_DTYPE``, absolute ``KREPES_CACHE``, ``KREPES_VERIFY``, the
+versions of Python, NumPy, SciPy, scikit-learn, torch, CuPy). A library fix, a changed data
+file or another backend therefore re-runs the notebooks; ``KREPES_BACKEND=cupy`` without a
+GPU stops before anything runs. The record travels to the notebook's results file
+(``KREPES_PROVENANCE``), so the report can tell which run each number comes from. A
+successful run removes a stale ``NAME.failed.ipynb``; executed notebooks are written with
+the umask's permissions (0644 under the usual umask 022), not 0600.
 
-Relative data directory: ``KREPES_DATA=../shared/data`` means relative to where
-``krepes`` was started; its entries are made absolute before papermill runs the notebooks
-in ``notebooks/``.
+The report
+----------
+:func:`write_report` reads ``results/NAME.json`` for the notebooks of ``experiments.yml``
+only, and gives every section its profile, run date and state (:func:`section_states`):
+*current*, *stale* (the record differs from today's: it says what changed), *failed* (a
+``NAME.failed.ipynb`` newer than the results), *other profile*, *unverified* (a results
+file without a record, or whose checksum fails) or *unreadable* (named). Only current
+sections enter the table of spec §7 numbers.
+
+Relative paths: ``KREPES_DATA=../shared/data``, ``KREPES_CACHE`` and ``KREPES_VERIFY_CACHE``
+mean relative to where ``krepes`` was started; they are made absolute before papermill runs
+the notebooks in ``notebooks/`` (:func:`krepes_lib.provenance.absolutize_env`).
 """
 from __future__ import annotations
 
 import argparse
+import ast
 import hashlib
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
 import yaml
 
-__all__ = ["main", "load_experiments", "notebook_parameters", "ParameterError",
+from .provenance import (PROVENANCE_ENV, Provenance, absolutize_env, data_files_fingerprint,
+                         environment, library_code_hash)
+
+__all__ = ["main", "load_experiments", "validate_experiments", "notebook_parameters",
+           "ParameterError", "RunContext", "notebook_provenance", "section_states", "write_report",
            "code_fingerprint", "data_fingerprint"]
 
 EXECUTED = Path("book") / "executed"
+#: The keys a notebook entry of experiments.yml may have.
+NOTEBOOK_KEYS = {"title", "reproduces", "cpu_runtime", "profiles"}
+_EXPERIMENTS = "krepes_lib/experiments.yml"
+
+#: One definition each (krepes_lib.provenance); the old names stay for callers.
+code_fingerprint = library_code_hash
+data_fingerprint = data_files_fingerprint
 
 
 class ParameterError(ValueError):
-    """A profile passes a parameter the notebook does not define."""
+    """``experiments.yml`` is malformed, or a profile passes a parameter the notebook does not
+    define or of another type than the notebook's default."""
 
 
 def load_experiments() -> dict:
-    """The parsed ``experiments.yml`` (profiles and notebook × profile parameters)."""
+    """The parsed and validated ``experiments.yml`` (:func:`validate_experiments`)."""
     text = resources.files("krepes_lib").joinpath("experiments.yml").read_text()
-    return yaml.safe_load(text)
+    try:
+        exp = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise ParameterError(f"{_EXPERIMENTS} is not valid YAML: {err}") from None
+    return validate_experiments(exp)
+
+
+def _mapping(v) -> bool:
+    return isinstance(v, dict)
+
+
+def validate_experiments(exp, source: str = _EXPERIMENTS) -> dict:
+    """Check the structure of ``experiments.yml`` (parsed); return it unchanged.
+
+    ``profiles`` (name -> description) and ``notebooks`` (name -> entry); an entry's keys
+    are among :data:`NOTEBOOK_KEYS`, with ``title``, ``reproduces`` and ``profiles``
+    required; its ``profiles`` name **every** profile and no other (an explicit ``{}`` for
+    a profile that runs the notebook's defaults), each a mapping of parameters;
+    ``cpu_runtime`` names profiles only. Parameter names and types are checked against the
+    notebook itself by :func:`resolve_parameters`. Raises :class:`ParameterError` naming
+    the notebook, the key and the fix.
+    """
+    if not _mapping(exp) or set(exp) != {"profiles", "notebooks"}:
+        keys = sorted(exp) if _mapping(exp) else type(exp).__name__
+        raise ParameterError(f"{source}: the top level must have exactly the keys 'profiles' and "
+                             f"'notebooks'; found {keys}.")
+    profiles, notebooks = exp["profiles"], exp["notebooks"]
+    if not _mapping(profiles) or not profiles:
+        raise ParameterError(f"{source}: 'profiles' must map each profile name to a description.")
+    if not _mapping(notebooks) or not notebooks:
+        raise ParameterError(f"{source}: 'notebooks' must map each notebook name to its entry.")
+    names = sorted(profiles)
+    for nb, entry in notebooks.items():
+        where = f"{source}, notebook {nb!r}"
+        if not _mapping(entry):
+            raise ParameterError(f"{where}: the entry must be a mapping with keys {sorted(NOTEBOOK_KEYS)}.")
+        extra = sorted(set(entry) - NOTEBOOK_KEYS)
+        if extra:
+            raise ParameterError(f"{where}: unknown key(s) {extra}; allowed: {sorted(NOTEBOOK_KEYS)} "
+                                 "(parameters go under profiles: <profile>: {...}; a key indented "
+                                 "one level too far?).")
+        missing = sorted({"title", "reproduces", "profiles"} - set(entry))
+        if missing:
+            raise ParameterError(f"{where}: missing key(s) {missing}.")
+        for k in ("title", "reproduces"):
+            if not isinstance(entry[k], str):
+                raise ParameterError(f"{where}: {k} must be a string.")
+        rt = entry.get("cpu_runtime")
+        if rt is not None and (not _mapping(rt) or set(rt) - set(profiles)):
+            raise ParameterError(f"{where}: cpu_runtime must map profiles among {names} to a duration.")
+        declared = entry["profiles"]
+        if not _mapping(declared):
+            raise ParameterError(f"{where}: profiles must map every profile {names} to its parameters.")
+        unknown = sorted(set(declared) - set(profiles))
+        if unknown:
+            raise ParameterError(f"{where}: profile(s) {unknown} are not among the profiles {names} "
+                                 "(a typo, or a key at the wrong indentation?).")
+        absent = [p for p in names if p not in declared]
+        if absent:
+            raise ParameterError(f"{where}: profile(s) {absent} are not declared; every notebook "
+                                 f"declares every profile (write `{absent[0]}: {{}}` when it runs "
+                                 "with the notebook's defaults).")
+        for prof, params in declared.items():
+            if not _mapping(params):
+                raise ParameterError(
+                    f"{where}, profile {prof!r}: the parameters must be a mapping (name: value); "
+                    f"got {params!r}" + (" (write `{}` for the notebook's defaults)." if params is None else "."))
+    return exp
 
 
 def find_root(root: str | None) -> Path:
@@ -75,10 +177,16 @@ def notebook_parameters(path: Path) -> dict:
 
 
 def resolve_parameters(name: str, profile: str, exp: dict, nb_path: Path) -> dict:
-    """The parameters of ``name`` under ``profile``, checked against the notebook's cell."""
+    """The parameters of ``name`` under ``profile``, checked against the notebook's cell:
+    every name is defined there, and every value has the type of the notebook's default
+    (:func:`check_parameter_type`)."""
     if profile not in exp["profiles"]:
         raise ParameterError(f"--profile {profile!r} is unknown; choose one of {sorted(exp['profiles'])}.")
-    params = dict((exp["notebooks"][name].get("profiles") or {}).get(profile) or {})
+    declared = exp["notebooks"][name].get("profiles") or {}
+    if profile not in declared:
+        raise ParameterError(f"{_EXPERIMENTS}: notebook {name!r} does not declare profile {profile!r} "
+                             f"(write `{profile}: {{}}` when it runs with the notebook's defaults).")
+    params = dict(declared[profile] or {})
     known = notebook_parameters(nb_path)
     unknown = sorted(set(params) - set(known))
     if unknown:
@@ -87,66 +195,125 @@ def resolve_parameters(name: str, profile: str, exp: dict, nb_path: Path) -> dic
             f"{unknown}; the notebook's parameters cell defines {sorted(known)}. Fix the name in "
             "krepes_lib/experiments.yml or add it to the notebook's parameters cell."
         )
+    for key, value in params.items():
+        check_parameter_type(name, profile, key, value, known[key].get("default"))
     return params
 
 
-def code_fingerprint() -> str:
-    """SHA-256 over every ``*.py`` and ``experiments.yml`` of ``krepes_lib`` and ``data_scripts``.
+def _kind(v) -> str:
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return "bool"
+    if isinstance(v, int):
+        return "int"
+    if isinstance(v, float):
+        return "float"
+    if isinstance(v, str):
+        return "str"
+    if isinstance(v, (list, tuple)):
+        return "list"
+    if isinstance(v, dict):
+        return "dict"
+    return type(v).__name__
 
-    Paths (relative to each package, sorted) and contents both enter the hash, so an edit,
-    an added or a removed module changes it.
+
+def _is_number_string(v) -> bool:
+    if not isinstance(v, str):
+        return False
+    try:
+        float(v)
+    except ValueError:
+        return False
+    return True
+
+
+def _compatible(value, default) -> bool:
+    kv, kd = _kind(value), _kind(default)
+    if kv == "null" or kd == "null":
+        return True  # None is the usual "all rows" / "automatic" of a parameter
+    if kd == "float":
+        return kv in ("float", "int")
+    if kd == "list" and kv == "list":
+        kinds = {_kind(x) for x in default} - {"null"}
+        if len(kinds) == 1 and default:
+            proto = next(x for x in default if x is not None)
+            return all(_compatible(x, proto) for x in value)
+        return True
+    return kv == kd
+
+
+def check_parameter_type(name: str, profile: str, key: str, value, default_src: str | None) -> None:
+    """Refuse a value whose type differs from the notebook's default (parsed from its source).
+
+    Integers pass for floats, ``null`` passes everywhere, list elements are checked against
+    the default's elements; a default that is not a literal is not checked. A string that
+    reads as a number (YAML 1.1 reads ``1e-3`` as a string) gets its own message.
     """
-    import data_scripts
-
-    import krepes_lib
-
-    h = hashlib.sha256()
-    for pkg in (krepes_lib, data_scripts):
-        base = Path(pkg.__file__).resolve().parent
-        files = sorted(p for p in base.rglob("*")
-                       if p.is_file() and (p.suffix == ".py" or p.name == "experiments.yml")
-                       and "__pycache__" not in p.parts)
-        for p in files:
-            rel = f"{pkg.__name__}/{p.relative_to(base).as_posix()}"
-            h.update(rel.encode() + b"\0")
-            h.update(hashlib.sha256(p.read_bytes()).digest())
-    return h.hexdigest()
-
-
-def data_fingerprint() -> str:
-    """SHA-256 over the data search path and (path, size, mtime_ns) of every registered file in it.
-
-    Cheap (one ``stat`` per registered file and directory): a replaced, added or removed data
-    file, or another ``KREPES_DATA``, changes it. The loaders check the files' SHA-256 when
-    they read them.
-    """
-    from .data import registry
-
-    from .data import data_dirs
-
-    h = hashlib.sha256()
-    for d in data_dirs():
-        h.update(f"dir {d}\n".encode())
-        for entry in registry.DATASETS.values():
-            for rf in entry.files:
-                p = d / entry.name / rf.filename
-                try:
-                    st = p.stat()
-                except OSError:
-                    continue
-                h.update(f"{p}\t{st.st_size}\t{st.st_mtime_ns}\n".encode())
-    return h.hexdigest()
+    try:
+        default = ast.literal_eval(default_src) if default_src is not None else None
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return  # an expression: no literal type to compare with
+    if default_src is None or _compatible(value, default):
+        return
+    where = f"{_EXPERIMENTS}: notebook {name!r}, profile {profile!r}, parameter {key}={value!r}"
+    numbers = [value] if not isinstance(value, list) else value
+    bad = next((v for v in numbers if _is_number_string(v)), None)
+    if bad is not None and _kind(default) in ("int", "float", "list"):
+        fix = (f"YAML reads a number in exponent form without a dot (like 1e-3) as a string; write "
+               f"{_dotted(bad)}" if "e" in bad.lower() and "." not in bad.lower().split("e")[0]
+               else f"write it without quotes: {bad.strip()}")
+        raise ParameterError(f"{where}: {bad!r} is a string, not a number; {fix} (the notebook's "
+                             f"default is {default_src}).")
+    raise ParameterError(f"{where} is of type {_kind(value)}, but the notebook's default is {default_src} "
+                         f"({_kind(default)}). Give a value of that type.")
 
 
-def _fingerprint(nb_path: Path, params: dict, profile: str, deps: str | None = None) -> str:
-    """Notebook bytes, parameters, profile and ``deps`` (library code + data; computed when None)."""
+def _dotted(text: str) -> str:
+    t = text.strip().lower()
+    if "e" in t and "." not in t.split("e")[0]:
+        mant, exp = t.split("e", 1)
+        return f"{mant}.0e{exp}"
+    return t
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """The parts of a notebook's provenance shared by every notebook of one run: library
+    code, data files and environment (computed once by :meth:`now`)."""
+
+    code: str
+    data: str
+    env: dict = field(default_factory=dict)
+
+    @classmethod
+    def now(cls) -> "RunContext":
+        """Today's context. Raises ValueError/RuntimeError for an invalid ``KREPES_BACKEND``
+        or ``cupy`` without a GPU (:func:`krepes_lib.backend.backend_name`)."""
+        return cls(library_code_hash(), data_files_fingerprint(), environment())
+
+
+def _context(deps) -> RunContext:
+    """``deps``: a RunContext, None (today's) or a string standing for the code part (tests)."""
     if deps is None:
-        deps = code_fingerprint() + data_fingerprint()
-    h = hashlib.sha256(nb_path.read_bytes())
-    h.update(json.dumps(params, sort_keys=True).encode())
-    h.update(profile.encode())
-    h.update(deps.encode())
-    return h.hexdigest()
+        return RunContext.now()
+    if isinstance(deps, str):
+        return RunContext(code=deps, data="", env={})
+    return deps
+
+
+def notebook_provenance(nb_path: Path, params: dict, profile: str, deps=None) -> Provenance:
+    """The record of one notebook run: ``deps`` (a :class:`RunContext`) plus the notebook's
+    bytes, parameters and profile as its config. Its ``key()`` is the fingerprint."""
+    ctx = _context(deps)
+    return Provenance(code=ctx.code, data=ctx.data, env=dict(ctx.env),
+                      config={"notebook": hashlib.sha256(Path(nb_path).read_bytes()).hexdigest(),
+                              "parameters": params, "profile": profile})
+
+
+def _fingerprint(nb_path: Path, params: dict, profile: str, deps=None) -> str:
+    """The key of :func:`notebook_provenance`."""
+    return notebook_provenance(nb_path, params, profile, deps).key()
 
 
 def _readable_mode(path: str | os.PathLike) -> None:
@@ -189,8 +356,8 @@ def run_notebook(root: Path, name: str, profile: str, exp: dict, force: bool = F
     """Execute one notebook with papermill into ``book/executed/NAME.ipynb`` (atomically).
 
     Returns ``"ran"`` or ``"skipped"`` (output exists with the same fingerprint: notebook
-    source, parameters, profile, library code and data files; ``deps`` is the library + data
-    part, computed when None). Raises SystemExit naming the notebook and cell on failure or
+    source, parameters, profile, library code, data files and environment; ``deps`` is the
+    :class:`RunContext`, computed when None). Raises SystemExit naming the notebook and cell on failure or
     time-out (``timeout`` seconds per cell); the partly executed notebook is kept as
     ``NAME.failed.ipynb``, which a later successful run removes.
     """
@@ -198,8 +365,6 @@ def run_notebook(root: Path, name: str, profile: str, exp: dict, force: bool = F
     import papermill
     from nbclient.exceptions import CellTimeoutError
     from papermill.exceptions import PapermillExecutionError
-
-    from .data import absolutize_data_env
 
     src = root / "notebooks" / f"{name}.ipynb"
     if not src.is_file():
@@ -215,15 +380,20 @@ def run_notebook(root: Path, name: str, profile: str, exp: dict, force: bool = F
             f"krepes: cannot write the executed notebooks to {out_dir} ({e.strerror or e}). "
             "Make it a writable folder, or run from a writable copy (--root PATH).") from None
     out = out_dir / f"{name}.ipynb"
-    absolutize_data_env()  # the kernel runs in notebooks/: ../shared/data must keep its meaning
-    fp = _fingerprint(src, params, profile, deps)
+    absolutize_env()  # the kernel runs in notebooks/: ../shared/data, .cache keep their meaning
+    try:
+        prov = notebook_provenance(src, params, profile, deps)
+    except (ValueError, RuntimeError) as err:  # KREPES_BACKEND / KREPES_DTYPE
+        raise SystemExit(f"krepes: {err}") from None
+    fp = prov.key()
     failed = out_dir / f"{name}.failed.ipynb"
     if not force and _up_to_date(out, fp):
         return "skipped"
     fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=f".{name}.", suffix=".ipynb")
     os.close(fd)
-    env_before = os.environ.get("KREPES_RESULTS")
+    env_before = {k: os.environ.get(k) for k in ("KREPES_RESULTS", PROVENANCE_ENV)}
     os.environ["KREPES_RESULTS"] = str(out_dir / "results")
+    os.environ[PROVENANCE_ENV] = json.dumps(prov.as_dict(), sort_keys=True)  # -> save_results
     try:
         papermill.execute_notebook(
             str(src), tmp, parameters=params, cwd=str(root / "notebooks"), progress_bar=True,
@@ -253,12 +423,14 @@ def run_notebook(root: Path, name: str, profile: str, exp: dict, force: bool = F
             os.unlink(tmp)
         raise
     finally:
-        if env_before is None:
-            os.environ.pop("KREPES_RESULTS", None)
-        else:
-            os.environ["KREPES_RESULTS"] = env_before
+        for k, v in env_before.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
     nb = nbformat.read(tmp, as_version=4)
-    nb.metadata["krepes"] = {"fingerprint": fp, "profile": profile, "parameters": params}
+    nb.metadata["krepes"] = {"fingerprint": fp, "profile": profile, "parameters": params,
+                             "provenance": prov.as_dict()}
     nbformat.write(nb, tmp)
     _readable_mode(tmp)
     os.replace(tmp, out)
@@ -266,12 +438,134 @@ def run_notebook(root: Path, name: str, profile: str, exp: dict, force: bool = F
     return "ran"
 
 
-def write_report(root: Path, exp: dict, profile: str) -> Path:
-    """Generate ``book/executed/report.md`` from the notebooks' result files."""
-    from .files import atomic_path
-    from .studies.results import load_all_results
+@dataclass
+class SectionState:
+    """What the report knows about one notebook's results (:func:`section_states`).
 
-    results = load_all_results(root / EXECUTED / "results")
+    ``status``: "current", "stale", "failed", "other profile", "unverified", "unreadable" or
+    "not run"; ``reasons``: why (what changed, which file); ``data``: the results file's
+    content (None when there is none or it cannot be read); ``profile`` and ``written``: of
+    the run the numbers come from.
+    """
+
+    name: str
+    status: str
+    reasons: list = field(default_factory=list)
+    data: dict | None = None
+    profile: str | None = None
+    written: str | None = None
+
+    @property
+    def current(self) -> bool:
+        return self.status == "current"
+
+
+def _read_json(path: Path):
+    with open(path) as f:
+        return json.load(f)
+
+
+def section_states(root: Path, exp: dict, profile: str, deps=None) -> dict:
+    """The state of every notebook's results in ``book/executed`` (name -> :class:`SectionState`).
+
+    Only ``results/NAME.json`` of the notebooks of ``exp`` is read (a stray ``NAME.old.json``
+    is ignored). Checks, in order: the file is readable JSON with an intact checksum and a
+    provenance record (else *unreadable* / *unverified*); the executed notebook carries the same
+    fingerprint (else *stale*: the results file comes from another run); no ``NAME.failed.ipynb``
+    is newer (else *failed*); the record equals today's (:func:`notebook_provenance` for the
+    run's profile; else *stale*, naming what changed); the run's profile is ``profile`` (else
+    *other profile*). ``deps``: the :class:`RunContext` (computed when None).
+    """
+    from .studies.results import verify_results
+
+    ctx = None
+    states = {}
+    for name in exp["notebooks"]:
+        ex = root / EXECUTED
+        jpath, nbpath, failed = ex / "results" / f"{name}.json", ex / f"{name}.ipynb", ex / f"{name}.failed.ipynb"
+        st = SectionState(name, "not run")
+        states[name] = st
+        if not jpath.is_file():
+            if failed.is_file():
+                st.status, st.reasons = "failed", [f"its last run failed ({failed.name}) and no results exist"]
+            continue
+        try:
+            st.data = _read_json(jpath)
+            if not isinstance(st.data, dict) or not isinstance(st.data.get("results"), dict):
+                raise ValueError("it is not a results record (no 'results' mapping)")
+        except (OSError, ValueError) as err:
+            st.status, st.data = "unreadable", None
+            st.reasons = [f"{jpath} cannot be read ({type(err).__name__}: {err}); rerun the notebook "
+                          f"(krepes reproduce --only {name} --force) or delete the file"]
+            continue
+        st.written = st.data.get("written")
+        problem = verify_results(st.data)
+        if problem:
+            st.status, st.reasons = "unverified", [f"{jpath.name}: {problem}"]
+            continue
+        prov = st.data["provenance"]
+        st.profile = (prov.get("config") or {}).get("profile")
+        try:
+            meta = _read_json(nbpath)["metadata"].get("krepes", {}) if nbpath.is_file() else None
+        except (OSError, ValueError, KeyError, AttributeError) as err:
+            st.status = "unreadable"
+            st.reasons = [f"the executed notebook {nbpath} cannot be read ({type(err).__name__}); rerun "
+                          f"the notebook (krepes reproduce --only {name} --force)"]
+            continue
+        if meta is None or meta.get("fingerprint") != prov.get("key"):
+            st.status = "stale"
+            st.reasons = [f"{jpath.name} does not come from the run that wrote the executed notebook "
+                          f"{nbpath.name}" + (" (missing)" if meta is None else "")]
+            continue
+        if failed.is_file() and failed.stat().st_mtime >= jpath.stat().st_mtime:
+            st.status = "failed"
+            st.reasons = [f"its last run failed ({failed.name}); these numbers are from the run before"]
+            continue
+        reasons = []
+        if st.profile in exp.get("profiles", {}):
+            try:
+                ctx = ctx or _context(deps)
+                params = resolve_parameters(name, st.profile, exp, root / "notebooks" / f"{name}.ipynb")
+                now = notebook_provenance(root / "notebooks" / f"{name}.ipynb", params, st.profile, ctx)
+                reasons = Provenance.from_dict(prov).differences(now)
+            except (ParameterError, OSError, ValueError, RuntimeError) as err:
+                reasons = [f"today's fingerprint cannot be computed ({err})"]
+        else:
+            reasons = [f"profile {st.profile!r} is not in experiments.yml"]
+        if reasons:
+            st.status, st.reasons = "stale", reasons
+        elif st.profile != profile:
+            st.status, st.reasons = "other profile", [f"it ran with profile {st.profile!r}, not {profile!r}"]
+        else:
+            st.status = "current"
+    return states
+
+
+def _state_line(st: SectionState, profile: str) -> str:
+    """One line under a section's title: profile, run date, state (and what to do)."""
+    run = f"profile **{st.profile or '?'}**, run {st.written or '?'}"
+    if st.current:
+        return f"*State:* **current** ({run}; same notebook, parameters, code, data and environment as now)."
+    fix = f"`krepes reproduce --only {st.name} --profile {profile}`"
+    why = "; ".join(st.reasons)
+    head = {"stale": "STALE", "failed": "FAILED", "other profile": "OTHER PROFILE",
+            "unverified": "UNVERIFIED", "unreadable": "UNREADABLE"}.get(st.status, st.status.upper())
+    return (f"*State:* **{head}** ({run}): {why}. The numbers below (if any) are not current and are "
+            f"left out of the table at a glance; rerun with {fix}.")
+
+
+def write_report(root: Path, exp: dict, profile: str, deps=None) -> Path:
+    """Generate ``book/executed/report.md`` from the notebooks' result files.
+
+    Every section names its profile, run date and state (:func:`section_states`); only
+    *current* sections enter the spec §7 table. ``deps``: the :class:`RunContext` (computed
+    when None).
+    """
+    from .files import atomic_path
+
+    states = section_states(root, exp, profile, deps)
+    current = {n: st.data for n, st in states.items() if st.current}
+    not_current = {n: st.status for n, st in states.items() if st.data is not None and not st.current}
     lines = [
         "# Reproduction report",
         "",
@@ -282,13 +576,22 @@ def write_report(root: Path, exp: dict, profile: str) -> Path:
         "paper's are listed in each notebook's *Setting* section. Every verdict follows the",
         "*rule* in its row, fixed before the run (paired tests over seeds, `krepes_lib.stats`).",
         "",
+        "Each section states the profile and the date of the run its numbers come from, and",
+        "whether they are **current**: the same notebook, parameters, library code, data files and",
+        "environment (backend, dtype, package versions) as now. Stale, failed, other-profile or",
+        "unverified sections are marked and left out of the table at a glance.",
+        "",
     ]
-    lines += _spec7_section(results)
+    lines += _spec7_section(current, not_current)
     for name, meta in exp["notebooks"].items():
-        data = results.get(name)
+        st = states[name]
+        data = st.data
         lines += [f"## {meta['title']}", "", f"Notebook: [{name}]({name}.ipynb). {meta['reproduces']}", ""]
-        if data is None:
+        if st.status == "not run":
             lines += ["*Not run in this build.*", ""]
+            continue
+        lines += [_state_line(st, profile), ""]
+        if data is None:
             continue
         claims = data["results"].get("claims", [])
         if claims:
@@ -298,51 +601,64 @@ def write_report(root: Path, exp: dict, profile: str) -> Path:
                          for k in ("claim", "paper", "ours", "rule", "verdict")]
                 lines.append("| " + " | ".join(cells) + " |")
             lines.append("")
-        lines += [f"Run: {data['written']} on {data['machine']} ({data['cpu_count']} CPUs), "
-                  f"parameters `{json.dumps(data['parameters'], sort_keys=True)}`.", ""]
-    lines += _compute_section(root, exp) + _datasets_section()
+        lines += [f"Run: {data.get('written', '?')} on {data.get('machine', '?')} "
+                  f"({data.get('cpu_count', '?')} CPUs), "
+                  f"parameters `{json.dumps(data.get('parameters', {}), sort_keys=True)}`.", ""]
+    lines += _compute_section(root, exp, states) + _datasets_section()
     path = root / EXECUTED / "report.md"
     with atomic_path(path) as tmp, open(tmp, "w") as f:
         f.write("\n".join(lines))
     return path
 
 
-def _spec7_section(results: dict) -> list[str]:
-    """Every number of spec §7 with a status (reproduced / not reproduced / not attempted, why)."""
+def _spec7_section(results: dict, left_out: dict | None = None) -> list[str]:
+    """Every number of spec §7 with a status (reproduced / not reproduced / not attempted, why),
+    from the *current* results only; ``left_out`` (name -> state) are named, not counted."""
     from .studies.results import SPEC7, spec7_status
 
+    left_out = left_out or {}
     lines = ["## The paper's numbers (spec §7) at a glance", "",
              "Each number the paper reports, with the status this build's notebooks give it (derived",
-             "from their claim verdicts; details in the sections below). Nothing is left out: an item",
-             "no notebook addresses says why.", "",
+             "from the claim verdicts of **current** sections only; details in the sections below).",
+             "Nothing is left out: an item no notebook addresses says why, and a notebook whose",
+             "results are stale, failed or of another profile is named with its state.", "",
              "| paper (spec §7) | status | notebooks |", "|---|---|---|"]
     for item in SPEC7:
         status, rows = spec7_status(item, results)
-        nbs = ", ".join(sorted({f"[{nb}]({nb}.ipynb)" for nb, _ in rows})) or "—"
-        cells = [item["paper"], status, nbs]
+        excluded = {nb: left_out[nb] for nb in item.get("notebooks", {}) if nb in left_out}
+        if excluded and not rows:
+            status = "no current result: " + ", ".join(f"{nb} is {st}" for nb, st in excluded.items())
+        elif excluded:
+            status += " (left out: " + ", ".join(f"{nb}, {st}" for nb, st in excluded.items()) + ")"
+        nbs = sorted({f"[{nb}]({nb}.ipynb)" for nb, _ in rows}
+                     | {f"[{nb}]({nb}.ipynb) ({st}, left out)" for nb, st in excluded.items()})
+        cells = [item["paper"], status, ", ".join(nbs) or "—"]
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     return lines + [""]
 
 
-def _compute_section(root: Path, exp: dict) -> list[str]:
-    """Wall time, profile and device of every executed notebook (from its metadata)."""
-    import nbformat
-
+def _compute_section(root: Path, exp: dict, states: dict | None = None) -> list[str]:
+    """Wall time, profile, state and device of every executed notebook (from its metadata)."""
     lines = ["## Compute used", "",
              "Wall time of each executed notebook as papermill recorded it, the profile it ran",
-             "with (machine and parameters are in each section above).", "",
-             "| notebook | profile | wall time (s) | cells |", "|---|---|---|---|"]
+             "with and the state of its results (machine and parameters are in each section above).", "",
+             "| notebook | profile | state | wall time (s) | cells |", "|---|---|---|---|---|"]
     for name in exp["notebooks"]:
         path = root / EXECUTED / f"{name}.ipynb"
+        state = states[name].status if states else ""
         if not path.is_file():
-            lines.append(f"| {name} | not run | | |")
+            lines.append(f"| {name} | not run | {state} | | |")
             continue
-        nb = nbformat.read(path, as_version=4)
-        pm = nb.metadata.get("papermill", {})
-        prof = nb.metadata.get("krepes", {}).get("profile", "?")
-        dur = pm.get("duration")
-        lines.append(f"| {name} | {prof} | {dur:.1f} | {len(nb.cells)} |" if dur is not None
-                     else f"| {name} | {prof} | ? | {len(nb.cells)} |")
+        try:
+            nb = _read_json(path)
+            meta = nb["metadata"]
+            pm, prof = meta.get("papermill", {}), meta.get("krepes", {}).get("profile", "?")
+            dur, cells = pm.get("duration"), len(nb["cells"])
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
+            lines.append(f"| {name} | unreadable: {path.name} ({type(err).__name__}) | {state} | | |")
+            continue
+        lines.append(f"| {name} | {prof} | {state} | {dur:.1f} | {cells} |" if isinstance(dur, (int, float))
+                     else f"| {name} | {prof} | {state} | ? | {cells} |")
     return lines + [""]
 
 
@@ -389,8 +705,15 @@ def notebooks_table(exp: dict | None = None) -> str:
     return "\n".join(rows)
 
 
+def _experiments() -> dict:
+    try:
+        return load_experiments()
+    except ParameterError as err:
+        raise SystemExit(f"krepes: {err}") from None
+
+
 def cmd_list(args) -> int:
-    exp = load_experiments()
+    exp = _experiments()
     if args.markdown:
         print(notebooks_table(exp))
         return 0
@@ -411,7 +734,7 @@ def cmd_reproduce(args) -> int:
     if args.timeout is not None and args.timeout <= 0:
         raise SystemExit(f"krepes: --timeout {args.timeout}: give a positive number of seconds "
                          "per cell, or leave it out for no limit.")
-    exp = load_experiments()
+    exp = _experiments()
     names = list(exp["notebooks"])
     if args.only:
         bad = sorted(set(args.only) - set(names))
@@ -423,10 +746,11 @@ def cmd_reproduce(args) -> int:
             resolve_parameters(n, args.profile, exp, root / "notebooks" / f"{n}.ipynb")
     except ParameterError as err:
         raise SystemExit(f"krepes: {err}") from None
-    from .data import absolutize_data_env
-
-    absolutize_data_env()  # relative to where krepes was started, before any cwd change
-    deps = code_fingerprint() + data_fingerprint()
+    absolutize_env()  # relative to where krepes was started, before any cwd change
+    try:  # KREPES_BACKEND=cupy without a GPU (or a nonsense value) stops here, before any run
+        deps = RunContext.now()
+    except (ValueError, RuntimeError) as err:
+        raise SystemExit(f"krepes: {err}") from None
     t0 = time.time()
     bar = tqdm(names, desc=f"notebooks ({args.profile})", unit="nb")
     for n in bar:
@@ -435,7 +759,7 @@ def cmd_reproduce(args) -> int:
         status = run_notebook(root, n, args.profile, exp, force=args.force, timeout=args.timeout,
                               deps=deps)
         tqdm.write(f"krepes: {n}: {status} in {time.time() - t:.1f} s")
-    report = write_report(root, exp, args.profile)
+    report = write_report(root, exp, args.profile, deps)
     print(f"krepes: report written to {report}")
     if not args.no_book:
         build_book(root)
@@ -473,7 +797,13 @@ def main(argv=None) -> int:
     if argv[:1] == ["fetch-data"]:  # every argument goes to data_scripts.fetch unchanged
         return cmd_fetch(argparse.Namespace(rest=argv[1:]))
     args = parser.parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except BrokenPipeError:  # `krepes list | head`: the reader left; stop quietly
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # no second error when Python flushes stdout
+        os.close(devnull)
+        return 141  # 128 + SIGPIPE, what a shell tool killed by SIGPIPE reports
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -215,9 +215,7 @@ def data_files_fingerprint() -> str:
     """SHA-256 over the data search path and (path, size, mtime_ns) of every registered file
     in it: one ``stat`` per file. A replaced, added or removed data file, or another
     ``KREPES_DATA``, changes it (what a notebook *can* read, before it runs)."""
-    from data_scripts import registry
-
-    from .data import data_dirs
+    from .data import data_dirs, registry
 
     h = hashlib.sha256()
     for d in data_dirs():
