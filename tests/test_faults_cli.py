@@ -157,3 +157,185 @@ def test_child_processes_inherit_absolute_data_dirs(tmp_path):
                          cwd=start, env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().splitlines()[-1] == str(tmp_path / "shared" / "data")
+
+
+# --- issue 21 (second fault round, ../shared/reviews/faults-round2.md) ----------------------
+def _real_experiments():
+    import yaml
+
+    return yaml.safe_load((ROOT / "krepes_lib" / "experiments.yml").read_text())
+
+
+def test_d4_profile_typo_is_refused_not_run_as_the_defaults():
+    """#56: `quik:` for `quick:` ran the ci defaults labelled "quick"."""
+    exp = _real_experiments()
+    nb = exp["notebooks"]["09_alignment_gap"]
+    nb["profiles"]["quik"] = nb["profiles"].pop("quick")
+    with pytest.raises(cli.ParameterError, match="does not declare profile 'quick'"):
+        cli.resolve_parameters("09_alignment_gap", "quick", exp, ROOT / "notebooks" / "09_alignment_gap.ipynb")
+    with pytest.raises(cli.ParameterError, match=r"\['quik'\] are not among the profiles"):
+        cli.validate_experiments(exp)
+
+
+@pytest.mark.parametrize("mutate, msg", [
+    (lambda nb: nb["profiles"].pop("paper"), r"profile\(s\) \['paper'\] are not declared.*paper: \{\}"),
+    (lambda nb: nb["profiles"].update(ci=None), "write `{}`"),
+    (lambda nb: nb.update(damping=0.1), r"unknown key\(s\) \['damping'\]"),
+    (lambda nb: nb.pop("title"), r"missing key\(s\) \['title'\]"),
+    (lambda nb: nb.update(cpu_runtime={"fast": "1 s"}), "cpu_runtime"),
+])
+def test_d4_experiments_schema(mutate, msg):
+    exp = _real_experiments()
+    cli.validate_experiments(exp)  # the committed file is valid
+    mutate(exp["notebooks"]["09_alignment_gap"])
+    with pytest.raises(cli.ParameterError, match=msg):
+        cli.validate_experiments(exp)
+
+
+def test_yaml_string_that_looks_like_a_number_is_named():
+    """#57: `damping: 1e-3` is a str to YAML; the notebook failed with an unrelated TypeError."""
+    import yaml
+
+    exp = _real_experiments()
+    nb = exp["notebooks"]["09_alignment_gap"]
+    path = ROOT / "notebooks" / "09_alignment_gap.ipynb"
+    nb["profiles"]["ci"] = yaml.safe_load("{damping: 1e-3}")
+    with pytest.raises(cli.ParameterError, match=r"damping='1e-3'.*YAML.*write 1.0e-3"):
+        cli.resolve_parameters("09_alignment_gap", "ci", exp, path)
+    nb["profiles"]["ci"] = {"n_train": 2000.5}
+    with pytest.raises(cli.ParameterError, match=r"n_train=2000.5 is of type float.*default is 2000"):
+        cli.resolve_parameters("09_alignment_gap", "ci", exp, path)
+    nb["profiles"]["ci"] = {"damping": 1, "n_train": None, "losses": ["simclr"]}  # int for float, null: fine
+    assert cli.resolve_parameters("09_alignment_gap", "ci", exp, path)["damping"] == 1
+
+
+def test_list_into_a_closed_pipe_is_quiet(tmp_path, monkeypatch):
+    """#59: `krepes list | head -3` ended in a BrokenPipeError traceback."""
+    class ClosedPipe:
+        def __init__(self, fd):
+            self.fd = fd
+
+        def write(self, s):
+            raise BrokenPipeError(32, "Broken pipe")
+
+        def flush(self):
+            pass
+
+        def fileno(self):
+            return self.fd
+
+    with open(tmp_path / "out", "w") as f:
+        monkeypatch.setattr(sys, "stdout", ClosedPipe(f.fileno()))
+        assert cli.main(["list"]) == 141
+
+
+NB = "09_alignment_gap"  # a notebook name the spec §7 table knows (claims matching "Alignment")
+EXP2 = {"profiles": {"ci": "tiny", "quick": "small"},
+        "notebooks": {NB: {"title": "Toy", "reproduces": "a toy", "profiles": {"ci": {"n": 2}, "quick": {}}}}}
+TOY = """import os
+from krepes_lib.results import save_results
+print('CACHE=' + os.environ.get('KREPES_CACHE', '') + ' VCACHE=' + os.environ.get('KREPES_VERIFY_CACHE', ''))
+save_results('%s', {'claims': [{'claim': 'Alignment gap of sex', 'paper': '>', 'ours': str(n),
+              'rule': 'r', 'verdict': 'holds'}]}, {'n': n})
+""" % NB
+
+
+def _section(text: str) -> str:
+    return text.split("## Toy")[1].split("\n## ")[0]
+
+
+def _glance(text: str) -> str:
+    return next(ln for ln in text.split("(spec §7) at a glance")[1].splitlines() if "Alignment Gap" in ln)
+
+
+def test_report_marks_stale_failed_foreign_and_unreadable_sections(tmp_path, monkeypatch):
+    """#60 stale/failed numbers kept unmarked (also in §7), #61 a stray NAME.old.json overriding
+    NAME.json, #64/#65 an environment change ignored, #62/#63 partial files crashing the report,
+    #52 a relative KREPES_CACHE meaning notebooks/.krepes_cache to the kernel."""
+    import json as _json
+
+    root = tmp_path / "root"
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("KREPES_CACHE", ".krepes_cache")
+    monkeypatch.setenv("KREPES_VERIFY_CACHE", "v/verified.json")
+    monkeypatch.delenv("KREPES_DTYPE", raising=False)
+    (root / "notebooks").mkdir(parents=True)
+    _notebook(root, TOY)
+    (root / "notebooks" / "toy.ipynb").rename(root / "notebooks" / f"{NB}.ipynb")
+    ex = root / cli.EXECUTED
+    assert cli.run_notebook(root, NB, "ci", EXP2) == "ran"
+    assert f"CACHE={tmp_path / '.krepes_cache'} VCACHE={tmp_path / 'v' / 'verified.json'}" in \
+        _outputs(ex / f"{NB}.ipynb")  # #52: absolute for the kernel in notebooks/
+    text = cli.write_report(root, EXP2, "ci").read_text()
+    assert "**current** (profile **ci**, run " in _section(text) and "| 2 | r | holds |" in _section(text)
+    assert "| reproduced |" in _glance(text)
+
+    # #61: a backup copy with other numbers beside the current file is never read
+    res = ex / "results" / f"{NB}.json"
+    old = _json.loads(res.read_text())
+    old["results"]["claims"][0]["ours"], old["written"] = "999", "2020-01-01 00:00:00 UTC"
+    (ex / "results" / f"{NB}.old.json").write_text(_json.dumps(old))
+    text = cli.write_report(root, EXP2, "ci").read_text()
+    assert "999" not in text and "2020-01-01" not in text and "**current**" in _section(text)
+
+    # other profile: the ci run in a quick report
+    text = cli.write_report(root, EXP2, "quick").read_text()
+    assert "**OTHER PROFILE**" in _section(text) and "ran with profile 'ci'" in _section(text)
+    assert "no current result" in _glance(text) and "| reproduced |" not in _glance(text)
+
+    # #64/#65: the environment changed: stale in the report, and reproduce re-runs
+    monkeypatch.setenv("KREPES_DTYPE", "float64")
+    text = cli.write_report(root, EXP2, "ci").read_text()
+    assert "**STALE**" in _section(text) and "KREPES_DTYPE float32 → float64" in _section(text)
+    assert "no current result: 09_alignment_gap is stale" in _glance(text)
+
+    # #60: a rerun after the change fails: its old numbers are marked FAILED, out of §7
+    _notebook(root, "raise RuntimeError('boom')")
+    (root / "notebooks" / "toy.ipynb").replace(root / "notebooks" / f"{NB}.ipynb")
+    with pytest.raises(SystemExit, match="failed in cell"):
+        cli.run_notebook(root, NB, "ci", EXP2)
+    text = cli.write_report(root, EXP2, "ci").read_text()
+    assert "**FAILED**" in _section(text) and f"{NB}.failed.ipynb" in _section(text)
+    assert "| reproduced |" not in _glance(text)
+
+    # #63 a truncated executed notebook, #62 a partial results file: named, no traceback
+    nbfile = ex / f"{NB}.ipynb"
+    nbfile.write_text(nbfile.read_text()[:300])
+    text = cli.write_report(root, EXP2, "ci").read_text()
+    assert "**UNREADABLE**" in _section(text) and str(nbfile) in _section(text)
+    res.write_text('{"notebook": "x", ')
+    text = cli.write_report(root, EXP2, "ci").read_text()
+    assert "**UNREADABLE**" in _section(text) and str(res) in _section(text)
+    assert "JSONDecodeError" in _section(text)
+
+
+def test_edited_results_file_is_unverified(tmp_path, monkeypatch):
+    """A results file edited after its run (the #61 copy's trick, applied in place)."""
+    import json as _json
+
+    from krepes_lib.provenance import PROVENANCE_ENV
+    from krepes_lib.results import save_results
+
+    monkeypatch.setenv("KREPES_RESULTS", str(tmp_path / cli.EXECUTED / "results"))
+    monkeypatch.setenv(PROVENANCE_ENV, _json.dumps({"key": "k", "config": {"profile": "ci"}}))
+    path = save_results(NB, {"claims": []}, {"n": 2})
+    data = _json.loads(path.read_text())
+    data["results"]["claims"] = [{"claim": "Alignment", "verdict": "holds"}]
+    path.write_text(_json.dumps(data))
+    st = cli.section_states(tmp_path, EXP2, "ci", deps="x")[NB]
+    assert st.status == "unverified" and "checksum fails" in st.reasons[0]
+
+
+def test_reproduce_with_cupy_and_no_gpu_stops_before_running(tmp_path, monkeypatch):
+    """#64: `KREPES_BACKEND=cupy krepes reproduce` said "skipped" and exited 0 on NumPy results."""
+    from krepes_lib import backend
+
+    if backend._cupy_or_none() is not None:
+        pytest.skip("a GPU is present")
+    (tmp_path / "_config.yml").write_text("title: t\n")
+    _notebook(tmp_path, "x = 1")
+    (tmp_path / "notebooks" / "toy.ipynb").rename(tmp_path / "notebooks" / f"{NB}.ipynb")
+    monkeypatch.setenv("KREPES_BACKEND", "cupy")
+    with pytest.raises(SystemExit, match="KREPES_BACKEND=cupy but no usable GPU"):
+        cli.main(["reproduce", "--root", str(tmp_path), "--only", NB, "--profile", "ci", "--no-book"])
+    assert not (tmp_path / cli.EXECUTED / f"{NB}.ipynb").exists()

@@ -215,3 +215,53 @@ def test_official_formats_flipped_or_truncated(tmp_path, monkeypatch, dataset, f
     path.write_bytes(make()[:-8])
     with pytest.raises(D.DataChecksumError, match="truncated"):
         D.load(dataset, **kw)
+
+
+# --- issue 21 (second fault round): paths that exist but are not data files ---------------
+def _odd(root, case):
+    """``root/adult`` or ``root/adult/adult.data`` made into something that is not a data file."""
+    folder = root / "adult"
+    if case == "folder is a file":
+        folder.write_text("x")
+        return
+    if case == "folder loops":
+        folder.symlink_to("adult")
+        return
+    folder.mkdir()
+    target = folder / "adult.data"
+    {"directory": lambda: target.mkdir(),
+     "fifo": lambda: os.mkfifo(target),
+     "link loop": lambda: target.symlink_to("adult.data"),
+     "link to /dev/zero": lambda: target.symlink_to("/dev/zero"),
+     "broken link": lambda: target.symlink_to(root / "nowhere")}[case]()
+
+
+@pytest.mark.parametrize("case, what", [
+    ("folder is a file", "a regular file"), ("folder loops", "loops back"), ("directory", "a directory"),
+    ("fifo", "FIFO"), ("link loop", "loops back"), ("link to /dev/zero", "character device"),
+    ("broken link", "broken symbolic link"),
+])
+def test_data_path_that_exists_but_is_not_a_file_says_what_it_is(tmp_path, monkeypatch, case, what):
+    """#66: these read "adult/adult.data not found ... fetch it", though the path exists."""
+    good = _source("adult", "adult.data").parent.parent  # a later search-path entry with the files
+    _odd(tmp_path, case)
+    monkeypatch.setenv("KREPES_DATA", f"{tmp_path}{os.pathsep}{good}")
+    with pytest.raises(D.DataPathError, match=what) as err:
+        D.load("adult", n=10)
+    assert "not found" not in str(err.value) and str(tmp_path / "adult") in str(err.value)
+    assert "krepes fetch-data adult" in str(err.value)
+
+
+def test_a_damaged_hash_cache_entry_never_blames_a_good_file(copy, monkeypatch):
+    """The hash cache (verified.json) is an artefact the library writes: a flipped digit in a
+    cached digest must not make a good file look corrupt."""
+    assert len(D.load("adult", n=20)) == 20
+    cp = copy / "cache" / "verified.json"
+    cache = json.loads(cp.read_text())
+    real = os.path.realpath(copy / "adult" / "adult.data")
+    digest = cache[real]["sha256"]
+    cache[real]["sha256"] = ("0" if digest[0] != "0" else "1") + digest[1:]
+    cp.write_text(json.dumps(cache))
+    D.verify.clear_memory_cache()
+    assert len(D.load("adult", n=20)) == 20
+    assert json.loads(cp.read_text())[real]["sha256"] == digest  # and the entry is corrected
