@@ -49,16 +49,19 @@ def rows(monkeypatch, tmp_path):
 
     monkeypatch.setattr(D, "load_split", load_split)
     monkeypatch.setenv("KREPES_CACHE", str(tmp_path / "cache"))
-    ssl._split.cache_clear()
-    ssl._split_fingerprint.cache_clear()
+    _forget_rows()
     yield state
-    ssl._split.cache_clear()
-    ssl._split_fingerprint.cache_clear()
+    _forget_rows()
+
+
+def _forget_rows():
+    """What a new process does: read (and hash) the rows again."""
+    for f in (ssl._split, getattr(ssl, "_split_fingerprint", ssl._split)):
+        f.cache_clear()
 
 
 def _load(**kw):
-    ssl._split.cache_clear()  # a new process: the rows are read again
-    ssl._split_fingerprint.cache_clear()
+    _forget_rows()
     with warnings.catch_warnings(record=True) as w:
         warnings.simplefilter("always")
         tr = ssl.load_or_train(CFG, progress=False, **kw)
