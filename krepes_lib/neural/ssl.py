@@ -414,8 +414,10 @@ def _load_cached(path: Path, key: str, config: SSLConfig, split) -> TrainedNetwo
     try:
         blob = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - truncated zip, empty file, unpickling error, ...
-        warnings.warn(CacheWarning(f"the cached network {path} is unreadable ({type(err).__name__}: "
-                                   f"{str(err)[:200]}); it is truncated or damaged. {fix}"), stacklevel=3)
+        size = _stat(path)[1] if _stat(path) else 0
+        warnings.warn(CacheWarning(f"the cached network {path} ({size:,} bytes) is unreadable "
+                                   f"({type(err).__name__}: {str(err)[:200] or 'no data'}); it is "
+                                   f"{'empty' if size == 0 else 'truncated or damaged'}. {fix}"), stacklevel=3)
         return None
     if not isinstance(blob, dict) or "sha256" not in blob or "state_dict" not in blob:
         warnings.warn(CacheWarning(f"the cached network {path} carries no checksum (written by an "
