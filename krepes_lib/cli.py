@@ -517,10 +517,7 @@ def section_states(root: Path, exp: dict, profile: str, deps=None) -> dict:
             st.reasons = [f"{jpath.name} does not come from the run that wrote the executed notebook "
                           f"{nbpath.name}" + (" (missing)" if meta is None else "")]
             continue
-        if failed.is_file() and failed.stat().st_mtime >= jpath.stat().st_mtime:
-            st.status = "failed"
-            st.reasons = [f"its last run failed ({failed.name}); these numbers are from the run before"]
-            continue
+        failed_since = failed.is_file() and failed.stat().st_mtime >= jpath.stat().st_mtime
         reasons = []
         if st.profile in exp.get("profiles", {}):
             try:
@@ -532,7 +529,11 @@ def section_states(root: Path, exp: dict, profile: str, deps=None) -> dict:
                 reasons = [f"today's fingerprint cannot be computed ({err})"]
         else:
             reasons = [f"profile {st.profile!r} is not in experiments.yml"]
-        if reasons:
+        if failed_since:
+            st.status = "failed"
+            st.reasons = [f"its last run failed ({failed.name}); these numbers are from the run before"]
+            st.reasons += [f"since then {r}" for r in reasons]
+        elif reasons:
             st.status, st.reasons = "stale", reasons
         elif st.profile != profile:
             st.status, st.reasons = "other profile", [f"it ran with profile {st.profile!r}, not {profile!r}"]
@@ -627,7 +628,7 @@ def _spec7_section(results: dict, left_out: dict | None = None) -> list[str]:
         status, rows = spec7_status(item, results)
         excluded = {nb: left_out[nb] for nb in item.get("notebooks", {}) if nb in left_out}
         if excluded and not rows:
-            status = "no current result: " + ", ".join(f"{nb} is {st}" for nb, st in excluded.items())
+            status = "no current result: " + ", ".join(f"{nb} ({st})" for nb, st in excluded.items())
         elif excluded:
             status += " (left out: " + ", ".join(f"{nb}, {st}" for nb, st in excluded.items()) + ")"
         nbs = sorted({f"[{nb}]({nb}.ipynb)" for nb, _ in rows}
