@@ -49,14 +49,14 @@ from typing import Iterable, Mapping, MutableMapping
 
 import numpy as np
 
-__all__ = ["Provenance", "CacheWarning", "CACHE_ENV", "PROVENANCE_ENV", "cache_root",
+__all__ = ["Provenance", "CacheWarning", "CACHE_ENV", "PROVENANCE_ENV", "LIB_ROOT", "cache_root",
            "absolutize_env", "files_hash", "library_code_hash", "array_fingerprint",
            "data_files_fingerprint", "environment"]
 
 #: Root of the on-disk caches (networks under ``networks/``); default ``~/.cache/krepes``.
 CACHE_ENV = "KREPES_CACHE"
 #: Set by ``krepes reproduce`` for the notebook it runs: the JSON of its :class:`Provenance`
-#: (with its key), which :func:`krepes_lib.results.save_results` copies into the results file.
+#: (with its key), which :func:`krepes_lib.studies.results.save_results` copies into the results file.
 PROVENANCE_ENV = "KREPES_PROVENANCE"
 _VERIFY_CACHE_ENV = "KREPES_VERIFY_CACHE"  # krepes_lib.data.verify.CACHE_ENV
 _PACKAGES = ("numpy", "scipy", "scikit-learn", "torch", "cupy")
@@ -165,9 +165,13 @@ def files_hash(files: Mapping[str, str | os.PathLike]) -> str:
     return h.hexdigest()
 
 
-def _package_files(pkg) -> dict:
-    base = Path(pkg.__file__).resolve().parent
-    return {f"{pkg.__name__}/{p.relative_to(base).as_posix()}": p for p in base.rglob("*")
+#: The folder of the ``krepes_lib`` package (what :func:`library_code_hash` hashes, with the
+#: ``data_scripts`` folder beside it when present).
+LIB_ROOT = Path(__file__).resolve().parent
+
+
+def _package_files(base: Path, name: str) -> dict:
+    return {f"{name}/{p.relative_to(base).as_posix()}": p for p in base.rglob("*")
             if p.is_file() and (p.suffix == ".py" or p.name == "experiments.yml")
             and "__pycache__" not in p.parts}
 
@@ -175,16 +179,11 @@ def _package_files(pkg) -> dict:
 def library_code_hash() -> str:
     """SHA-256 over every ``*.py`` and ``experiments.yml`` of ``krepes_lib`` and ``data_scripts``
     (paths relative to each package, sorted, and contents): an edit, an added or a removed
-    module changes it."""
-    import importlib
-
-    import krepes_lib
-
-    files = _package_files(krepes_lib)
-    try:
-        files.update(_package_files(importlib.import_module("data_scripts")))
-    except ImportError:  # pragma: no cover - data_scripts ships with the package
-        pass
+    module changes it. The packages are found by path (:data:`LIB_ROOT`), not imported."""
+    files = _package_files(LIB_ROOT, "krepes_lib")
+    scripts = LIB_ROOT.parent / "data_scripts"
+    if (scripts / "__init__.py").is_file():
+        files.update(_package_files(scripts, "data_scripts"))
     return files_hash(files)
 
 

@@ -14,8 +14,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-import krepes_lib
-from krepes_lib import cli
+from krepes_lib import cli, provenance
 from krepes_lib import data as D
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -51,7 +50,7 @@ def test_library_change_changes_the_code_fingerprint(tmp_path, monkeypatch):
     (pkg / "__init__.py").write_text("x = 1\n")
     (pkg / "sub" / "mod.py").write_text("def f():\n    return 1\n")
     (pkg / "experiments.yml").write_text("profiles: {}\n")
-    monkeypatch.setattr(krepes_lib, "__file__", str(pkg / "__init__.py"))
+    monkeypatch.setattr(provenance, "LIB_ROOT", pkg)
     f0 = cli.code_fingerprint()
     assert cli.code_fingerprint() == f0  # deterministic
     (pkg / "sub" / "mod.py").write_text("def f():\n    return 2\n")  # a library fix
@@ -233,7 +232,7 @@ NB = "09_alignment_gap"  # a notebook name the spec §7 table knows (claims matc
 EXP2 = {"profiles": {"ci": "tiny", "quick": "small"},
         "notebooks": {NB: {"title": "Toy", "reproduces": "a toy", "profiles": {"ci": {"n": 2}, "quick": {}}}}}
 TOY = """import os
-from krepes_lib.results import save_results
+from krepes_lib.studies.results import save_results
 print('CACHE=' + os.environ.get('KREPES_CACHE', '') + ' VCACHE=' + os.environ.get('KREPES_VERIFY_CACHE', ''))
 save_results('%s', {'claims': [{'claim': 'Alignment gap of sex', 'paper': '>', 'ours': str(n),
               'rule': 'r', 'verdict': 'holds'}]}, {'n': n})
@@ -315,7 +314,7 @@ def test_edited_results_file_is_unverified(tmp_path, monkeypatch):
     import json as _json
 
     from krepes_lib.provenance import PROVENANCE_ENV
-    from krepes_lib.results import save_results
+    from krepes_lib.studies.results import save_results
 
     monkeypatch.setenv("KREPES_RESULTS", str(tmp_path / cli.EXECUTED / "results"))
     monkeypatch.setenv(PROVENANCE_ENV, _json.dumps({"key": "k", "config": {"profile": "ci"}}))
