@@ -23,6 +23,7 @@ from . import data, interpret, losses, stats
 from .audit import Audit, audit
 from .backend import default_xp, gpu_available, to_device, to_host
 from .curvature import FalkonPrecond, GGNOperator, GGNPrecond, Preconditioner
+from .exceptions import ConvergenceWarning, KrepesWarning, LossIncreaseWarning
 from .evaluate import knn_accuracy, linear_probe, raw_feature_probe
 from .recipe import build_model, default_kernel
 from .views import view_batches
@@ -47,6 +48,8 @@ __all__ = [
     # training and the audit
     "Options", "make_objective", "fit", "History", "audit", "Audit", "GGNOperator",
     "Preconditioner", "FalkonPrecond", "GGNPrecond",
+    # warnings
+    "KrepesWarning", "ConvergenceWarning", "LossIncreaseWarning",
     # evaluation and the experiment layer
     "linear_probe", "knn_accuracy", "raw_feature_probe", "build_model", "default_kernel",
     "view_batches",

@@ -17,6 +17,21 @@ decoder) are held at their initial values: the audit explains the landmark coeff
 In whitened coordinates the damping acts on W instead of Ã (``coords="raw"`` is the paper's
 J^T Q J + λI on vec(Ã)).
 
+**The step is guarded** (ours; the paper takes it unguarded): a step that raises its own loss
+L is not what the objective wants to change — on a nearly collinear PC start it can collapse
+the representation. The label-free acceptance rule ``options.audit_step`` (default ``"lm"``,
+Levenberg–Marquardt on δ) returns the first candidate with
+
+    L(θ₀ + t d_δ) ≤ L(θ₀) + c t ∇Lᵀd_δ,   δ = δ₀, fδ₀, f²δ₀, …   (t = 1),       eq. (audit-accept)
+
+(c = ``options.armijo``, f = ``options.lm_factor``; ``"backtrack"``: δ = δ₀ and t = 1, ½, …;
+``"full"``: d_δ₀ unguarded). Every candidate's loss is L at F + tK d (the model is linear in
+θ: no kernel block per trial), and all dampings come from one multi-shift CG run on δ₀ (eq.
+(cg-shift)). :class:`Audit` records the requested and the accepted δ, every trial and the CG
+status; the library warns (:class:`~krepes_lib.exceptions.ConvergenceWarning`,
+:class:`~krepes_lib.exceptions.LossIncreaseWarning`) when CG stops short of its tolerance or
+when the returned step raised its own loss.
+
 :class:`Audit` keeps what the metrics need and caches what they share: K_mm, the landmark
 representations, and k(X_t, x̃) for every test array it has seen (while the blocks fit the
 memory budget), so κ, top-K, Precision@1, the confidence drop and the alignment gap of one
@@ -25,20 +40,22 @@ test set evaluate its kernel block once.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+import warnings
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from .backend import asarray, is_device_array, to_device, to_host
 from .cg import CGResult
-from .curvature import GGNOperator, newton_direction
+from .curvature import GGNOperator, damped_directions
+from .exceptions import ConvergenceWarning, LossIncreaseWarning
 from .views import iter_view_batches, view_batches
 from .losses import make_objective
 from .model import NystromModel
 from .options import Options, resolve_options
 from .problem import BatchProblem
 
-__all__ = ["audit", "Audit"]
+__all__ = ["audit", "Audit", "guarded_step"]
 
 
 def audit(model: NystromModel, loss, X, *, augment="auto", damping: float | None = None,
@@ -66,13 +83,23 @@ def audit(model: NystromModel, loss, X, *, augment="auto", damping: float | None
     batches : list of tuples of arrays, optional
         Use these views instead of drawing them.
     options : Options
-        CG tolerance, cap and memory budget.
+        CG tolerance, cap and memory budget; the acceptance rule of the step
+        (``audit_step``, ``lm_factor``, ``lm_max_tries``, ``armijo``, ``max_halvings``),
+        eq. (audit-accept).
     preconditioner : krepes_lib.curvature.Preconditioner, optional
-        Preconditions the CG solve.
+        Preconditions the CG solve (then each damping the ``"lm"`` rule tries is its own
+        solve, warm-started from the previous one).
 
     Returns
     -------
     Audit
+
+    Warns
+    -----
+    ConvergenceWarning
+        CG stopped (cap or breakdown) above ``options.cg_rtol`` for the returned step.
+    LossIncreaseWarning
+        No tried δ (or t) lowered the loss; the least bad step is returned, ``loss_rose``.
     """
     t0 = time.perf_counter()
     opts = resolve_options(options, damping=damping)
@@ -105,14 +132,90 @@ def audit(model: NystromModel, loss, X, *, augment="auto", damping: float | None
                     for b in batches]
     op = GGNOperator(problems, damping=opts.damping, keys=(model._main, "gamma"))
     before, g = op.gradient()
-    d, res = newton_direction(op, g, opts, preconditioner=preconditioner)
-    after = op.value_at(d, 1.0)
+    step = guarded_step(op, g, float(before), opts, preconditioner)
+    d, t, res = step["direction"], step["t"], step["cg"]
     gnorm = float(xp.sqrt(sum((g[k] ** 2).sum() for k in op.keys)))
-    delta_A = model.A_of(d[model._main])
-    return Audit(model=model, objective=objective, delta_A=delta_A, delta_gamma=d["gamma"],
-                 loss_before=float(before), loss_after=float(after), grad_norm=gnorm, cg=res,
-                 damping=opts.damping, seconds=time.perf_counter() - t0, n_matvec=op.n_matvec,
-                 options=opts)
+    delta_A = model.A_of(t * d[model._main]) if t != 1.0 else model.A_of(d[model._main])
+    delta_gamma = t * d["gamma"] if t != 1.0 else d["gamma"]
+    out = Audit(model=model, objective=objective, delta_A=delta_A, delta_gamma=delta_gamma,
+                loss_before=float(before), loss_after=step["loss"], grad_norm=gnorm, cg=res,
+                damping=opts.damping, seconds=time.perf_counter() - t0, n_matvec=op.n_matvec,
+                options=opts, damping_accepted=step["damping"], step_length=t,
+                step_accepted=step["accepted"], trials=step["trials"])
+    _warn(out)
+    return out
+
+
+def guarded_step(op: GGNOperator, g: dict, before: float, opts: Options, preconditioner=None) -> dict:
+    """The audit step under the label-free acceptance rule ``opts.audit_step``, eq. (audit-accept).
+
+    Candidates: d_δ = −(H_GN + δI)⁻¹∇L (eq. (audit-step)) for δ = δ₀, fδ₀, f²δ₀, … (``"lm"``,
+    f = ``lm_factor``, ``lm_max_tries`` dampings, one multi-shift CG run, eq. (cg-shift)), or
+    t·d_δ₀ for t = 1, ½, … (``"backtrack"``, ``max_halvings``), or d_δ₀ alone (``"full"``).
+    The first candidate with L(θ₀ + t d) ≤ L(θ₀) + c t ∇Lᵀd (c = ``armijo``; the loss at
+    F + tK d, :meth:`GGNOperator.value_at` — no kernel block per trial) is returned; when none
+    passes, the candidate of lowest loss (``accepted`` False).
+
+    Returns ``{"direction", "t", "damping", "loss", "accepted", "cg", "trials"}``; ``trials``
+    lists every tried (δ, t) with its loss, slope ∇Lᵀd, CG iterations and true relative
+    residual, in the order tried.
+    """
+    rule = opts.audit_step
+    delta0 = float(opts.damping)
+    if rule == "lm" and not delta0 > 0:
+        raise ValueError("Options.audit_step='lm' multiplies the damping until the step lowers its loss, "
+                         f"so it needs damping > 0 (got {delta0:g}); pass damping > 0, or "
+                         "Options(audit_step='backtrack') / 'full' for the undamped Gauss–Newton step.")
+    dampings = [delta0 * opts.lm_factor ** j for j in range(int(opts.lm_max_tries))] if rule == "lm" else [delta0]
+    ts = [0.5 ** i for i in range(int(opts.max_halvings) + 1)] if rule == "backtrack" else [1.0]
+    trials, best = [], None
+    candidates = damped_directions(op, g, dampings, opts, preconditioner)
+    try:
+        return _first_acceptable(candidates, g, op, before, opts, ts, trials)
+    finally:
+        candidates.close()  # restores the operator's damping on the preconditioned path
+
+
+def _first_acceptable(candidates, g, op, before, opts, ts, trials):
+    best = None
+    for delta, d, res in candidates:
+        slope = float(sum(float((g[k] * d[k]).sum()) for k in op.keys))
+        rel = float(res.relative_residuals[0])
+        for t in ts:
+            loss = op.value_at(d, t)
+            ok = bool(np.isfinite(loss) and loss <= before + opts.armijo * t * slope)
+            trials.append({"damping": delta, "t": t, "loss": loss, "slope": t * slope, "accepted": ok,
+                           "cg_iterations": int(res.iterations), "cg_relative_residual": rel,
+                           "cg_converged": bool(np.all(res.converged))})
+            cand = {"direction": d, "t": t, "damping": delta, "loss": loss, "accepted": ok, "cg": res}
+            if best is None or (np.isfinite(loss) and not loss >= best["loss"]):
+                best = cand
+            if ok:
+                return {**cand, "trials": trials}
+    return {**best, "trials": trials}
+
+
+def _warn(a: "Audit"):
+    """ConvergenceWarning for an unconverged CG solve of the returned step; LossIncreaseWarning
+    for a returned step that raised its own loss (eq. (audit-accept))."""
+    if not a.cg_converged:
+        why = {"max_iter": f"at its cap cg_max_iter={a.options.cg_max_iter}",
+               "breakdown": "on a breakdown (H_GN + δI not positive definite along a direction)"}.get(
+            a.cg.stopped_by, f"after {a.cg.iterations} iterations")
+        warnings.warn(
+            f"audit: conjugate gradient stopped {why} with relative residual {a.cg_relative_residual:.2e} > "
+            f"cg_rtol={a.options.cg_rtol:g} for the step at δ={a.damping_accepted:g} (dtype "
+            f"{np.dtype(a.model.dtype).name}); the step solves eq. (audit-step) only approximately. Raise "
+            "Options.cg_max_iter, loosen Options.cg_rtol, or use a larger damping.", ConvergenceWarning,
+            stacklevel=3)
+    if a.loss_rose:
+        tried = ", ".join(f"δ={r['damping']:g}" + (f" t={r['t']:g}" if r["t"] != 1.0 else "") + f": {r['loss']:.4g}"
+                          for r in a.trials)
+        warnings.warn(
+            f"audit: the step raised its own loss ({a.loss_before:.6g} -> {a.loss_after:.6g}) at every tried "
+            f"setting of Options.audit_step={a.options.audit_step!r} ({tried}); the returned step is the least "
+            "bad one and Audit.loss_rose is True. Raise lm_max_tries or the damping.",
+            LossIncreaseWarning, stacklevel=3)
 
 
 @dataclass
@@ -133,11 +236,28 @@ class Audit:
     loss_before, loss_after : float
         Mean batch loss at Ã₀ and at Ã₀ + ΔÃ (same views).
     loss_rose : bool
-        The step raised its own loss (flag it in any claim that uses this audit; a larger
-        damping shortens the step).
+        The returned step raised its own loss (the acceptance rule found no step that lowers
+        it: a ``LossIncreaseWarning`` was issued; flag it in any claim that uses this audit).
     step_ratio : float
         ‖ΔÃ‖_F / ‖Ã₀‖_F.
     cg : CGResult
+        The solve of the returned step's δ (its last residual is the true one).
+    cg_converged : bool
+        That solve reached ``options.cg_rtol`` (else a ``ConvergenceWarning`` was issued).
+    cg_relative_residual : float
+        ‖b − (H_GN + δI)d‖ / ‖b‖ of the returned step.
+    damping : float
+        The requested δ (``options.damping``).
+    damping_accepted : float
+        The δ of the returned step, eq. (audit-accept) (= ``damping`` unless the ``"lm"``
+        rule raised it).
+    step_length : float
+        t of the returned step t·d (< 1 only under ``audit_step="backtrack"``).
+    step_accepted : bool
+        The returned step met the acceptance test L(θ₀ + t d) ≤ L(θ₀) + c t ∇Lᵀd.
+    trials : list of dict
+        Every tried (δ, t) in order: ``damping``, ``t``, ``loss``, ``slope`` (t ∇Lᵀd),
+        ``accepted``, ``cg_iterations``, ``cg_relative_residual``, ``cg_converged``.
     """
 
     model: NystromModel
@@ -152,8 +272,14 @@ class Audit:
     seconds: float
     n_matvec: int
     options: Options
+    damping_accepted: float | None = None
+    step_length: float = 1.0
+    step_accepted: bool | None = None
+    trials: list = field(default_factory=list)
 
     def __post_init__(self):
+        if self.damping_accepted is None:
+            self.damping_accepted = self.damping
         xp = self.model.xp
         self.A0 = self.model.A_tilde
         self.gamma0 = self.model.gamma.copy()
@@ -302,10 +428,21 @@ class Audit:
 
         return spectral_entropy(self.A)
 
+    @property
+    def cg_converged(self) -> bool:
+        return bool(np.all(to_host(np.asarray(self.cg.converged))))
+
+    @property
+    def cg_relative_residual(self) -> float:
+        return float(np.max(self.cg.relative_residuals))
+
     def summary(self) -> dict:
-        """Diagnostics for a claim row: losses, the loss_rose flag, step size, CG."""
+        """Diagnostics for a claim row: losses, the loss_rose flag, requested and accepted δ,
+        step size, CG (iterations, convergence, relative residual)."""
         return {"loss_before": self.loss_before, "loss_after": self.loss_after,
                 "loss_rose": self.loss_rose, "step_ratio": self.step_ratio, "damping": self.damping,
-                "cg_iterations": int(self.cg.iterations),
-                "cg_converged": bool(np.all(to_host(np.asarray(self.cg.converged)))),
+                "damping_accepted": self.damping_accepted, "step_length": self.step_length,
+                "step_accepted": self.step_accepted, "audit_step": self.options.audit_step,
+                "cg_iterations": int(self.cg.iterations), "cg_converged": self.cg_converged,
+                "cg_relative_residual": self.cg_relative_residual,
                 "seconds": self.seconds}

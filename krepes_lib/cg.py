@@ -48,7 +48,7 @@ import numpy as np
 from .backend import eps, get_xp, resolve_dtype, to_host
 from .defaults import CG
 
-__all__ = ["CGResult", "conjugate_gradient"]
+__all__ = ["CGResult", "conjugate_gradient", "conjugate_gradient_shifted", "true_residual"]
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -305,3 +305,174 @@ def conjugate_gradient(
         stopped_by=stopped_by,
         rhs_norms=b_norm,
     )
+
+
+def conjugate_gradient_shifted(
+    matvec: Callable,
+    b,
+    shifts,
+    rtol: float = CG["rtol"],
+    max_iter: int = CG["max_iter"],
+    refresh_every: int = CG["refresh_every"],
+    verify: bool = True,
+) -> list:
+    """Solve (H + σ_j I) x_j = b for every shift σ_j from **one** Krylov sequence, eq. (cg-shift).
+
+    Krylov spaces are shift-invariant, K_k(H + σI, b) = K_k(H, b), so the CG iterates of every
+    shifted system follow from the CG run on the smallest shift σ₀ = min σ_j at the cost of two
+    vector updates per shift and iteration, and no extra ``matvec`` (multi-shift CG, "CG-M":
+    Jegerlehner 1996; Frommer 2003). With s = σ_j − σ₀ ≥ 0 and the base CG's α_k, β_k, r_k,
+
+        ζ_{k+1} = ζ_k ζ_{k−1} α_{k−1} / (α_k β_{k−1} (ζ_{k−1} − ζ_k) + ζ_{k−1} α_{k−1} (1 + s α_k)),
+        α_kˢ = α_k ζ_{k+1}/ζ_k,  x_{k+1}ˢ = x_kˢ + α_kˢ p_kˢ,
+        β_kˢ = (ζ_{k+1}/ζ_k)² β_k,  p_{k+1}ˢ = ζ_{k+1} r_{k+1} + β_kˢ p_kˢ,        eq. (cg-shift)
+
+    with ζ₋₁ = ζ₀ = 1, α₋₁ = 1, β₋₁ = 0, p₀ˢ = b; the residual of system j is ζ_k r_k
+    (collinear with the base residual). Used by the guarded audit (eq. (audit-accept)): the
+    Levenberg–Marquardt dampings δ, 10δ, … cost one solve, that of δ. No preconditioner (a
+    preconditioner is not shift-invariant) and no residual replacement (it would break the
+    collinearity). A shift is frozen once ζ_k‖r_k‖ ≤ rtol‖b‖; the smallest shift (the worst
+    conditioned, the last to get there) ends the run, and its convergence is declared on the
+    **true** residual (one ``matvec`` when the estimate crosses rtol, again at most every
+    ``refresh_every`` iterations while the estimate has drifted below what the dtype reaches),
+    or the run ends at ``max_iter``. ``verify`` checks the others' true residuals at the end.
+
+    Parameters
+    ----------
+    matvec : callable
+        v ↦ H v on 1-D arrays (symmetric positive semi-definite H).
+    b : array (k,)
+    shifts : sequence of float ≥ 0
+        σ_j, in any order (one result per entry, in that order).
+    rtol, max_iter, refresh_every : as in :func:`conjugate_gradient`
+    verify : bool, default True
+        Make the last row of every result the **true** residual ‖b − (H + σ_j I) x_j‖ and
+        decide ``converged`` on it (one ``matvec`` per shift not already checked). With False
+        the last row of a shift other than the smallest may be the recursion's ζ_k‖r_k‖ (the
+        caller verifies the shifts it uses, e.g. with :func:`true_residual`).
+
+    Returns
+    -------
+    list of CGResult
+        ``iterations`` is the iteration at which shift j converged (or the last one);
+        ``residual_norms`` its history, shape (iterations + 1, 1).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> A = np.array([[4.0, 1.0], [1.0, 3.0]]); b = np.array([1.0, 2.0])
+    >>> res = conjugate_gradient_shifted(lambda v: A @ v, b, [0.0, 1.0], rtol=1e-12)
+    >>> bool(np.allclose(res[1].x, np.linalg.solve(A + np.eye(2), b)))
+    True
+    """
+    xp = get_xp(b)
+    b = xp.asarray(b)
+    if b.ndim != 1:
+        raise ValueError(f"b must have shape (k,); got shape {b.shape} (one right-hand side).")
+    dt = b.dtype if b.dtype in _FLOATS else resolve_dtype(None)
+    b = b.astype(dt, copy=False)
+    sig = np.asarray([float(s) for s in shifts], dtype=np.float64)
+    if sig.size == 0 or not np.all(np.isfinite(sig)) or np.any(sig < 0):
+        raise ValueError(f"shifts={list(shifts)!r} must be a non-empty list of finite numbers >= 0.")
+    if not rtol >= 0:
+        raise ValueError(f"rtol={rtol} must be >= 0.")
+    if int(max_iter) != max_iter or max_iter < 0:
+        raise ValueError(f"max_iter={max_iter} must be a non-negative integer.")
+    max_iter = int(max_iter)
+    sigma0 = float(sig.min())
+    j0 = int(np.argmin(sig))
+    s = sig - sigma0
+    J = sig.size
+    tiny = eps(dt)
+
+    def apply_A(v):  # (H + σ₀ I) v
+        out = xp.asarray(matvec(v))
+        get_xp(out, v)
+        if out.shape != v.shape:
+            raise ValueError(f"matvec returned shape {out.shape}; expected {v.shape} (like b).")
+        out = out.astype(dt, copy=False)
+        return out + sigma0 * v if sigma0 else out
+
+    b_norm = float(to_host(xp.sqrt((b * b).sum())))
+    thresh = rtol * b_norm
+    X = [xp.zeros_like(b) for _ in range(J)]
+    P = [b.copy() for _ in range(J)]
+    r = b.copy()
+    p = b.copy()
+    rr = b_norm ** 2
+    zeta = np.ones(J)
+    zeta_prev = np.ones(J)
+    alpha_prev, beta_prev = 1.0, 0.0
+    history = [[b_norm] for _ in range(J)]
+    checked = np.full(J, -1)
+    true_last = np.ones(J, dtype=bool)
+    done_at = np.full(J, -1)
+    converged = np.full(J, b_norm <= thresh)
+    done_at[converged] = 0
+    if b_norm == 0:  # x = 0 solves every system exactly
+        converged[:] = True
+    breakdown = False
+    it = 0
+    while not converged.all() and it < max_iter:
+        Ap = apply_A(p)
+        pAp = float(to_host((p * Ap).sum()))
+        p_norm = float(to_host(xp.sqrt((p * p).sum())))
+        Ap_norm = float(to_host(xp.sqrt((Ap * Ap).sum())))
+        if not pAp > tiny * p_norm * Ap_norm:
+            breakdown = True
+            break
+        it += 1
+        alpha = rr / pAp
+        active = np.nonzero(~converged)[0]
+        zeta_next = np.empty(J)
+        for j in active:
+            denom = alpha * beta_prev * (zeta_prev[j] - zeta[j]) + zeta_prev[j] * alpha_prev * (1.0 + s[j] * alpha)
+            zeta_next[j] = zeta[j] * zeta_prev[j] * alpha_prev / denom if denom != 0 else 0.0
+            X[j] += (alpha * zeta_next[j] / zeta[j]) * P[j]
+        r = r - alpha * Ap
+        rr_new = float(to_host((r * r).sum()))
+        beta = rr_new / rr
+        r_norm = rr_new ** 0.5
+        for j in active:
+            P[j] = zeta_next[j] * r + ((zeta_next[j] / zeta[j]) ** 2 * beta) * P[j]
+            zeta_prev[j], zeta[j] = zeta[j], zeta_next[j]
+            history[j].append(abs(zeta[j]) * r_norm)
+            if history[j][-1] <= thresh and j != j0:  # frozen on the estimate; verify=True checks it
+                converged[j] = True
+                done_at[j] = it
+                true_last[j] = False
+                continue
+            # the smallest shift decides when to stop: its convergence is declared on the true
+            # residual, never on the recursion's estimate alone (which drifts below what the
+            # dtype can reach); re-checked at most every refresh_every iterations
+            if history[j][-1] <= thresh and it - checked[j] >= (1 if checked[j] < 0 else refresh_every):
+                checked[j] = it
+                history[j][-1] = true_residual(matvec, b, X[j], float(sig[j]))
+                true_last[j] = True
+                if history[j][-1] <= thresh:
+                    converged[j] = True
+                    done_at[j] = it
+            else:
+                true_last[j] = False
+        p = r + beta * p
+        alpha_prev, beta_prev, rr = alpha, beta, rr_new
+    stop = "breakdown" if breakdown else ("rtol" if converged.all() else "max_iter")
+    out = []
+    for j in range(J):
+        hist = np.asarray(history[j], dtype=np.float64)[:, None]
+        conv = bool(converged[j])
+        if verify and not true_last[j]:
+            hist[-1, 0] = true_residual(matvec, b, X[j], float(sig[j]))
+            conv = bool(hist[-1, 0] <= thresh) if b_norm > 0 else True
+        out.append(CGResult(x=X[j], iterations=hist.shape[0] - 1, residual_norms=hist,
+                            converged=np.asarray([conv]), breakdown=np.asarray([breakdown and not conv]),
+                            stopped_by="rtol" if bool(converged[j]) else stop,
+                            rhs_norms=np.asarray([b_norm])))
+    return out
+
+
+def true_residual(matvec: Callable, b, x, shift: float = 0.0) -> float:
+    """‖b − (H + σI) x‖₂ (host float), one ``matvec``: the check of a CG result, eq. (cg)."""
+    xp = get_xp(b, x)
+    r = b - xp.asarray(matvec(x)).astype(b.dtype, copy=False) - shift * x
+    return float(to_host(xp.sqrt((r * r).sum())))

@@ -29,11 +29,11 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from .cg import CGResult, conjugate_gradient
+from .cg import CGResult, conjugate_gradient, conjugate_gradient_shifted, true_residual
 from .options import Options, resolve_options
 
-__all__ = ["GGNOperator", "newton_direction", "Preconditioner", "FalkonPrecond", "GGNPrecond",
-           "hvp_cost_ratio"]
+__all__ = ["GGNOperator", "newton_direction", "damped_directions", "Preconditioner", "FalkonPrecond",
+           "GGNPrecond", "hvp_cost_ratio"]
 
 
 class GGNOperator:
@@ -144,12 +144,13 @@ class GGNOperator:
 
 
 def newton_direction(op: GGNOperator, grads: dict, options: Options | None = None,
-                     preconditioner=None, callback: Callable | None = None) -> tuple[dict, CGResult]:
+                     preconditioner=None, callback: Callable | None = None,
+                     x0: dict | None = None) -> tuple[dict, CGResult]:
     """d = −(H_GN + δI)⁻¹ g by matrix-free (preconditioned) CG, eq. (newton-step).
 
     ``options`` gives ``cg_rtol``, ``cg_max_iter``, ``cg_refresh_every`` (δ is the
     operator's). ``preconditioner`` is a :class:`Preconditioner` (applied to the operator's
-    keys; blocks it does not act on pass unchanged).
+    keys; blocks it does not act on pass unchanged). ``x0``: a starting direction (warm start).
     """
     opts = resolve_options(options)
     b = -op.flatten({k: grads[k] for k in op.keys})
@@ -163,8 +164,55 @@ def newton_direction(op: GGNOperator, grads: dict, options: Options | None = Non
                                        if k in op.keys}})
     res = conjugate_gradient(op.flat_matvec, b, rtol=opts.cg_rtol, max_iter=opts.cg_max_iter,
                              refresh_every=opts.cg_refresh_every, callback=callback,
-                             precond=precond)
+                             precond=precond, x0=None if x0 is None else op.flatten(x0))
     return op.unflatten(res.x), res
+
+
+def damped_directions(op: GGNOperator, grads: dict, dampings, options: Options | None = None,
+                      preconditioner=None):
+    """Yield ``(δ_j, d_j, CGResult_j)`` with d_j = −(H_GN + δ_j I)⁻¹ g for increasing δ_j,
+    eq. (newton-step) — the candidates of the Levenberg–Marquardt rule, eq. (audit-accept).
+
+    Without a preconditioner all of them come from **one** multi-shift CG run on the smallest
+    δ (eq. (cg-shift), :func:`krepes_lib.cg.conjugate_gradient_shifted`): the larger dampings
+    cost two vector updates per iteration and no product. With a preconditioner (not
+    shift-invariant) each δ_j is a preconditioned solve warm-started from d_{j−1}. Either way
+    each yielded result's last residual is the **true** ‖b − (H_GN + δ_j I) d_j‖ (checked when
+    its solve converged, else computed when it is yielded: one product) and ``converged`` is
+    decided on it. The operator's own damping must not
+    exceed min δ_j (it is the base of the shifts); it is restored afterwards.
+
+    A generator: a caller that stops at the first acceptable δ_j pays no verification for
+    the others.
+    """
+    opts = resolve_options(options)
+    dampings = [float(d) for d in dampings]
+    if sorted(dampings) != dampings or dampings[0] < op.damping:
+        raise ValueError(f"dampings={dampings} must increase and start at or above the operator's "
+                         f"damping {op.damping:g}.")
+    g = {k: grads[k] for k in op.keys}
+    if preconditioner is None:
+        b = -op.flatten(g)
+        base = op.damping
+        results = conjugate_gradient_shifted(op.flat_matvec, b, [d - base for d in dampings],
+                                             rtol=opts.cg_rtol, max_iter=opts.cg_max_iter,
+                                             refresh_every=opts.cg_refresh_every, verify=False)
+        for j, (delta, res) in enumerate(zip(dampings, results)):
+            if j > 0 or not res.converged[0]:  # the smallest shift's convergence was checked already
+                r = true_residual(op.flat_matvec, b, res.x, delta - base)
+                res.residual_norms[-1, 0] = r
+                res.converged = np.asarray([r <= opts.cg_rtol * float(res.rhs_norms[0])])
+            yield delta, op.unflatten(res.x), res
+        return
+    base, prev = op.damping, None
+    try:
+        for delta in dampings:
+            op.damping = delta
+            d, res = newton_direction(op, g, opts, preconditioner=preconditioner, x0=prev)
+            prev = d
+            yield delta, d, res
+    finally:
+        op.damping = base
 
 
 # ---------------------------------------------------------------------------------------

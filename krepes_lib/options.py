@@ -26,10 +26,12 @@ from dataclasses import dataclass
 
 from .defaults import ADAM, BLOCK_BYTES, CG
 
-__all__ = ["Options", "DEFAULT_OPTIONS", "resolve_options", "OPTIMIZERS"]
+__all__ = ["Options", "DEFAULT_OPTIONS", "resolve_options", "OPTIMIZERS", "AUDIT_STEPS"]
 
 #: The optimisers of the one ``fit`` loop (spec §4): first order, or GGN-Newton-CG.
 OPTIMIZERS = ("adam", "sgd", "newton_cg")
+#: Acceptance rules of the audit step, eq. (audit-accept) (book: *Theory*, §Second-order steps).
+AUDIT_STEPS = ("lm", "backtrack", "full")
 
 
 @dataclass(frozen=True)
@@ -59,7 +61,21 @@ class Options:
     armijo : float, default 1e-4
         Sufficient-decrease constant c of the Newton-CG backtracking line search.
     max_halvings : int, default 10
-        Step halvings tried by that line search before the step is rejected.
+        Step halvings tried by that line search before the step is rejected (and by the
+        audit's ``audit_step="backtrack"``).
+    audit_step : {"lm", "backtrack", "full"}, default "lm"
+        The label-free acceptance rule of the audit step, eq. (audit-accept) (ours: the paper
+        takes the full step). ``"lm"``: Levenberg–Marquardt on δ — the step at δ, lm_factor·δ,
+        lm_factor²·δ, … (at most ``lm_max_tries`` dampings, all from one multi-shift CG run,
+        eq. (cg-shift)) until one lowers its own loss by the Armijo margin (c = ``armijo``);
+        ``"backtrack"``: the step at δ shortened by t = 1, ½, ¼, … (``max_halvings``);
+        ``"full"``: the unguarded step at δ (the paper's; a δ sweep uses it). Whatever the
+        rule, ``Audit`` records every tried δ / t with its loss, and a step that raised its
+        own loss is flagged (``loss_rose``) and warned about (``LossIncreaseWarning``).
+    lm_factor : float, default 10
+        Factor between the dampings the ``"lm"`` rule tries (> 1).
+    lm_max_tries : int, default 6
+        Dampings the ``"lm"`` rule tries: δ … lm_factor^(lm_max_tries − 1)·δ (δ to 10⁵δ).
     memory_budget : int, default 256 MiB
         Bytes allowed for one kernel block (and for the cached blocks of an audit).
     """
@@ -74,6 +90,9 @@ class Options:
     cg_refresh_every: int = CG["refresh_every"]
     armijo: float = 1e-4
     max_halvings: int = 10
+    audit_step: str = "lm"
+    lm_factor: float = 10.0
+    lm_max_tries: int = 6
     memory_budget: int = BLOCK_BYTES
 
     def __post_init__(self):
@@ -108,6 +127,10 @@ class Options:
             ("armijo", 0 < self.armijo < 1, "a number in (0, 1)"),
             ("max_halvings", int(self.max_halvings) == self.max_halvings and self.max_halvings >= 0,
              "an integer >= 0"),
+            ("audit_step", self.audit_step in AUDIT_STEPS, f"one of {AUDIT_STEPS}"),
+            ("lm_factor", self.lm_factor > 1, "a number > 1 (the damping grows by this factor)"),
+            ("lm_max_tries", int(self.lm_max_tries) == self.lm_max_tries and self.lm_max_tries >= 1,
+             "a positive integer"),
             ("memory_budget", int(self.memory_budget) == self.memory_budget and self.memory_budget > 0,
              "a positive number of bytes"),
         ]

@@ -137,13 +137,17 @@ class BatchProblem:
         return self._vg
 
     def value_at(self, V: dict, t: float):
-        """The objective at θ + tV, with F(θ + tV) = F + t (K V_Ã + 1v_γᵀ) (eq. (model) is linear)."""
+        """The objective at θ + tV, with F(θ + tV) = F + t (K V_Ã + 1v_γᵀ) (eq. (model) is linear).
+
+        K V is kept for the last direction dict (the same object, held here, so that its id
+        cannot be reused by another dict): a line search along one V costs one product; do not
+        modify V's arrays in place between calls.
+        """
         VA, Vg, Vaux = self.direction(V)
-        key = id(V)
-        if getattr(self, "_dir_key", None) != key:
+        if getattr(self, "_dir_V", None) is not V:
             VF = self._with_K(lambda K: K @ VA)
             VF += Vg[None, :]
-            self._dir_key, self._dir_VF = key, VF
+            self._dir_V, self._dir_VF = V, VF
         F = self.F + t * self._dir_VF
         A = self.A + t * VA
         aux = {k: v + t * Vaux[k] if k in Vaux else v for k, v in self.state.params.items()}
