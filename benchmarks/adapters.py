@@ -5,6 +5,8 @@ times anything. The library side is ``krepes_lib`` as importable from ``sys.path
 """
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 import krepes_lib as kr
@@ -79,9 +81,12 @@ def view_batches(X, n_batches, B, augment, seed=0):
 
 def audit(mdl, loss, batches, damping, cg_max_iter=None):
     """The one-step audit end to end on given batches; returns (ΔÃ, Δγ, CG iterations, loss after)."""
-    opts = Options(damping=damping) if cg_max_iter is None else Options(damping=damping,
-                                                                        cg_max_iter=cg_max_iter)
-    a = kr.audit(mdl, loss, None, batches=batches, damping=damping, options=opts)
+    # the unguarded step (the twin takes it too); the capped CG's ConvergenceWarning is expected here
+    opts = Options(damping=damping, audit_step="full") if cg_max_iter is None else \
+        Options(damping=damping, cg_max_iter=cg_max_iter, audit_step="full")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", kr.KrepesWarning)
+        a = kr.audit(mdl, loss, None, batches=batches, damping=damping, options=opts)
     return a.delta_A, a.delta_gamma, int(a.cg.iterations), float(a.loss_after)
 
 

@@ -134,11 +134,11 @@ def conjugate_gradient(
         Initial guess (default 0). Not modified.
     damping : float, default 0.0
         λ ≥ 0 added to H (Levenberg–Marquardt / Tikhonov damping).
-    rtol : float, default 1e-6
+    rtol : float, default ``defaults.CG["rtol"]`` (1e-4)
         Column j has converged when ‖b_j − (H + λI) x_j‖ ≤ rtol·‖b_j‖. A column with
         b_j = 0 is solved exactly by x_j = 0 (set at the start, whatever x0 holds).
         Do not ask for much less than ``eps(B.dtype) · cond(H + λI)``.
-    max_iter : int, default 100
+    max_iter : int, default ``defaults.CG["max_iter"]`` (200)
         Iteration cap (each iteration costs one ``matvec``; refreshes cost one more).
     precond : callable, optional
         V ↦ P V with P ≈ (H + λI)⁻¹ symmetric positive definite, on arrays shaped like B

@@ -15,7 +15,7 @@ Example
 >>> from krepes_lib.options import Options
 >>> opts = Options().replace(damping=1e-1, cg_max_iter=20)
 >>> opts.damping, opts.cg_rtol
-(0.1, 1e-06)
+(0.1, 0.0001)
 """
 from __future__ import annotations
 
@@ -52,10 +52,11 @@ class Options:
         δ of H_GN + δI (finite, >= 0) in the audit, in Newton-CG training and in GGN-preconditioned Adam
         (ours: the paper's λ is not public). The book's *Interpretability* chapter says how
         notebooks choose it.
-    cg_rtol : float, default 1e-6
-        Relative residual at which conjugate gradient stops (ours).
-    cg_max_iter : int, default 100
-        CG iteration cap (ours).
+    cg_rtol : float, default 1e-4
+        Relative residual at which conjugate gradient stops (ours; reachable in float32, where
+        1e-6 is not: ``krepes_lib.defaults.CG`` says how it was chosen).
+    cg_max_iter : int, default 200
+        CG iteration cap (ours; twice what the quick-size audits need at 1e-4).
     cg_refresh_every : int, default 10
         Recompute the true residual every this many CG iterations.
     armijo : float, default 1e-4

@@ -542,6 +542,8 @@ def entropy_sweep(split, loss, grid, seed: int = 0, *, sweep: str = "damping",
 
     base = build_model(split.X, h, m=m, kernel=kernel, seed=seed, coords=coords, dtype=dtype)
     opts = Options() if cg_max_iter is None else Options(cg_max_iter=int(cg_max_iter))
+    if sweep == "damping":  # δ is the swept variable: the unguarded step at each δ, eq. (audit-accept)
+        opts = opts.replace(audit_step="full")
     rows = []
     for v in grid:
         obj = make_objective(loss, **hyper(v))
