@@ -58,6 +58,11 @@ def test_audit_flags_counts_rising_losses():
     per_feature = [dict(dataset="d", loss="l", seed=s, feature=f, loss_rose=s == 0, step_ratio=1.0)
                    for s in range(3) for f in "abc"]
     assert "1 of 3 audits" in AS.audit_flags(per_feature)
+    guarded = [dict(seed=s, loss_rose=False, step_ratio=0.1, damping=1e-2, damping_accepted=a, cg_converged=c)
+               for s, (a, c) in enumerate(((1e-2, True), (10.0, True), (100.0, False)))]
+    txt = AS.audit_flags(guarded)
+    assert txt.startswith("every audit lowered") and "raised by the acceptance rule in 2 of 3" in txt
+    assert "accepted δ 10–100" in txt and "CG stopped short of its tolerance in 1 of 3" in txt
 
 
 def test_audit_metrics_against_naive_references(digits_split, run):

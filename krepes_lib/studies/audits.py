@@ -171,6 +171,15 @@ def audit_flags(rows) -> str:
     rose = sum(bool(r["loss_rose"]) for r in rows)
     sr = [float(r["step_ratio"]) for r in rows]
     txt = f"‖ΔÃ‖/‖Ã₀‖ {min(sr):.2g}–{max(sr):.2g}"
+    # the step's acceptance rule (eq. (audit-accept)) and CG's status (kr.Audit.summary())
+    raised = [float(r["damping_accepted"]) for r in rows
+              if r.get("damping_accepted") is not None and r["damping_accepted"] != r.get("damping")]
+    if raised:
+        txt += (f"; δ raised by the acceptance rule in {len(raised)} of {len(rows)} audits "
+                f"(accepted δ {min(raised):g}–{max(raised):g})")
+    short = sum(r.get("cg_converged") is False for r in rows)
+    if short:
+        txt += f"; CG stopped short of its tolerance in {short} of {len(rows)} audits"
     if rose:
         return f"FLAG: the step raised its own loss in {rose} of {len(rows)} audits; {txt}"
     return f"every audit lowered its loss; {txt}"
