@@ -135,8 +135,8 @@ def audit(model: NystromModel, loss, X, *, augment="auto", damping: float | None
     step = guarded_step(op, g, float(before), opts, preconditioner)
     d, t, res = step["direction"], step["t"], step["cg"]
     gnorm = float(xp.sqrt(sum((g[k] ** 2).sum() for k in op.keys)))
-    delta_A = model.A_of(t * d[model._main]) if t != 1.0 else model.A_of(d[model._main])
-    delta_gamma = t * d["gamma"] if t != 1.0 else d["gamma"]
+    delta_A = model.A_of(t * d[model._main])        # the returned step t·d, eq. (audit-accept)
+    delta_gamma = t * d["gamma"]
     out = Audit(model=model, objective=objective, delta_A=delta_A, delta_gamma=delta_gamma,
                 loss_before=float(before), loss_after=step["loss"], grad_norm=gnorm, cg=res,
                 damping=opts.damping, seconds=time.perf_counter() - t0, n_matvec=op.n_matvec,
@@ -168,16 +168,15 @@ def guarded_step(op: GGNOperator, g: dict, before: float, opts: Options, precond
                          "Options(audit_step='backtrack') / 'full' for the undamped Gauss–Newton step.")
     dampings = [delta0 * opts.lm_factor ** j for j in range(int(opts.lm_max_tries))] if rule == "lm" else [delta0]
     ts = [0.5 ** i for i in range(int(opts.max_halvings) + 1)] if rule == "backtrack" else [1.0]
-    trials, best = [], None
     candidates = damped_directions(op, g, dampings, opts, preconditioner)
     try:
-        return _first_acceptable(candidates, g, op, before, opts, ts, trials)
+        return _first_acceptable(candidates, g, op, before, opts, ts)
     finally:
         candidates.close()  # restores the operator's damping on the preconditioned path
 
 
-def _first_acceptable(candidates, g, op, before, opts, ts, trials):
-    best = None
+def _first_acceptable(candidates, g, op, before, opts, ts):
+    trials, best = [], None
     for delta, d, res in candidates:
         slope = float(sum(float((g[k] * d[k]).sum()) for k in op.keys))
         rel = float(res.relative_residuals[0])
@@ -214,7 +213,9 @@ def _warn(a: "Audit"):
         warnings.warn(
             f"audit: the step raised its own loss ({a.loss_before:.6g} -> {a.loss_after:.6g}) at every tried "
             f"setting of Options.audit_step={a.options.audit_step!r} ({tried}); the returned step is the least "
-            "bad one and Audit.loss_rose is True. Raise lm_max_tries or the damping.",
+            "bad one and Audit.loss_rose is True. "
+            + ("Use the default Options(audit_step='lm') to guard the step." if a.options.audit_step == "full"
+               else "Raise Options.lm_max_tries or the damping."),
             LossIncreaseWarning, stacklevel=3)
 
 
