@@ -428,13 +428,13 @@ def conjugate_gradient_shifted(
         for j in active:
             denom = alpha * beta_prev * (zeta_prev[j] - zeta[j]) + zeta_prev[j] * alpha_prev * (1.0 + s[j] * alpha)
             zeta_next[j] = zeta[j] * zeta_prev[j] * alpha_prev / denom if denom != 0 else 0.0
-            X[j] += (alpha * zeta_next[j] / zeta[j]) * P[j]
+            X[j] += float(alpha * zeta_next[j] / zeta[j]) * P[j]  # host floats keep the dtype
         r = r - alpha * Ap
         rr_new = float(to_host((r * r).sum()))
         beta = rr_new / rr
         r_norm = rr_new ** 0.5
         for j in active:
-            P[j] = zeta_next[j] * r + ((zeta_next[j] / zeta[j]) ** 2 * beta) * P[j]
+            P[j] = float(zeta_next[j]) * r + float((zeta_next[j] / zeta[j]) ** 2 * beta) * P[j]
             zeta_prev[j], zeta[j] = zeta[j], zeta_next[j]
             history[j].append(abs(zeta[j]) * r_norm)
             if history[j][-1] <= thresh and j != j0:  # frozen on the estimate; verify=True checks it

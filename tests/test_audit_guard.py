@@ -70,7 +70,7 @@ def test_shifted_cg_solves_every_shift_like_a_dense_solve(dtype, rtol, tol):
     for s, r in zip(shifts, res):
         ref = np.linalg.solve(A + s * np.eye(60), b)
         assert np.linalg.norm(r.x - ref) / np.linalg.norm(ref) < tol
-        assert r.converged[0] and r.relative_residuals[0] <= rtol
+        assert r.converged[0] and r.relative_residuals[0] <= rtol and r.x.dtype == dtype
         # the reported last residual is the true one
         true = np.linalg.norm(b - (A + s * np.eye(60)) @ r.x.astype(np.float64)) / np.linalg.norm(b)
         assert r.relative_residuals[0] == pytest.approx(true, rel=1e-2 if dtype == np.float32 else 1e-6)
