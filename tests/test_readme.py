@@ -35,6 +35,9 @@ def test_readme_api_snippet_runs():
     assert 0.5 < acc <= 1.0
     assert ns["top"].indices.shape == (2000, 5)
     assert len(ns["hist"].loss) == 5
+    s = ns["audit"].summary()  # at the defaults the README's audit converges and its step lowers its loss
+    assert s["cg_converged"] and s["cg_relative_residual"] <= 1e-4 and not s["loss_rose"]
+    assert s["damping_accepted"] == s["damping"] == 1e-2 and s["loss_after"] < s["loss_before"]
 
 
 def test_readme_network_audit_snippet_runs():
