@@ -153,7 +153,8 @@ def guarded_step(op: GGNOperator, g: dict, before: float, opts: Options, precond
     f = ``lm_factor``, ``lm_max_tries`` dampings, one multi-shift CG run, eq. (cg-shift)), or
     t·d_δ₀ for t = 1, ½, … (``"backtrack"``, ``max_halvings``), or d_δ₀ alone (``"full"``).
     The first candidate with L(θ₀ + t d) ≤ L(θ₀) + c t ∇Lᵀd (c = ``armijo``; the loss at
-    F + tK d, :meth:`GGNOperator.value_at` — no kernel block per trial) is returned; when none
+    F + tK d, :meth:`GGNOperator.value_at` — no kernel block per trial while the batches are
+    kept; a streamed audit recomputes its blocks once per trial) is returned; when none
     passes, the candidate of lowest loss (``accepted`` False).
 
     Returns ``{"direction", "t", "damping", "loss", "accepted", "cg", "trials"}``; ``trials``
