@@ -64,7 +64,7 @@ damping = 1e-2  # δ of H_GN + δI in the audit step (project default, not tuned
 coords = "raw"  # "raw": δI on vec(Ã) as in the paper; "whitened": δI on W, where Ã is U Λ^{-1/2} W
 n_batches = 2  # batches of augmented view pairs that define L and H_GN in the audit
 batch_size = 128  # samples per batch (two views each)
-cg_max_iter = 100  # conjugate-gradient iteration cap of the audit (relative tolerance Options().cg_rtol = 1e-4)
+cg_max_iter = 100  # conjugate-gradient iteration cap of the audit (relative tolerance: kr.Options().cg_rtol, 1e-4)
 seeds = [0, 1]  # each seed draws landmarks, view batches, the labelled subset and random landmark sets
 n_train = 1000  # training rows per dataset (landmarks and views come from here; None: all)
 n_test = 300  # held-out rows per dataset (None: the official test split, else 20 % of rows)

@@ -61,7 +61,7 @@ h = 16  # representation dimensions
 coords = "raw"  # "raw": δI on vec(Ã) as in the paper; "whitened": δI on W, where Ã is U Λ^{-1/2} W
 n_batches = 2  # batches of augmented view pairs that define L and H_GN in the audit
 batch_size = 128  # samples per batch (two views each)
-cg_max_iter = 100  # conjugate-gradient iteration cap of the audit (relative tolerance Options().cg_rtol = 1e-4)
+cg_max_iter = 100  # conjugate-gradient iteration cap of the audit (relative tolerance: kr.Options().cg_rtol, 1e-4)
 epochs = 2  # training epochs (coefficients "trained" only)
 lr = 1e-3  # Adam learning rate (sweep "lambda_off" with coefficients "trained" only)
 seeds = [0, 1]  # each seed draws landmarks, view batches and the labelled subset
