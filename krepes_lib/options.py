@@ -99,8 +99,8 @@ class Options:
     def __post_init__(self):
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"Options.optimizer={self.optimizer!r} is unknown; choose one of {OPTIMIZERS}.")
-        real = {"lr", "adam_eps", "damping", "cg_rtol", "armijo"}
-        integral = {"cg_max_iter", "cg_refresh_every", "max_halvings", "memory_budget"}
+        real = {"lr", "adam_eps", "damping", "cg_rtol", "armijo", "lm_factor"}
+        integral = {"cg_max_iter", "cg_refresh_every", "max_halvings", "memory_budget", "lm_max_tries"}
         for name in sorted(real | integral):  # type first: a str never reaches a comparison
             v = getattr(self, name)
             if not isinstance(v, numbers.Real):

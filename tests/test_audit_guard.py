@@ -186,8 +186,11 @@ def test_the_lm_rule_needs_a_positive_damping():
     model, views = collinear_simclr()
     with pytest.raises(ValueError, match="damping > 0"):
         kr.audit(model, "simclr", None, batches=views, damping=0.0)
-    for bad in (dict(audit_step="newton"), dict(lm_factor=1.0), dict(lm_max_tries=0)):
+    for bad in (dict(audit_step="newton"), dict(lm_factor=1.0), dict(lm_max_tries=0), dict(lm_factor=float("inf"))):
         with pytest.raises(ValueError, match=next(iter(bad))):
+            Options(**bad)
+    for bad in (dict(lm_factor="10"), dict(lm_max_tries="6")):
+        with pytest.raises(TypeError, match=next(iter(bad))):
             Options(**bad)
 
 
