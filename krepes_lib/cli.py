@@ -352,7 +352,7 @@ def _up_to_date(out: Path, fingerprint: str) -> bool:
 
 
 def run_notebook(root: Path, name: str, profile: str, exp: dict, force: bool = False,
-                 timeout: int | None = None, deps: str | None = None) -> str:
+                 timeout: int | None = None, deps: str | None = None, progress: bool = True) -> str:
     """Execute one notebook with papermill into ``book/executed/NAME.ipynb`` (atomically).
 
     Returns ``"ran"`` or ``"skipped"`` (output exists with the same fingerprint: notebook
@@ -396,7 +396,7 @@ def run_notebook(root: Path, name: str, profile: str, exp: dict, force: bool = F
     os.environ[PROVENANCE_ENV] = json.dumps(prov.as_dict(), sort_keys=True)  # -> save_results
     try:
         papermill.execute_notebook(
-            str(src), tmp, parameters=params, cwd=str(root / "notebooks"), progress_bar=True,
+            str(src), tmp, parameters=params, cwd=str(root / "notebooks"), progress_bar=progress,
             kernel_name="python3", execution_timeout=timeout,
         )
     except PapermillExecutionError as err:
@@ -753,19 +753,64 @@ def cmd_reproduce(args) -> int:
     except (ValueError, RuntimeError) as err:
         raise SystemExit(f"krepes: {err}") from None
     t0 = time.time()
-    bar = tqdm(names, desc=f"notebooks ({args.profile})", unit="nb")
-    for n in bar:
-        bar.set_postfix_str(n)
-        t = time.time()
-        status = run_notebook(root, n, args.profile, exp, force=args.force, timeout=args.timeout,
-                              deps=deps)
-        tqdm.write(f"krepes: {n}: {status} in {time.time() - t:.1f} s")
+    if args.jobs < 1:
+        raise SystemExit(f"krepes: --jobs {args.jobs}: give a positive number of notebooks to run at once.")
+    if args.jobs == 1:
+        bar = tqdm(names, desc=f"notebooks ({args.profile})", unit="nb")
+        for n in bar:
+            bar.set_postfix_str(n)
+            t = time.time()
+            status = run_notebook(root, n, args.profile, exp, force=args.force, timeout=args.timeout,
+                                  deps=deps)
+            tqdm.write(f"krepes: {n}: {status} in {time.time() - t:.1f} s")
+    else:
+        _run_parallel(root, names, args, exp, deps)
     report = write_report(root, exp, args.profile, deps)
     print(f"krepes: report written to {report}")
     if not args.no_book:
         build_book(root)
     print(f"krepes: done in {time.time() - t0:.1f} s")
     return 0
+
+
+def _run_one(root: Path, name: str, profile: str, exp: dict, force: bool, timeout, deps) -> tuple:
+    """One notebook in a worker process of ``--jobs``: (status, seconds) or the failure text."""
+    t = time.time()
+    try:
+        return run_notebook(root, name, profile, exp, force=force, timeout=timeout, deps=deps,
+                            progress=False), time.time() - t
+    except SystemExit as err:  # run_notebook's message (failed cell, time-out, ...)
+        return f"failed: {err}", time.time() - t
+
+
+def _run_parallel(root: Path, names, args, exp: dict, deps) -> None:
+    """``--jobs N``: notebooks run in N worker processes (each its own kernel and environment).
+
+    Notebooks are independent: each writes only its own executed notebook and results file
+    (atomically). What they share is the network cache, whose per-network lock
+    (:func:`krepes_lib.neural.ssl.load_or_train`) lets one process train a network while the
+    others wait for it, so no network is trained twice. Every notebook is run even when
+    another fails; the failures are then reported together (exit status 1, no report or book).
+    """
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    from tqdm.auto import tqdm
+
+    failed = []
+    with ProcessPoolExecutor(max_workers=min(args.jobs, len(names)) or 1) as pool:
+        futures = {pool.submit(_run_one, root, n, args.profile, exp, args.force, args.timeout, deps): n
+                   for n in names}
+        bar = tqdm(total=len(futures), desc=f"notebooks ({args.profile}, {args.jobs} at once)", unit="nb")
+        for fut in as_completed(futures):
+            n = futures[fut]
+            status, secs = fut.result()
+            bar.update(1)
+            tqdm.write(f"krepes: {n}: {status} in {secs:.1f} s")
+            if status.startswith("failed"):
+                failed.append(status[len("failed: "):])
+        bar.close()
+    if failed:
+        raise SystemExit("\n".join(failed))
 
 
 def cmd_fetch(args) -> int:
@@ -786,6 +831,9 @@ def main(argv=None) -> int:
     p.add_argument("--only", nargs="+", metavar="NOTEBOOK", help="run only these notebooks")
     p.add_argument("--force", action="store_true", help="re-run notebooks whose output is up to date")
     p.add_argument("--no-book", action="store_true", help="skip the Jupyter Book build")
+    p.add_argument("--jobs", type=int, default=1, metavar="N",
+                   help="run N notebooks at once, in separate processes (default 1); a network "
+                        "needed by two notebooks is trained once (the network cache's lock)")
     p.add_argument("--timeout", type=int, default=None,
                    help="per-cell timeout in seconds (default: none)")
     p.add_argument("--root", default=None, help="repository root (default: found from the cwd)")

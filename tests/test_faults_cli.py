@@ -339,3 +339,38 @@ def test_reproduce_with_cupy_and_no_gpu_stops_before_running(tmp_path, monkeypat
     with pytest.raises(SystemExit, match="KREPES_BACKEND=cupy but no usable GPU"):
         cli.main(["reproduce", "--root", str(tmp_path), "--only", NB, "--profile", "ci", "--no-book"])
     assert not (tmp_path / cli.EXECUTED / f"{NB}.ipynb").exists()
+
+
+# --- krepes reproduce --jobs N: notebooks side by side --------------------------------------
+def _toy(root: Path, name: str, body: str) -> None:
+    _notebook(root, body)
+    (root / "notebooks" / "toy.ipynb").rename(root / "notebooks" / f"{name}.ipynb")
+
+
+def test_jobs_run_notebooks_side_by_side_and_report_every_failure(tmp_path):
+    """Each of two notebooks waits until the other has started: they pass only if they run at
+    once. A third one fails; the other two still finish and the failure is reported."""
+    import argparse
+
+    flags = tmp_path / "flags"
+    flags.mkdir()
+    wait = ("import pathlib, time\nd = pathlib.Path({flags!r})\n(d / {me!r}).touch()\n"
+            "t = time.time()\nwhile not (d / {other!r}).exists():\n"
+            "    assert time.time() - t < 120, 'the other notebook never started: not run at once'\n"
+            "    time.sleep(0.1)\nprint('met', {other!r})")
+    _toy(tmp_path, "a", wait.format(flags=str(flags), me="a", other="b"))
+    _toy(tmp_path, "b", wait.format(flags=str(flags), me="b", other="a"))
+    _toy(tmp_path, "c", "raise RuntimeError('boom in c')")
+    exp = {"profiles": {"ci": "tiny"},
+           "notebooks": {n: {"profiles": {"ci": {}}} for n in ("a", "b", "c")}}
+    args = argparse.Namespace(jobs=2, profile="ci", force=False, timeout=None)
+    with pytest.raises(SystemExit, match="notebook c failed in cell") as err:
+        cli._run_parallel(tmp_path, ["a", "b", "c"], args, exp, "v1")
+    assert "boom in c" in str(err.value)
+    for n, other in (("a", "b"), ("b", "a")):
+        assert f"met {other}" in _outputs(tmp_path / cli.EXECUTED / f"{n}.ipynb")
+    assert (tmp_path / cli.EXECUTED / "c.failed.ipynb").is_file()
+    # nothing changed: both are skipped on a second parallel run
+    assert cli._run_one(tmp_path, "a", "ci", exp, False, None, "v1")[0] == "skipped"
+    with pytest.raises(SystemExit, match="--jobs 0"):
+        cli.main(["reproduce", "--root", str(ROOT), "--jobs", "0", "--no-book"])
