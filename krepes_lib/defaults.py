@@ -89,3 +89,8 @@ DENSE_MAX_BYTES = 2**30
 # --- Memory ------------------------------------------------------------------------
 #: Default budget (bytes) for one streamed kernel block K_bm.
 BLOCK_BYTES = 256 * 2**20
+#: Bytes of per-row eNTK features kept in memory by the whole process (all TorchNTK kernels
+#: share it; ``Options.feature_cache_bytes``).
+FEATURE_CACHE_BYTES = 512 * 2**20
+#: Bytes of per-row eNTK features spilled to disk at most (a private temporary folder).
+FEATURE_SPILL_BYTES = 4 * 2**30

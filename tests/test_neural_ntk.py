@@ -170,12 +170,13 @@ def test_psd_diag_and_budget_independence(implementation):
     assert rel(small.matmul(X, Y, A, memory_budget=2000), k(X, Y, dtype="float64") @ A) < 1e-12
 
 
-def test_float32_default_and_dtype_option():
+def test_dtype_follows_the_input_and_the_option():
     cnn = tiny_cnn(4)
     X = np.random.default_rng(4).normal(size=(4, 36))
     k = TorchNTK(cnn, input_shape=(1, 6, 6))
-    K32 = k(X)
+    K32 = k(X.astype(np.float32))
     assert K32.dtype == np.float32
+    assert k(X).dtype == np.float64 and k.diag(X).dtype == np.float64  # follows float64 input
     assert rel(K32, k(X, dtype="float64")) < 1e-4
     assert TorchNTK(cnn, input_shape=(1, 6, 6), dtype="float64")(X.astype(np.float32)).dtype == np.float64
 
@@ -270,43 +271,55 @@ def test_cupy_in_cupy_out():
     assert rel(cupy.asnumpy(ks(cupy.asarray(X), dtype="float64")), ks(X, dtype="float64")) < 1e-10
 
 
-def test_feature_cache_survives_repeated_scans(monkeypatch):
-    """k-means++ asks K(X, x_j) once per landmark: with a cache that holds part of X's features,
-    a second scan recomputes only the rest, and the numbers are those without a cache."""
+def test_feature_rows_are_computed_once_across_calls(monkeypatch):
+    """k-means++ asks K(X, x_j) once per landmark: every row's features are computed once (the
+    landmark rows are rows of X), and the numbers are those without the store."""
     cnn = tiny_cnn(9)
     X = np.random.default_rng(9).normal(size=(40, 36))
     ref = TorchNTK(cnn, input_shape=(1, 6, 6), cache_bytes=0)
-    probe = TorchNTK(cnn, input_shape=(1, 6, 6), memory_budget=200_000)
-    plan = probe._plan(torch.from_numpy(X))
-    rows, width = plan[-1], probe._row_bytes(plan, torch.from_numpy(X))
-    k = TorchNTK(cnn, input_shape=(1, 6, 6), memory_budget=200_000, cache_bytes=2 * rows * width + 1)
+    k = TorchNTK(cnn, input_shape=(1, 6, 6))
     refs = [ref(X, X[j:j + 1], dtype="float64") for j in range(3)]
-    n_chunks = len(plan[-2])
     calls = []
     real = TorchNTK._chunk_features
     monkeypatch.setattr(TorchNTK, "_chunk_features",
                         lambda self, x, c, p: calls.append(x.shape[0]) or real(self, x, c, p))
     for j in range(3):
-        calls.clear()
         assert rel(k(X, X[j:j + 1], dtype="float64"), refs[j]) < 1e-12
-        full = n_chunks * (X.shape[0] + 1)  # every X row and the landmark row, per output chunk
-        assert sum(calls) == full if j == 0 else sum(calls) <= full - rows  # >= one chunk hit
-    assert rows < X.shape[0] / 2
+    assert sum(calls) == X.shape[0]  # each of the 40 rows once, in the first call
+    calls.clear()
+    k.diag(X, dtype="float64")
+    assert calls == []
 
 
 @pytest.mark.parametrize("on_device", [False, True])
-def test_cache_digest_sees_every_bit(on_device):
-    """The cache key changes when one bit of one row changes (host BLAKE2b, and the device
-    path's integer hash, run here on the CPU)."""
-    from krepes_lib.neural.ntk import _digest
+def test_row_keys_see_every_bit(on_device):
+    """A row's key changes when one of its bits changes (host BLAKE2b, and the device path's
+    integer hash, run here on the CPU), and is the same for the same bits."""
+    from krepes_lib.neural.features import row_keys
 
     for dt in (torch.float32, torch.float64):
         x = torch.randn(5, 7, generator=torch.Generator().manual_seed(0), dtype=dt)
         y = x.clone()
         y[3, 6] = torch.nextafter(y[3, 6], torch.tensor(float("inf"), dtype=dt))
-        assert _digest(x, on_device) == _digest(x.clone(), on_device)
-        assert _digest(x, on_device) != _digest(y, on_device)
-        assert _digest(x, on_device) != _digest(x[:4], on_device)
+        if on_device:
+            kx, ky = _device_keys(x), _device_keys(y)
+        else:
+            kx, ky = row_keys(x), row_keys(y)
+        assert kx == (_device_keys(x.clone()) if on_device else row_keys(x.clone()))
+        assert kx[3] != ky[3] and kx[:3] == ky[:3]
+        assert len(set(kx)) == 5
+
+
+def _device_keys(x):
+    """row_keys' GPU path on a CPU tensor (is_cuda forced)."""
+    from krepes_lib.neural import features
+
+    class Fake(torch.Tensor):
+        @property
+        def is_cuda(self):
+            return True
+
+    return features.row_keys(x.as_subclass(Fake))
 
 
 def test_no_row_is_computed_twice_when_outputs_are_chunked(monkeypatch):
