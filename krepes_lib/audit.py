@@ -45,6 +45,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .augment import auto_for_kernel
 from .backend import asarray, is_device_array, to_device, to_host
 from .cg import CGResult
 from .curvature import GGNOperator, damped_directions
@@ -52,7 +53,7 @@ from .exceptions import ConvergenceWarning, LossIncreaseWarning
 from .views import iter_view_batches, view_batches
 from .losses import make_objective
 from .model import NystromModel
-from .options import Options, resolve_options
+from .options import Options, apply_feature_budget, resolve_options
 from .problem import BatchProblem
 
 __all__ = ["audit", "Audit", "guarded_step"]
@@ -103,6 +104,9 @@ def audit(model: NystromModel, loss, X, *, augment="auto", damping: float | None
     """
     t0 = time.perf_counter()
     opts = resolve_options(options, damping=damping)
+    augment = auto_for_kernel(augment, model.nystrom.kernel)  # images: image views for "auto"
+    if options is not None:
+        apply_feature_budget(opts)
     objective = make_objective(loss)
     xp = model.xp
     state = objective.init_state(model)

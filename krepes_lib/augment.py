@@ -43,7 +43,7 @@ import numpy as np
 from .backend import get_xp, host_rng
 from .defaults import IMAGE_DEFAULTS, TABLE_DEFAULTS
 
-__all__ = ["make_augmenter", "ImageAugmenter", "TableAugmenter", "identity",
+__all__ = ["make_augmenter", "ImageAugmenter", "TableAugmenter", "identity", "auto_for_kernel",
            "IMAGE_DEFAULTS", "TABLE_DEFAULTS"]
 
 # IMAGE_DEFAULTS, TABLE_DEFAULTS: see krepes_lib.defaults (the one place for defaults).
@@ -239,3 +239,18 @@ def make_augmenter(dataset_or_image_shape=None, **params) -> Callable:
     if isinstance(target, str):
         raise ValueError(f"make_augmenter({target!r}): pass a Dataset, an image shape, or 'table'.")
     return ImageAugmenter(tuple(target), **params)
+
+
+def auto_for_kernel(augment, kernel):
+    """``augment="auto"`` made concrete for a kernel that knows its rows are images.
+
+    A kernel told the data's image shape (``TorchNTK(image_shape=...)``, or a one-channel
+    ``input_shape``) exposes it as ``kernel.data_image_shape``; then ``"auto"`` means the image
+    augmentations of that shape, never the table corruption. Anything else is returned
+    unchanged (``"auto"`` stays table corruption for two views, :func:`krepes_lib.train.resolve_augment`).
+    """
+    if isinstance(augment, str) and augment == "auto":
+        shape = getattr(kernel, "data_image_shape", None)
+        if shape is not None:
+            return tuple(shape)
+    return augment

@@ -91,6 +91,12 @@ class Nystrom:
         xp = self.xp = get_xp(self.landmarks)
         L64 = self.landmarks.astype(xp.float64)
         K64 = self.kernel(L64, L64, dtype="float64")
+        if not bool(xp.isfinite(K64).all()):
+            bad = int((~xp.isfinite(K64)).sum())
+            raise ValueError(
+                f"the kernel returned NaN or inf on the landmarks ({bad} of {K64.size} entries of "
+                f"K_mm); check the kernel ({self.kernel!r}): its parameters, or for a network its "
+                "weights and inputs.")
         K64 = 0.5 * (K64 + K64.T)
         w, V = xp.linalg.eigh(K64)  # eq. (nys-eig), ascending
         w, V = w[::-1], V[:, ::-1]

@@ -24,9 +24,10 @@ import math
 import numbers
 from dataclasses import dataclass
 
-from .defaults import ADAM, BLOCK_BYTES, CG
+from .defaults import ADAM, BLOCK_BYTES, CG, FEATURE_CACHE_BYTES
 
-__all__ = ["Options", "DEFAULT_OPTIONS", "resolve_options", "OPTIMIZERS", "AUDIT_STEPS"]
+__all__ = ["Options", "DEFAULT_OPTIONS", "resolve_options", "apply_feature_budget", "OPTIMIZERS",
+           "AUDIT_STEPS"]
 
 #: The optimisers of the one ``fit`` loop (spec §4): first order, or GGN-Newton-CG.
 OPTIMIZERS = ("adam", "sgd", "newton_cg")
@@ -79,6 +80,11 @@ class Options:
         Dampings the ``"lm"`` rule tries: δ … lm_factor^(lm_max_tries − 1)·δ (δ to 10⁵δ).
     memory_budget : int, default 256 MiB
         Bytes allowed for one kernel block (and for the cached blocks of an audit).
+    feature_cache_bytes : int, default 512 MiB
+        Bytes of per-row eNTK features the whole process keeps in memory, shared by every
+        :class:`krepes_lib.neural.TorchNTK` (:mod:`krepes_lib.neural.features`; beyond it rows
+        spill to disk). ``audit`` and ``neural.audit_network`` given these options apply it; 0
+        keeps none.
     """
 
     optimizer: str = "adam"
@@ -95,12 +101,14 @@ class Options:
     lm_factor: float = 10.0
     lm_max_tries: int = 6
     memory_budget: int = BLOCK_BYTES
+    feature_cache_bytes: int = FEATURE_CACHE_BYTES
 
     def __post_init__(self):
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"Options.optimizer={self.optimizer!r} is unknown; choose one of {OPTIMIZERS}.")
         real = {"lr", "adam_eps", "damping", "cg_rtol", "armijo", "lm_factor"}
-        integral = {"cg_max_iter", "cg_refresh_every", "max_halvings", "memory_budget", "lm_max_tries"}
+        integral = {"cg_max_iter", "cg_refresh_every", "max_halvings", "memory_budget", "lm_max_tries",
+                    "feature_cache_bytes"}
         for name in sorted(real | integral):  # type first: a str never reaches a comparison
             v = getattr(self, name)
             if not isinstance(v, numbers.Real):
@@ -134,6 +142,9 @@ class Options:
              "a positive integer"),
             ("memory_budget", int(self.memory_budget) == self.memory_budget and self.memory_budget > 0,
              "a positive number of bytes"),
+            ("feature_cache_bytes", not isinstance(self.feature_cache_bytes, bool)
+             and int(self.feature_cache_bytes) == self.feature_cache_bytes and self.feature_cache_bytes >= 0,
+             "a number of bytes >= 0"),
         ]
         for name, ok, want in checks:
             if not ok:
@@ -171,3 +182,14 @@ def resolve_options(options: Options | None = None, **overrides) -> Options:
         raise TypeError(f"options must be a krepes_lib.Options, got {type(opts).__name__}.")
     changes = {k: v for k, v in overrides.items() if v is not None}
     return opts.replace(**changes) if changes else opts
+
+
+def apply_feature_budget(options: Options) -> None:
+    """Make ``options.feature_cache_bytes`` the process-wide eNTK feature budget, when the
+    feature store is in use (it is loaded with :class:`krepes_lib.neural.TorchNTK`; nothing
+    is imported here)."""
+    import sys
+
+    store = sys.modules.get("krepes_lib.neural.features")
+    if store is not None:
+        store.set_budget(options.feature_cache_bytes)

@@ -45,6 +45,7 @@ from typing import Callable
 
 import numpy as np
 
+from .augment import auto_for_kernel
 from .backend import asarray, is_device_array, synchronize, to_host
 from .losses import make_objective
 from .losses.objective import ObjectiveState
@@ -381,7 +382,7 @@ def fit(model: NystromModel, X, loss, epochs: int = 1, batch_size: int = 256, *,
     X = _check_inputs(model, X, epochs, batch_size, eval_every)
     objective = make_objective(loss)
     opts = resolve_options(options, optimizer=optimizer, lr=lr)
-    aug = resolve_augment(augment, objective.views)
+    aug = resolve_augment(auto_for_kernel(augment, model.nystrom.kernel), objective.views)
     state = objective.init_state(model) if state is None else state
     params = {**model.params, **state.params}
     opt = make_optimizer(params, opts, preconditioner)

@@ -88,6 +88,13 @@ class Dataset:
         """Columns of ``X``."""
         return int(self.X.shape[1])
 
+    @property
+    def layout(self) -> str | None:
+        """How each row of ``X`` holds an image: ``"HWC"`` (row-major (H, W[, C]), channels
+        last — every image loader of the library) or None for tables. A network that takes
+        NCHW tensors is told so once: ``TorchNTK(net, image_shape=ds.image_shape, layout="NCHW")``."""
+        return None if self.image_shape is None else "HWC"
+
     def images(self) -> np.ndarray:
         """``X`` reshaped to ``(n, *image_shape)`` (a view); only for image datasets."""
         if self.image_shape is None:

@@ -112,6 +112,16 @@ class Split:
         return self.train.n_classes
 
     @property
+    def image_shape(self) -> tuple | None:
+        """Shape of one image, (H, W) or (H, W, C), channels last; None for tables."""
+        return self.train.image_shape
+
+    @property
+    def layout(self) -> str | None:
+        """``"HWC"`` for images (rows flattened channels-last), None for tables."""
+        return self.train.layout
+
+    @property
     def chance(self) -> float:
         """Accuracy of always predicting the majority class of the held-out rows."""
         counts = np.bincount(self.y_test, minlength=self.n_classes)

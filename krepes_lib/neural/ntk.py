@@ -263,6 +263,23 @@ class TorchNTK(Kernel):
         return ("shape", shape)
 
     @property
+    def data_image_shape(self):
+        """The data's image shape (H, W[, C]) when the rows are images: from ``image_shape``, or a
+        one-channel ``input_shape`` ((1, H, W), (H, W, 1), (H, W)); else None. ``augment="auto"``
+        then draws image augmentations (:func:`krepes_lib.augment.auto_for_kernel`)."""
+        if self._shape is None:
+            return None
+        if self._shape[0] == "image":
+            H, W, C = self._shape[1]
+            return (H, W) if C == 1 else (H, W, C)
+        shape = self._shape[1]
+        if len(shape) == 3 and shape[0] == 1:
+            return shape[1:]
+        if len(shape) == 3 and shape[-1] == 1 or len(shape) == 2:
+            return shape[:2]
+        return None
+
+    @property
     def implementation_used(self) -> str | None:
         """The implementation in use (``"auto"`` resolves at :meth:`plan` or the first call)."""
         return self._impl
