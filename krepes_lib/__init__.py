@@ -20,7 +20,7 @@ imports them.
 from __future__ import annotations
 
 from . import data, interpret, losses, stats
-from .audit import Audit, audit
+from .audit import Audit, audit, load_audit
 from .backend import default_xp, gpu_available, to_device, to_host
 from .curvature import FalkonPrecond, GGNOperator, GGNPrecond, Preconditioner
 from .exceptions import ConvergenceWarning, KrepesWarning, LossIncreaseWarning
@@ -46,7 +46,7 @@ __all__ = [
     "make_kernel", "median_sigma", "Landmarks", "select_landmarks", "class_coverage", "Nystrom",
     "NystromModel",
     # training and the audit
-    "Options", "make_objective", "fit", "History", "audit", "Audit", "GGNOperator",
+    "Options", "make_objective", "fit", "History", "audit", "Audit", "load_audit", "GGNOperator",
     "Preconditioner", "FalkonPrecond", "GGNPrecond",
     # warnings
     "KrepesWarning", "ConvergenceWarning", "LossIncreaseWarning",

@@ -56,7 +56,14 @@ from .model import NystromModel
 from .options import Options, apply_feature_budget, resolve_options
 from .problem import BatchProblem
 
-__all__ = ["audit", "Audit", "guarded_step"]
+__all__ = ["audit", "Audit", "guarded_step", "load_audit"]
+
+
+def load_audit(path, kernel=None, model=None) -> "Audit":
+    """Read an audit written by :meth:`Audit.save` (see :func:`krepes_lib.audit_io.load_audit`)."""
+    from .audit_io import load_audit as _load
+
+    return _load(path, kernel=kernel, model=model, cls=Audit)
 
 
 def audit(model: NystromModel, loss, X, *, augment="auto", damping: float | None = None,
@@ -224,7 +231,7 @@ def _warn(a: "Audit"):
             LossIncreaseWarning, stacklevel=3)
 
 
-@dataclass
+@dataclass(repr=False)
 class Audit:
     """The result of :func:`audit` and the cache every metric reads.
 
@@ -442,13 +449,80 @@ class Audit:
     def cg_relative_residual(self) -> float:
         return float(np.max(self.cg.relative_residuals))
 
-    def summary(self) -> dict:
+    def influence_concentration(self, X_t, warn: bool = True) -> dict:
+        """How sample-specific the influence is on X_t, eq. (int-concentration): the share of
+        test rows whose top-1 landmark is the same one and the normalised entropy of the top-1
+        distribution (:func:`krepes_lib.interpret.diagnostics.influence_concentration`); warns
+        when degenerate (share ≥ 0.5 or entropy < 0.5)."""
+        from .interpret.diagnostics import influence_concentration
+
+        top = self.top_influential(X_t, K=1)
+        out = influence_concentration(top.indices[:, 0], self.model.m, warn=warn)
+        self._K["concentration"] = out
+        return out
+
+    def summary(self, X_t=None) -> dict:
         """Diagnostics for a claim row: losses, the loss_rose flag, requested and accepted δ,
-        step size, CG (iterations, convergence, relative residual)."""
-        return {"loss_before": self.loss_before, "loss_after": self.loss_after,
-                "loss_rose": self.loss_rose, "step_ratio": self.step_ratio, "damping": self.damping,
-                "damping_accepted": self.damping_accepted, "step_length": self.step_length,
-                "step_accepted": self.step_accepted, "audit_step": self.options.audit_step,
-                "cg_iterations": int(self.cg.iterations), "cg_converged": self.cg_converged,
-                "cg_relative_residual": self.cg_relative_residual,
-                "seconds": self.seconds}
+        step size, CG (iterations, convergence, relative residual) — and, with test rows X_t
+        (or after :meth:`influence_concentration`), how concentrated the top-1 influence is
+        (``top1_share``, ``top1_entropy``, ``influence_degenerate``; warns when degenerate)."""
+        out = {"loss_before": self.loss_before, "loss_after": self.loss_after,
+               "loss_rose": self.loss_rose, "step_ratio": self.step_ratio, "damping": self.damping,
+               "damping_accepted": self.damping_accepted, "step_length": self.step_length,
+               "step_accepted": self.step_accepted, "audit_step": self.options.audit_step,
+               "cg_iterations": int(self.cg.iterations), "cg_converged": self.cg_converged,
+               "cg_relative_residual": self.cg_relative_residual,
+               "seconds": self.seconds}
+        conc = self.influence_concentration(X_t) if X_t is not None else self._K.get("concentration")
+        if conc is not None:
+            out.update(top1_share=conc["top1_share"], top1_landmark=conc["top1_landmark"],
+                       top1_entropy=conc["top1_entropy"], top1_distinct=conc["top1_distinct"],
+                       influence_degenerate=conc["degenerate"])
+        return out
+
+    # --- keeping an audit -------------------------------------------------------------------
+    def __repr__(self):
+        conv = "converged" if bool(np.all(to_host(np.asarray(self.cg.converged)))) else "not converged"
+        extra = ""
+        conc = self._K.get("concentration")
+        if conc is not None:
+            extra = (f", top-1 share={conc['top1_share']:.2f}"
+                     f"{' (degenerate)' if conc['degenerate'] else ''}")
+        return (f"Audit(loss={getattr(self.objective, 'name', self.objective)!r}, m={self.model.m}, "
+                f"h={self.model.h}, kernel={self.kernel!r}, loss {self.loss_before:.4g} → "
+                f"{self.loss_after:.4g}{' (rose)' if self.loss_rose else ''}, step_ratio={self.step_ratio:.3g}, "
+                f"CG {int(self.cg.iterations)} iterations ({conv}), damping={self.damping:g}{extra})")
+
+    def __reduce__(self):
+        raise TypeError("an Audit holds its kernel (for a network, the torch module) and is not pickled; "
+                        "keep it with audit.save(path) and read it back with krepes_lib.load_audit(path, "
+                        "kernel=...).")
+
+    def save(self, path) -> str:
+        """Write the audit to ``path`` (.npz, atomically): ΔÃ, Δγ, Ã₀, γ₀, the landmarks and
+        their row indices, K_mm, the CG record, and metadata — the loss, the model's
+        fingerprint and the kernel's provenance (its repr, for a network the digest of its
+        weights), with a SHA-256 of the arrays. :func:`load_audit` reads it back and refuses it
+        for another model."""
+        from .audit_io import save_audit
+
+        return save_audit(self, path)
+
+    def top_table(self, X_t, K: int | None = None, v=None, y_t=None, y_landmarks=None, classes=None,
+                  path=None) -> list:
+        """The top-K landmarks of every row of X_t as table rows (test_row, rank, landmark,
+        train_row, score, ...); written as CSV to ``path`` when given."""
+        from .interpret.export import topk_table
+
+        top = self.top_influential(X_t, K=K, v=v)
+        return topk_table(top, self.landmark_indices, y_t=y_t, y_landmarks=y_landmarks, classes=classes,
+                          path=path)
+
+    def plot_influence(self, X_t, image_shape, rows=(0,), K: int = 5, v=None, y_t=None, y_landmarks=None,
+                       classes=None, path=None):
+        """Image grid: each test image with its K most attracting and K most repelling
+        landmarks (:func:`krepes_lib.interpret.export.influence_grid`)."""
+        from .interpret.export import influence_grid
+
+        return influence_grid(self, X_t, image_shape, rows=rows, K=K, v=v, y_t=y_t,
+                              y_landmarks=y_landmarks, classes=classes, path=path)

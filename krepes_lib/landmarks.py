@@ -108,6 +108,13 @@ def kmeans_pp(X, m: int | str, seed=0, kernel: Kernel | None = None,
     """
     n = X.shape[0]
     m = _check_m(m, n)
+    if kernel is not None and getattr(kernel, "features_fit", None) is not None \
+            and kernel.features_fit(X, memory_budget):
+        # a feature-map kernel k(x, y) = φ(x)·φ(y) (the eNTK): the kernel distance is
+        # ‖φ(x) − φ(y)‖², so k-means++ runs on φ(X), each row's features computed once
+        # (and kept for the Nyström basis, the audit and influence) instead of one kernel
+        # column over all rows per landmark.
+        return _take(X, kmeans_pp(kernel.features(X), m, seed).indices, "kmeans++")
     xp = get_xp(X)
     rng = host_rng(seed)
     if kernel is None or isinstance(kernel, (RBF, Laplacian)):

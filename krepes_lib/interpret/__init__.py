@@ -5,7 +5,9 @@ Book: *Interpretability* (``book/interpretability.md``), equations (int-represen
 
 The package has one module per concept: :mod:`.influence` (representer
 decomposition, influence, concepts), :mod:`.tabular` (feature alignment),
-:mod:`.metrics` (Precision@1, confidence drop, Kendall-τ, spectral entropy, κ). The
+:mod:`.metrics` (Precision@1, confidence drop, Kendall-τ, spectral entropy, κ),
+:mod:`.diagnostics` (how concentrated the top-1 influence is), :mod:`.export` (tables, image
+grids). The
 :class:`krepes_lib.audit.Audit` object calls them with the kernel blocks it caches
 (``K_tm=`` / ``K_mm=``), so no metric recomputes a block another one built.
 
@@ -44,6 +46,8 @@ from __future__ import annotations
 
 from ..defaults import (AG_TOP_K, CAV_C, CI_LEVEL, DENSE_MAX_BYTES, DROP_KNN_K, DROP_N_REMOVE,
                         N_BOOT, TOP_K)
+from .diagnostics import InfluenceConcentrationWarning, influence_concentration
+from .export import influence_grid, signed_contributions, topk_table
 from .influence import (AttractRepel, TopK, concept_activation_vector, concept_influence,
                         contribution_blocks, contributions, influence_blocks, influence_scores,
                         landmark_norms, representer_sum, top_attracting_repelling, top_influential)
@@ -58,6 +62,8 @@ __all__ = [
     "feature_agreement", "feature_conditioned_influence", "alignment_gap",
     "precision_at_1", "confidence_drop", "kendall_tau", "spectral_entropy",
     "class_coverage_from_coefficients",
+    "influence_concentration", "InfluenceConcentrationWarning", "topk_table", "signed_contributions",
+    "influence_grid",
     "TopK", "AttractRepel", "AlignmentGap", "PrecisionAt1", "ConfidenceDrop",
     "TOP_K", "AG_TOP_K", "N_BOOT", "CI_LEVEL", "DROP_N_REMOVE", "DROP_KNN_K", "CAV_C",
     "DENSE_MAX_BYTES",

@@ -680,6 +680,21 @@ class TorchNTK(Kernel):
         self._dirs.clear()
 
     # -- implementation="auto" ---------------------------------------------------------------
+    def use_plan(self, plan: dict) -> None:
+        """Apply a plan made by :meth:`plan` (e.g. ``kernel.chosen`` of another process, or the
+        plan stored in a saved audit) without measuring: same implementation, sizes and
+        output projection, so the same features."""
+        impl = plan.get("implementation")
+        if impl not in ("exact", "project", "sketch"):
+            raise ValueError(f"plan has implementation={impl!r}; expected exact, project or sketch.")
+        chosen = {k: plan[k] for k in ("k", "S", "r_out") if plan.get(k)}
+        if chosen.get("r_out"):
+            R = output_projection(int(plan["outputs"]), int(chosen["r_out"]), seed=self.seed, dtype="float64")
+            chosen["R"] = R / math.sqrt(int(plan["outputs"])) if self.contraction == "mean" else R
+        object.__setattr__(self, "_impl", impl)
+        object.__setattr__(self, "chosen", {**plan, **chosen})
+        self._meta.clear()
+
     def plan(self, X, n_rows: int | None = None, verbose: bool = True) -> dict:
         """Choose the implementation for ``implementation="auto"`` and estimate the cost.
 

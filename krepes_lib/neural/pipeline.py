@@ -1,16 +1,20 @@
 """The v3 audit of a user's own network in one call: eNTK → landmarks → Nyström + PC init →
 one GGN-Newton step by CG → influence.
 
-Book: *The empirical NTK of a network* (``book/entk.md``), section "Auditing a network";
-*Theory* eq. (audit-step); spec §4–§6.
+Book: *The empirical NTK of a network* (``book/entk.md``), sections "Auditing a network" and
+"Auditing a ResNet-18"; *Theory* eq. (audit-step); spec §4–§6.
 """
 from __future__ import annotations
 
+import time
+
 from ..audit import audit
+from ..defaults import BLOCK_BYTES
 from ..kernels import Kernel
 from ..landmarks import select_landmarks
 from ..model import NystromModel
 from ..nystrom import Nystrom
+from ..options import apply_feature_budget
 from .ntk import TorchNTK
 
 __all__ = ["audit_network"]
@@ -18,25 +22,55 @@ __all__ = ["audit_network"]
 
 def audit_network(module, X, loss: str = "barlow_twins", *, h: int = 32, m="sqrt",
                   landmarks: str = "kmeans++", contraction="sum", implementation: str = "exact",
-                  sketch_size: int = 256, augment="auto", damping: float | None = None, seed: int = 0,
-                  n_batches: int = 4, batch_size: int = 256, input_shape=None, options=None):
+                  error: float = 0.05, sketch_size: int = 256, projection_dim: int = 2048,
+                  normalize: bool = False, parameters: str = "trainable", augment="auto",
+                  damping: float | None = None, seed: int = 0, n_batches: int = 4, batch_size: int = 256,
+                  input_shape=None, image_shape=None, layout=None, memory_budget: int = BLOCK_BYTES,
+                  options=None, verbose: bool = False):
     """Audit ``module`` (a ``torch.nn.Module`` or a ready :class:`TorchNTK`) on unlabelled rows X.
 
-    Steps: the eNTK :class:`TorchNTK` (eq. (entk-proj)); ``m`` landmarks (default ⌈√n⌉) by
-    ``landmarks`` = ``"kmeans++"`` in kernel space (eq. (lm-kmeanspp) with the kernel
-    distance), ``"leverage"`` or ``"uniform"``; the Nyström basis and the PC-initialised model
-    with ``h`` dimensions (lowered to the rank of K_mm); :func:`krepes_lib.audit` with
-    ``loss``, ``augment``, ``damping`` and ``seed``. Returns the :class:`krepes_lib.Audit`
-    (``.loss_before``/``.loss_after``, ``.top_influential(X_t, K)``, ``.embed(X)``, ...).
+    Steps: the eNTK :class:`TorchNTK` (eq. (entk-proj); ``implementation="auto"`` chooses
+    exact / CountSketch projection / forward-mode sketch from a cost model and ``error`` and
+    prints the estimated time first); ``m`` landmarks (default ⌈√n⌉) by ``landmarks`` =
+    ``"kmeans++"`` in kernel space (eq. (lm-kmeanspp) with the kernel distance, run on the
+    eNTK features, each row computed once), ``"leverage"`` or ``"uniform"``; the Nyström
+    basis and the PC-initialised model with ``h`` dimensions (lowered to the rank of K_mm);
+    :func:`krepes_lib.audit` with ``loss``, ``augment`` (``"auto"``: image augmentations when
+    the kernel is told ``image_shape``), ``damping`` and ``seed``. Every row's eNTK features
+    are computed once and shared by all steps (:mod:`krepes_lib.neural.features`).
+
+    Images: pass the data's ``image_shape`` (``split.image_shape``, channels last, as the
+    loaders flatten them) and the network's ``layout`` (``"NCHW"`` for torchvision-style
+    networks). ``normalize=True`` audits the normalised eNTK k/√(k(x,x)k(x′,x′)).
+
+    Returns the :class:`krepes_lib.Audit` (``.summary(X_t)``, ``.top_influential(X_t, K)``,
+    ``.embed(X)``, ``.save(path)``, ...); ``verbose=True`` prints each step's time.
     """
+    if options is not None:
+        apply_feature_budget(options)
     if isinstance(module, Kernel):
         kernel = module
     else:
         kernel = TorchNTK(module, contraction=contraction, implementation=implementation,
-                          sketch_size=sketch_size, seed=seed, input_shape=input_shape)
+                          sketch_size=sketch_size, projection_dim=projection_dim, error=error, seed=seed,
+                          input_shape=input_shape, image_shape=image_shape, layout=layout,
+                          parameters=parameters, normalize=normalize, memory_budget=memory_budget)
+    t0 = time.perf_counter()
+    if getattr(kernel, "implementation_used", "") is None:  # "auto": plan (and print) first
+        views = 2 * int(n_batches) * min(int(batch_size), len(X))
+        kernel.plan(X, n_rows=len(X) + views, verbose=True)
+
+    def say(what):
+        if verbose:
+            print(f"audit_network: {what} ({time.perf_counter() - t0:.1f} s)", flush=True)
+
     opts = {"kernel_space": True} if landmarks in ("kmeans++", "kmeanspp") else {}
     lm = select_landmarks(X, m=m, method=landmarks, kernel=kernel, seed=seed, **opts)
+    say(f"{lm.m} landmarks by {landmarks}")
     nys = Nystrom(kernel, lm, dtype=lm.points.dtype)
     model = NystromModel(nys, h=min(int(h), nys.rank), init="pc")
-    return audit(model, loss, X, augment=augment, damping=damping,
-                 seed=seed, n_batches=n_batches, batch_size=batch_size, options=options)
+    say(f"Nyström basis, rank {nys.rank}, h = {model.h}")
+    out = audit(model, loss, X, augment=augment, damping=damping,
+                seed=seed, n_batches=n_batches, batch_size=batch_size, options=options)
+    say(f"audit step: loss {out.loss_before:.4g} → {out.loss_after:.4g}, CG {out.cg.iterations} iterations")
+    return out

@@ -1,0 +1,147 @@
+"""Influence results as tables (CSV) and image grids.
+
+Book: *Interpretability* (``book/interpretability.md``), eqs. (int-is), (int-concept);
+*The empirical NTK of a network*, section "An audit you can keep".
+
+* :func:`topk_table` — a :class:`~krepes_lib.interpret.TopK` as rows ``test_row, rank,
+  landmark, train_row, score[, concept_score][, labels]`` (a list of dicts; written as CSV,
+  atomically, with ``path=``).
+* :func:`signed_contributions` — per test row, the signed contribution of every landmark
+  along a direction v: k(x̃_l, x_t)·⟨ΔÃ_l, v⟩ (eq. (int-concept)); with no v, v_t = the test
+  row's own audited representation f(x_t)/‖f(x_t)‖, so positive = pulls f(x_t) along itself
+  (attracting), negative = pushes it back (repelling).
+* :func:`influence_grid` — a test image next to its K most attracting and K most repelling
+  landmarks (matplotlib figure; saved atomically with ``path=``).
+"""
+from __future__ import annotations
+
+import csv
+import os
+import tempfile
+
+import numpy as np
+
+from ..backend import to_host
+
+__all__ = ["topk_table", "signed_contributions", "influence_grid", "write_atomic"]
+
+
+def write_atomic(path, write):
+    """Call ``write(tmp_path)`` and rename onto ``path`` (nothing half-written is ever visible)."""
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def topk_table(top, landmark_indices=None, y_t=None, y_landmarks=None, classes=None, path=None) -> list:
+    """One row per (test row, rank): ``test_row, rank, landmark, train_row, score`` (+
+    ``concept_score`` when the TopK has them, + ``test_label``/``landmark_label`` when labels
+    are given, as class names with ``classes``). Written as CSV to ``path`` when given."""
+    idx = np.asarray(to_host(top.indices))
+    sc = np.asarray(to_host(top.scores), dtype=np.float64)
+    cs = None if top.concept_scores is None else np.asarray(to_host(top.concept_scores), dtype=np.float64)
+    li = None if landmark_indices is None else np.asarray(to_host(landmark_indices))
+    yt = None if y_t is None else np.asarray(to_host(y_t))
+    yl = None if y_landmarks is None else np.asarray(to_host(y_landmarks))
+
+    def name(v):
+        return classes[int(v)] if classes is not None else (v.item() if hasattr(v, "item") else v)
+
+    rows = []
+    for t in range(idx.shape[0]):
+        for r in range(idx.shape[1]):
+            l = int(idx[t, r])
+            row = {"test_row": t, "rank": r + 1, "landmark": l,
+                   "train_row": None if li is None else int(li[l]), "score": float(sc[t, r])}
+            if cs is not None:
+                row["concept_score"] = float(cs[t, r])
+            if yt is not None:
+                row["test_label"] = name(yt[t])
+            if yl is not None:
+                row["landmark_label"] = name(yl[l])
+            rows.append(row)
+    if path is not None:
+        def write(tmp):
+            with open(tmp, "w", newline="") as f:
+                w = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["test_row"])
+                w.writeheader()
+                w.writerows(rows)
+        write_atomic(path, write)
+    return rows
+
+
+def signed_contributions(audit, X_t, v=None):
+    """k(x̃_l, x_t)·⟨ΔÃ_l, v_t⟩, shape (n_t, m) (small test sets: the dense block)."""
+    xp = audit.model.xp
+    Xt = audit._prep(X_t)
+    (_, K), = audit.kernel.blocks(Xt, audit.landmarks, rows=Xt.shape[0])
+    if v is None:
+        F = K @ audit.A + audit.gamma[None, :]
+        V = F / xp.maximum(xp.linalg.norm(F, axis=1, keepdims=True), 1e-30)
+        return K * (V @ audit.delta_A.T)
+    v = xp.asarray(v, dtype=K.dtype).reshape(-1)
+    v = v / max(float(xp.linalg.norm(v)), 1e-30)
+    return K * (audit.delta_A @ v)[None, :]
+
+
+def _show(ax, img, title=None):
+    img = np.clip(np.asarray(img, dtype=np.float64), 0.0, 1.0)
+    ax.imshow(img if img.ndim == 3 and img.shape[-1] == 3 else img.squeeze(), cmap=None if img.ndim == 3
+              and img.shape[-1] == 3 else "gray", vmin=0, vmax=1)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if title:
+        ax.set_title(title, fontsize=7)
+
+
+def influence_grid(audit, X_t, image_shape, rows=(0,), K: int = 5, v=None, y_t=None, y_landmarks=None,
+                   classes=None, path=None):
+    """For each test row in ``rows``: the test image, its K most attracting and its K most
+    repelling landmarks by :func:`signed_contributions` (titles: landmark, label, score).
+
+    ``image_shape`` is the data's (H, W[, C]) (rows flattened channels-last, the loaders'
+    layout). Returns the matplotlib figure; ``path`` saves it (PNG, atomically).
+    """
+    import matplotlib
+
+    if path is not None:
+        matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    rows = [int(r) for r in np.atleast_1d(rows)]
+    Xh = np.asarray(to_host(X_t))
+    L = np.asarray(to_host(audit.landmarks))
+    shape = tuple(image_shape)
+    if int(np.prod(shape)) != Xh.shape[1]:
+        raise ValueError(f"image_shape={shape} holds {int(np.prod(shape))} numbers but X_t has "
+                         f"{Xh.shape[1]} columns; pass the data's image shape (split.image_shape).")
+    m = L.shape[0]
+    K = max(1, min(int(K), m // 2 if m > 1 else 1))
+    S = np.asarray(to_host(signed_contributions(audit, Xh[rows], v)), dtype=np.float64)
+    fig, axes = plt.subplots(len(rows), 1 + 2 * K, figsize=(1.3 * (1 + 2 * K), 1.5 * len(rows)), squeeze=False)
+    lab = (lambda ys, i: "" if ys is None else f" {classes[int(ys[i])] if classes else int(ys[i])}")
+    for i, t in enumerate(rows):
+        order = np.argsort(-S[i])
+        _show(axes[i, 0], Xh[t].reshape(shape), f"test {t}{lab(y_t, t)}")
+        for j, l in enumerate(order[:K]):
+            _show(axes[i, 1 + j], L[l].reshape(shape), f"+{l}{lab(y_landmarks, l)} {S[i, l]:.2g}")
+        for j, l in enumerate(order[::-1][:K]):
+            _show(axes[i, 1 + K + j], L[l].reshape(shape), f"−{l}{lab(y_landmarks, l)} {S[i, l]:.2g}")
+    fig.suptitle(f"test image | {K} most attracting landmarks (+) | {K} most repelling (−); "
+                 "score k(x̃_l, x_t)·⟨ΔÃ_l, v⟩", fontsize=8)
+    fig.tight_layout()
+    if path is not None:
+        write_atomic(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
+    return fig
