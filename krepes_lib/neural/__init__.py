@@ -9,7 +9,10 @@ is used, so ``import krepes_lib`` and ``import krepes_lib.neural`` work without 
     from krepes_lib.neural import TorchNTK          # imports torch now
     kernel = TorchNTK(my_module, contraction="sum")  # a krepes_lib.kernels.Kernel
 
-Submodules: :mod:`.ntk` (:class:`TorchNTK`, :func:`sketch_error`), :mod:`.networks` (MLP
+Submodules: :mod:`.ntk` (:class:`TorchNTK`, :func:`sketch_error`, :func:`kernel_error`),
+:mod:`.features` (the process-wide store of per-row eNTK features), :mod:`.resnet` (a
+ResNet-18 with torchvision's names, checkpoint loading), :mod:`.recipes` (the ResNet-18 audit
+of CIFAR-10, measured), :mod:`.networks` (MLP
 encoder, small CNN), :mod:`.ssl` (training with the library's SSL losses, on-disk cache,
 probes) and :mod:`.pipeline` (the v3 audit of a network in one call). NeuralEF, a peer
 method of the paper, is a study: :mod:`krepes_lib.studies.neuralef`.
@@ -18,9 +21,12 @@ from __future__ import annotations
 
 import importlib
 
-_SUBMODULES = ("ntk", "networks", "ssl", "pipeline", "_torch")
+_SUBMODULES = ("ntk", "networks", "ssl", "pipeline", "_torch", "features", "resnet", "recipes")
 _EXPORTS = {
-    "TorchNTK": "ntk", "sketch_error": "ntk", "output_projection": "ntk",
+    "TorchNTK": "ntk", "sketch_error": "ntk", "output_projection": "ntk", "kernel_error": "ntk",
+    "exact_gram": "ntk", "feature_store": "features", "set_feature_budget": "features",
+    "resnet18": "resnet", "load_backbone": "resnet", "Normalize": "resnet",
+    "audit_resnet18": "recipes",
     "MLPEncoder": "networks", "SmallConvNet": "networks", "SSLNetwork": "networks",
     "make_network": "networks",
     "SSLLossFunction": "ssl", "ssl_loss": "ssl", "train_ssl": "ssl", "SSLConfig": "ssl",
@@ -29,7 +35,7 @@ _EXPORTS = {
     "require_torch": "_torch",
 }
 
-__all__ = sorted(_EXPORTS) + ["ntk", "networks", "ssl", "pipeline"]
+__all__ = sorted(_EXPORTS) + ["ntk", "networks", "ssl", "pipeline", "features", "resnet", "recipes"]
 
 
 def __getattr__(name):

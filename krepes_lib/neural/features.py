@@ -38,7 +38,7 @@ import numpy as np
 
 from ..defaults import FEATURE_CACHE_BYTES, FEATURE_SPILL_BYTES
 
-__all__ = ["FeatureStore", "feature_store", "set_budget", "row_keys"]
+__all__ = ["FeatureStore", "feature_store", "set_budget", "set_feature_budget", "row_keys"]
 
 
 class FeatureStore:
@@ -297,6 +297,8 @@ def set_budget(budget: int | None = None, spill_bytes: int | None = None) -> Fea
     store.set_budget(budget, spill_bytes)
     return store
 
+
+set_feature_budget = set_budget
 
 _HASH_W = {}
 
