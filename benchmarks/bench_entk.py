@@ -129,5 +129,134 @@ def main(argv=None):
         print(f"{S:>6}{m:>10.4f}{s:>10.4f}{m * math.sqrt(S):>14.3f}")
 
 
+def _peer_projectors(p, k, seed):
+    """The peers' projections of per-sample gradients (rows of p numbers) to k numbers, with the
+    scale that makes ⟨Pg, Pg'⟩ an unbiased estimate of ⟨g, g'⟩; each entry is (name, fn) or the
+    reason it is left out."""
+    from importlib.metadata import version
+
+    import torch
+
+    out = []
+    try:
+        import trak.projectors as tp
+
+        P = tp.BasicProjector(p, k, seed, tp.ProjectionType.rademacher, torch.device("cpu"))
+        out.append((f"TRAK {version('traker')} BasicProjector (Rademacher)",
+                    lambda G: P.project(G.contiguous(), model_id=0) / k ** 0.5))
+    except Exception as err:  # not installed, or an API change
+        out.append(f"TRAK projector left out: {type(err).__name__}: {err}")
+    try:
+        from dattri.func.projection import random_project
+
+        for kind in ("rademacher", "normal"):
+            cache = {}
+
+            def fn(G, kind=kind, cache=cache):
+                if G.shape[0] not in cache:
+                    cache[G.shape[0]] = random_project(G, G.shape[0], k, 32, proj_seed=seed, proj_type=kind,
+                                                       device="cpu")
+                return cache[G.shape[0]](G.contiguous())
+            out.append((f"dattri {version('dattri')} random_project ({kind})", fn))
+    except Exception as err:
+        out.append(f"dattri left out: {type(err).__name__}: {err}")
+    try:
+        import neural_tangents  # noqa: F401
+    except Exception as err:
+        out.append(f"neural-tangents left out (does not import here: {type(err).__name__}: {str(err)[:120]})")
+    return out
+
+
+def _calibrate(fn, p, k):
+    """Scale c with E‖c·Pg‖² = ‖g‖² for a projector fn (the peers differ in convention)."""
+    import torch
+
+    g = torch.randn(64, p, generator=torch.Generator().manual_seed(1))
+    ratio = float((fn(g) ** 2).sum() / (g ** 2).sum())
+    return 1.0 / ratio ** 0.5
+
+
+def features_line(quick=False, repeats=2, threads=1, n=None, k=None, seed=0):
+    """eNTK features per row: TorchNTK ``project`` (per-sample Jacobians + CountSketch) and
+    ``sketch`` (forward-mode) against TRAK's and dattri's projections of the same per-sample
+    Jacobians, on the same MLP and rows in the same run: seconds per row and kernel error
+    ‖K̂ − K‖_F/‖K‖_F against the exact eNTK, at the same k numbers per contracted output.
+
+    Returns a list of dicts (what, ours_s, peer_s, peer, error_ours, error_peer, note)."""
+    import torch
+    from torch.func import functional_call, jacrev, vmap
+
+    from krepes_lib.neural import TorchNTK
+    from krepes_lib.neural.networks import MLPEncoder
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(seed)
+    d, width, depth, O = 100, 128, 2, 16
+    n = n or (64 if quick else 128)
+    k = k or 256
+    net = MLPEncoder(d, (width,) * depth, O, batchnorm=False).eval().float()
+    p = sum(q.numel() for q in net.parameters())
+    X = np.random.default_rng(seed).standard_normal((n, d)).astype(np.float32)
+    K = TorchNTK(net, cache_bytes=0)(X.astype(np.float64))
+    nrm = np.linalg.norm(K)
+    params = {kk: v.detach() for kk, v in net.named_parameters()}
+    buffers = {kk: v.detach() for kk, v in net.named_buffers()}
+
+    def f1(prm, x):
+        return functional_call(net, (prm, buffers), (x.unsqueeze(0),)).squeeze(0)
+
+    x = torch.from_numpy(X)
+
+    def jac():  # the per-sample Jacobians (n, O, p) every projection starts from
+        with torch.no_grad():
+            J = vmap(jacrev(f1), (None, 0))(params, x)
+            return torch.cat([J[kk].reshape(n, O, -1) for kk in params], dim=2)
+
+    ours = TorchNTK(net, implementation="project", projection_dim=k, seed=seed, cache_bytes=0)
+    sk = TorchNTK(net, implementation="sketch", sketch_size=k // O * 4, seed=seed, cache_bytes=0)
+
+    def err(F):
+        F = np.asarray(F, dtype=np.float64)
+        return float(np.linalg.norm(F @ F.T - K) / nrm)
+
+    rows = []
+    fns = {"ours": lambda: ours.features(X), "sketch": lambda: sk.features(X)}
+    peers = []
+    for item in _peer_projectors(p, k, seed):
+        if isinstance(item, str):
+            rows.append({"note": item})
+            continue
+        name, fn = item
+        c = _calibrate(fn, p, k)
+        peers.append((name, fn, c))
+        fns[name] = (lambda fn=fn, c=c: (c * fn(jac().reshape(n * O, p))).reshape(n, O * k))
+    times = {kk: float("inf") for kk in fns}
+    outs = {kk: fn() for kk, fn in fns.items()}  # warm-up, and the features the error is read from
+    for _ in range(repeats):
+        for kk, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            times[kk] = min(times[kk], time.perf_counter() - t0)
+    e_ours = err(outs["ours"])
+    what = f"eNTK features/row, MLP {d}-{width}x{depth}-{O} (p = {p}), k = {k} per output, {n} rows"
+    for name, _, _ in peers:
+        rows.append({"what": what, "ours_s": times["ours"] / n, "peer_s": times[name] / n, "peer": name,
+                     "error_ours": e_ours, "error_peer": err(outs[name]),
+                     "note": f"kernel error vs exact: ours (CountSketch) {e_ours:.3f}, peer {err(outs[name]):.3f}"})
+    rows.append({"what": what.replace("features/row", f"sketch S={k // O * 4} vs project"),
+                 "ours_s": times["ours"] / n, "peer_s": times["sketch"] / n,
+                 "peer": f"TorchNTK sketch S={k // O * 4} (forward mode)", "error_ours": e_ours,
+                 "error_peer": err(outs["sketch"]),
+                 "note": f"kernel error: project {e_ours:.3f}, sketch {err(outs['sketch']):.3f} "
+                         f"({k // O * 4 * O} vs {k * O} features)"})
+    return rows
+
+
 if __name__ == "__main__":
-    main()
+    import sys
+
+    if "--features" in sys.argv:
+        for r in features_line(quick="--quick" in sys.argv):
+            print(r)
+    else:
+        main()

@@ -18,7 +18,11 @@ Lines (book: *Performance*, ``book/performance.md``):
 5. the one-step audit end to end vs the same audit written with torch and torch.func;
 6. k-means++ landmarks vs scikit-learn's ``kmeans_plusplus`` (one local trial: the same
    algorithm);
-7. eNTK blocks vs a naive vmap(jacrev) contraction (``benchmarks/bench_entk.py``, when present).
+7. eNTK blocks vs a naive vmap(jacrev) contraction (``benchmarks/bench_entk.py``, when present);
+8. eNTK features per row — CountSketch projection of per-sample Jacobians (TorchNTK
+   ``project``) vs TRAK's ``BasicProjector`` and dattri's ``random_project`` on the same
+   Jacobians, and the forward-mode sketch; kernel errors vs the exact eNTK in the notes
+   (peers that do not install or import are named in the notes).
 
 Every pair is measured **interleaved** (ours, peer, ours, peer, ...) after one warm-up call of
 each, and the best of ``--repeats`` is kept, so both sides see the same machine load. Before
@@ -41,7 +45,7 @@ def _parse(argv=None):
     ap.add_argument("--threads", type=int, default=1, help="BLAS / torch threads (default 1)")
     ap.add_argument("--quick", action="store_true", help="a smaller problem (about a minute)")
     ap.add_argument("--repeats", type=int, default=None, help="best of k interleaved runs (default 3, quick 2)")
-    ap.add_argument("--lines", default="1,2,3,4,5,6,7", help="comma-separated line numbers to run")
+    ap.add_argument("--lines", default="1,2,3,4,5,6,7,8", help="comma-separated line numbers to run")
     ap.add_argument("--n", type=int, default=None, help="training rows (default 8000, quick 3000)")
     ap.add_argument("--m", type=int, default=None, help="landmarks (default 1000, quick 400)")
     ap.add_argument("--h", type=int, default=64, help="representation dimensions")
@@ -433,6 +437,25 @@ def line_entk(P, rows, notes):
                     None, check, "float32", P["threads"], "check: kernel block, library vs naive"))
 
 
+def line_entk_features(P, rows, notes):
+    """eNTK features per row against TRAK's and dattri's gradient projectors (and our
+    forward-mode sketch): seconds per row, kernel error vs exact in the note
+    (``bench_entk.features_line``)."""
+    try:
+        import bench_entk
+
+        out = bench_entk.features_line(quick=P["quick"], repeats=P["repeats"], threads=P["threads"])
+    except ImportError as err:
+        notes.append(f"line 8 (eNTK features vs TRAK/dattri) left out: {err}")
+        return
+    for r in out:
+        if "what" not in r:
+            notes.append(f"line 8: {r['note']}")
+            continue
+        rows.append(row(8, r["what"], r["ours_s"], r["peer_s"], r["peer"], r["peer_s"] / r["ours_s"],
+                        "peer/ours", None, r["error_ours"], "float32", P["threads"], r["note"]))
+
+
 # --- output ---------------------------------------------------------------------------------
 def fmt_table(rows) -> list[str]:
     head = "| line | what | ours (s) | peer / floor (s) | ratio | target | met | check | threads, dtype |"
@@ -521,7 +544,7 @@ def main(args):
     rows, notes = [], []
     steps = [(1, "epoch vs PyTorch twin"), (2, "epoch vs floor"), (3, "features vs scikit-learn"),
              (4, "GGN product / CG vs torch.func"), (5, "audit vs torch.func"), (6, "k-means++"),
-             (7, "eNTK")]
+             (7, "eNTK"), (8, "eNTK features vs TRAK/dattri")]
     from tqdm.auto import tqdm
 
     for num, title in tqdm(steps, desc="benchmark lines", leave=False):
@@ -529,7 +552,8 @@ def main(args):
             continue
         t0 = time.perf_counter()
         run_line = {1: line_epoch, 2: line_floor, 3: line_features, 4: line_ggn, 5: line_audit,
-                    6: line_kmeanspp, 7: lambda P, rows: line_entk(P, rows, notes)}[num]
+                    6: line_kmeanspp, 7: lambda P, rows: line_entk(P, rows, notes),
+                    8: lambda P, rows: line_entk_features(P, rows, notes)}[num]
         run_line(P, rows)
         print(f"# line {num} ({title}): {time.perf_counter() - t0:.1f} s, load {load_avg()}", flush=True)
     meta["load_avg_end"] = load_avg()

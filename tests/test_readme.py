@@ -1,4 +1,4 @@
-"""The README's "Use it on your own data" block runs as written (with the offline data)."""
+"""The README's blocks run as written (with the offline data; the ResNet-18 block at a small size)."""
 import contextlib
 import io
 from pathlib import Path
@@ -47,3 +47,46 @@ def test_readme_network_audit_snippet_runs():
     assert 0.5 < acc <= 1.0
     assert ns["audit"].loss_after < ns["audit"].loss_before
     assert ns["top"].indices.shape == (500, 5)
+
+
+def test_readme_resnet_snippet_runs_small(tmp_path, monkeypatch):
+    """The ResNet-18 block, verbatim except for its size: the PNG subset of CIFAR-10 (48 rows),
+    a narrow ResNet-18 (width 4, the hand-written one) and a checkpoint written here the way
+    solo-learn saves one (after 2 training steps)."""
+    torch = pytest.importorskip("torch")
+    from krepes_lib import data
+    from krepes_lib.neural.recipes import save_like, train_briefly
+    from krepes_lib.neural.resnet import resnet18
+
+    try:
+        data.find_file("cifar10", "kaggle_cifar10_train_first200_png.tar.gz")
+    except FileNotFoundError:
+        pytest.skip("the CIFAR-10 PNG subset is not in KREPES_DATA")
+    code = _block("resnet")
+    swaps = {'load_split("cifar10", n_train=2000, n_test=500, seed=0)':
+             'load_split("cifar10_png200", n_train=48, n_test=16, seed=0)',
+             "resnet18(cifar_stem=True)": "resnet18(cifar_stem=True, width=4, torchvision=False)",
+             "time_budget=600, n_batches=2": "time_budget=600, n_batches=1, batch_size=16, m=6, h=4"}
+    for old, new in swaps.items():
+        assert old in code, old
+        code = code.replace(old, new)
+    monkeypatch.chdir(tmp_path)
+    split = data.load_split("cifar10_png200", n_train=48, n_test=16, seed=0)
+    net, proj, _ = train_briefly(resnet18(width=4, torchvision=False), split.X, split.image_shape, steps=2,
+                                 batch_size=8)
+    save_like("solo-learn", net, proj, tmp_path / "solo-learn.ckpt")
+    out = io.StringIO()
+    ns = {}
+    with contextlib.redirect_stdout(out):
+        exec(compile(code, "README.md", "exec"), ns)
+    text = out.getvalue()
+    assert "TorchNTK plan:" in text and "top1_share" in text
+    assert (tmp_path / "top5.csv").read_text().count("\n") == 16 * 5 + 1
+    from krepes_lib.neural import TorchNTK
+
+    k = TorchNTK(ns["net"], implementation="auto", image_shape=split.image_shape, layout="NCHW")
+    import krepes_lib as kr
+
+    b = kr.load_audit(tmp_path / "resnet18-audit.npz", kernel=k)
+    assert b.summary()["loss_after"] == ns["audit"].loss_after
+    assert torch.is_tensor(kr.neural.to_torch(b.embed(split.X_test)))

@@ -32,7 +32,7 @@ _EXPORTS = {
     "SSLLossFunction": "ssl", "ssl_loss": "ssl", "train_ssl": "ssl", "SSLConfig": "ssl",
     "load_or_train": "ssl", "probe_trained_vs_init": "ssl", "probe_table": "ssl", "PROFILES": "ssl",
     "audit_network": "pipeline",
-    "require_torch": "_torch",
+    "require_torch": "_torch", "from_torch": "_torch", "to_torch": "_torch",
 }
 
 __all__ = sorted(_EXPORTS) + ["ntk", "networks", "ssl", "pipeline", "features", "resnet", "recipes"]

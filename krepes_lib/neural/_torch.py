@@ -13,7 +13,7 @@ import numpy as np
 
 from ..backend import is_device_array
 
-__all__ = ["require_torch", "to_tensor", "from_tensor", "torch_dtype", "INSTALL_HINT"]
+__all__ = ["require_torch", "to_tensor", "from_tensor", "torch_dtype", "from_torch", "to_torch", "INSTALL_HINT"]
 
 INSTALL_HINT = ('pip install "krepes-companion[neural]" (on a CPU-only machine install the CPU '
                 'wheel first: pip install torch==2.13.0; CUDA users: the wheel for their CUDA '
@@ -62,3 +62,29 @@ def from_tensor(t, like):
 
         return cupy.from_dlpack(t.contiguous())
     return t.cpu().numpy()
+
+
+def from_torch(t):
+    """A torch tensor as the library's array: a CUDA tensor becomes a CuPy array through DLPack
+    (no copy, stays on the GPU), a CPU tensor a NumPy array (shared memory). Gradients are
+    detached. :class:`~krepes_lib.neural.TorchNTK` calls it on tensor inputs itself."""
+    torch = require_torch()
+    if not torch.is_tensor(t):
+        return t
+    t = t.detach()
+    if t.is_cuda:
+        import cupy
+
+        return cupy.from_dlpack(t.contiguous())
+    return t.contiguous().numpy()
+
+
+def to_torch(a):
+    """A library array as a torch tensor: CuPy → CUDA tensor through DLPack (no copy), NumPy →
+    CPU tensor (shared memory)."""
+    torch = require_torch()
+    if torch.is_tensor(a):
+        return a
+    if is_device_array(a):
+        return torch.from_dlpack(a)
+    return torch.from_numpy(np.ascontiguousarray(a))

@@ -135,7 +135,8 @@ class FeatureStore:
                     if row is not None:
                         out[i] = row
                         self.stats["disk_hits"] += 1
-                        self._put(key, row, gen)
+                        if self._put(key, row, gen):  # back in memory when it fits, else stays on disk
+                            self._drop_disk(key)
                         continue
                     missing.append(i)
                 else:
@@ -158,11 +159,17 @@ class FeatureStore:
                 idx = todo[s:s + chunk]
                 F = compute(idx)
                 with self._lock:
+                    over = []
                     for j, i in enumerate(idx):
                         row = F[j]
                         out[i] = row
                         self.stats["computed"] += 1
-                        self._put((token, keys[i]), row.clone() if F.shape[0] > 1 else row, gen)
+                        row = row.clone() if F.shape[0] > 1 else row
+                        if not self._put((token, keys[i]), row, gen):
+                            over.append(((token, keys[i]), row))
+                    if over:  # memory is full of rows in use: the rest goes to disk, one shard
+                        self._spill([k for k, _ in over], [r for _, r in over],
+                                    sum(r.numel() * r.element_size() for _, r in over))
                 if bar is not None:
                     bar.update(len(idx))
             if bar is not None:
@@ -173,19 +180,19 @@ class FeatureStore:
         return torch.stack(out) if out else None
 
     # -- memory ---------------------------------------------------------------------------
-    def _put(self, key, row, gen):
+    def _put(self, key, row, gen) -> bool:
+        """Keep ``row`` in memory if the budget allows (evicting older rows); False if not."""
         nbytes = row.numel() * row.element_size()
         if nbytes > self.budget:
-            return
+            return False
         if key in self._mem:
             self.used -= self._mem.pop(key)[1]
         self._evict(nbytes, protect=gen)
         if self.used + nbytes > self.budget:
-            return  # everything held is in use by this call: do not insert
+            return False  # everything held is in use by this call
         self._mem[key] = (row.detach(), nbytes, gen)
         self.used += nbytes
-        if key in self._disk:
-            self._drop_disk(key)
+        return True
 
     def _evict(self, need, protect=None):
         """Make room for ``need`` bytes: spill least recently used rows (not of generation
@@ -261,9 +268,7 @@ class FeatureStore:
             for k in [k for k, v in self._disk.items() if v[0] == sid]:
                 self._drop_disk(k)
             return None
-        row = torch.from_numpy(block[j].copy()).to(device)
-        self._drop_disk(key)
-        return row
+        return torch.from_numpy(block[j].copy()).to(device)
 
     def _drop_disk(self, key):
         sid, _ = self._disk.pop(key)

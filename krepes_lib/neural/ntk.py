@@ -59,7 +59,7 @@ import numpy as np
 from ..backend import asarray, get_xp, host_rng, to_host
 from ..defaults import BLOCK_BYTES
 from ..kernels import Kernel
-from ._torch import from_tensor, require_torch, to_tensor, torch_dtype
+from ._torch import from_tensor, from_torch, require_torch, to_tensor, torch_dtype
 from .features import feature_store, row_keys
 
 torch = require_torch()
@@ -108,6 +108,10 @@ class TorchNTK(Kernel):
         k, the CountSketch buckets of ``"project"`` per contracted output.
     error : float
         The relative kernel error ``"auto"`` may spend (‖K̂ − K‖_F/‖K‖_F, default 0.05).
+    time_budget : float, optional
+        Seconds ``"auto"`` may spend on the features of the rows it is planned for; when no
+        candidate meets ``error`` in time, the most accurate one that fits is chosen (and the
+        printed plan says so).
     seed : int
         Seeds the random directions / projections.
     memory_budget : int
@@ -151,6 +155,7 @@ class TorchNTK(Kernel):
     projection_dim: int = 2048
     normalize: bool = False
     error: float = 0.05
+    time_budget: float | None = None
     name = "torch_ntk"
 
     # -- set-up -----------------------------------------------------------------------
@@ -168,6 +173,8 @@ class TorchNTK(Kernel):
             raise ValueError(f"memory_budget={self.memory_budget} must be a positive number of bytes.")
         if self.cache_bytes is not None and self.cache_bytes < 0:
             raise ValueError(f"cache_bytes={self.cache_bytes} must be >= 0 (0: keep no features) or None.")
+        if self.time_budget is not None and not self.time_budget > 0:
+            raise ValueError(f"time_budget={self.time_budget!r} must be a positive number of seconds or None.")
         if not (isinstance(self.error, (int, float)) and 0 < self.error < 1):
             raise ValueError(f"error={self.error!r} must be a relative kernel error in (0, 1), e.g. 0.05.")
         if self.parameters not in ("trainable", "all"):
@@ -563,10 +570,13 @@ class TorchNTK(Kernel):
         return "float64" if getattr(X, "dtype", None) == np.float64 else None
 
     def __call__(self, X, Y=None, dtype=None):
-        """The dense kernel block K(X, Y) (K(X, X) when Y is None), in X's dtype when float64."""
+        """The dense kernel block K(X, Y) (K(X, X) when Y is None), in X's dtype when float64.
+        Torch tensors are accepted (CUDA ones become CuPy arrays by DLPack, no copy)."""
+        X, Y = from_torch(X), from_torch(Y)
         return super().__call__(X, Y, dtype=self._resolve_dtype(X, dtype))
 
     def diag(self, X, dtype=None):
+        X = from_torch(X)
         return super().diag(X, dtype=self._resolve_dtype(X, dtype))
 
     def _ensure_impl(self, x):
@@ -653,6 +663,7 @@ class TorchNTK(Kernel):
     def features(self, X, dtype=None):
         """φ(X) with φ(X) φ(Y)ᵀ = K(X, Y): (n, r·p) exact, (n, r·k) project, (n, S·r) sketch
         (unit rows when ``normalize``). Read from / kept in the feature store."""
+        X = from_torch(X)
         X = asarray(X, dtype=self._resolve_dtype(X, dtype), name="X")
         x = self._as_tensor(X)
         self._ensure_impl(x)
@@ -763,6 +774,11 @@ class TorchNTK(Kernel):
             t_rev = None
         pl = trial("sketch", S=1)
         t_fwd = timed(lambda: self._chunk_features(pilot, (0, 1), pl))
+        pl = trial("sketch", S=4)  # directions are vmapped: the cost grows slower than S
+        t_fwd4 = timed(lambda: torch.cat([self._chunk_features(pilot, c, pl) for c in pl[-2]], dim=1))
+
+        def sketch_cost(S):  # two measured points, linear in S
+            return max(t_fwd, t_fwd + (t_fwd4 - t_fwd) / 3.0 * (S - 1))
         cands = []
         k = int(self.projection_dim)
         many = self._R is None and O > 1
@@ -785,10 +801,17 @@ class TorchNTK(Kernel):
         if many or t_rev is None:
             e_sk_1 = replicate_error("sketch", S=1)
             for S in (1, 2, 4, 8, 16, 32, 64, 128, 256):
-                cands.append(dict(impl="sketch", S=S, error=e_sk_1 / math.sqrt(S), s_row=S * t_fwd,
+                cands.append(dict(impl="sketch", S=S, error=e_sk_1 / math.sqrt(S), s_row=sketch_cost(S),
                                   width=S * r))
-        ok = [c for c in cands if c["error"] <= eps]
-        best = min(ok, key=lambda c: (c["s_row"], c["width"])) if ok else min(cands, key=lambda c: c["error"])
+        limit = self.time_budget
+        fits = [c for c in cands if limit is None or c["s_row"] * n_rows <= limit]
+        ok = [c for c in fits if c["error"] <= eps]
+        if ok:  # the cheapest candidate within the error budget (and the time budget)
+            best = min(ok, key=lambda c: (c["s_row"], c["width"]))
+        elif fits:  # the error budget cannot be met in time: the most accurate that fits
+            best = min(fits, key=lambda c: (c["error"], c["s_row"]))
+        else:
+            best = min(cands, key=lambda c: c["s_row"])
         chosen = {kk: v for kk, v in best.items() if kk in ("k", "S", "r_out")}
         if best.get("r_out"):
             R = output_projection(O, best["r_out"], seed=self.seed, dtype="float64")
@@ -802,7 +825,7 @@ class TorchNTK(Kernel):
                     estimated_seconds=best["s_row"] * n_rows, n_rows=n_rows, width=best["width"],
                     reverse_pass_s=t_rev, forward_pass_s=t_fwd, outputs=O, parameters=p,
                     exact_seconds_per_row=None if t_rev is None else r * t_rev, error_budget=eps,
-                    met=bool(ok))
+                    time_budget=limit, met=bool(ok))
         st(self, "chosen", {**chosen, **info})
         if verbose:
             print(_describe_plan(info), flush=True)
@@ -825,7 +848,8 @@ def _describe_plan(info):
     return (f"TorchNTK plan: p={info['parameters']:,} parameters, O={info['outputs']} outputs; {ex}. "
             f"Chosen: {what}, "
             f"{info['width']:,} features per row, estimated kernel error {info['estimated_error']:.3f} "
-            f"(budget {info['error_budget']:g}{'' if info['met'] else ', NOT met: the most accurate candidate'}), "
+            f"(budget {info['error_budget']:g}{'' if info['met'] else ', NOT met: the most accurate candidate'}"
+            f"{'' if info.get('time_budget') is None else ' within ' + _hms(info['time_budget'])}), "
             f"≈ {info['seconds_per_row']:.3g} s/row → ≈ {_hms(info['estimated_seconds'])} for "
             f"{info['n_rows']:,} rows.")
 

@@ -22,7 +22,8 @@ __all__ = ["audit_network"]
 
 def audit_network(module, X, loss: str = "barlow_twins", *, h: int = 32, m="sqrt",
                   landmarks: str = "kmeans++", contraction="sum", implementation: str = "exact",
-                  error: float = 0.05, sketch_size: int = 256, projection_dim: int = 2048,
+                  error: float = 0.05, time_budget: float | None = None, sketch_size: int = 256,
+                  projection_dim: int = 2048,
                   normalize: bool = False, parameters: str = "trainable", augment="auto",
                   damping: float | None = None, seed: int = 0, n_batches: int = 4, batch_size: int = 256,
                   input_shape=None, image_shape=None, layout=None, memory_budget: int = BLOCK_BYTES,
@@ -31,7 +32,7 @@ def audit_network(module, X, loss: str = "barlow_twins", *, h: int = 32, m="sqrt
 
     Steps: the eNTK :class:`TorchNTK` (eq. (entk-proj); ``implementation="auto"`` chooses
     exact / CountSketch projection / forward-mode sketch from a cost model and ``error`` and
-    prints the estimated time first); ``m`` landmarks (default ⌈√n⌉) by ``landmarks`` =
+    prints the estimated time first; ``time_budget`` seconds cap the features' time); ``m`` landmarks (default ⌈√n⌉) by ``landmarks`` =
     ``"kmeans++"`` in kernel space (eq. (lm-kmeanspp) with the kernel distance, run on the
     eNTK features, each row computed once), ``"leverage"`` or ``"uniform"``; the Nyström
     basis and the PC-initialised model with ``h`` dimensions (lowered to the rank of K_mm);
@@ -52,7 +53,8 @@ def audit_network(module, X, loss: str = "barlow_twins", *, h: int = 32, m="sqrt
         kernel = module
     else:
         kernel = TorchNTK(module, contraction=contraction, implementation=implementation,
-                          sketch_size=sketch_size, projection_dim=projection_dim, error=error, seed=seed,
+                          sketch_size=sketch_size, projection_dim=projection_dim, error=error,
+                          time_budget=time_budget, seed=seed,
                           input_shape=input_shape, image_shape=image_shape, layout=layout,
                           parameters=parameters, normalize=normalize, memory_budget=memory_budget)
     t0 = time.perf_counter()

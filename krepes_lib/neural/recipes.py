@@ -29,7 +29,31 @@ from .resnet import Normalize, load_backbone, resnet18
 
 torch = require_torch()
 
-__all__ = ["audit_resnet18", "train_briefly", "save_like"]
+__all__ = ["audit_resnet18", "train_briefly", "save_like", "concentration_study"]
+
+
+def concentration_study(module, split, *, normalize=(False, True), augment="auto", image_shape=None,
+                        layout=None, implementation: str = "auto", error: float = 0.05, m="sqrt", h: int = 32,
+                        n_batches: int = 2, batch_size: int = 256, seed: int = 0) -> list:
+    """The same network audited through its eNTK and through the normalised eNTK
+    k/√(k(x,x)k(x′,x′)) (eq. (entk-normalised)): per variant, the concentration of the top-1
+    influence on the held-out rows (eq. (int-concentration)), Precision@1 of the top-1 landmark
+    (its class = the test row's class, eq. (int-p1)) next to the cosine baseline, and the time.
+    Labels are used for evaluation only."""
+    rows = []
+    for nz in normalize:
+        t0 = time.perf_counter()
+        a = audit_network(module, split.X, "barlow_twins", normalize=nz, augment=augment, image_shape=image_shape,
+                          layout=layout, implementation=implementation, error=error, m=m, h=h,
+                          n_batches=n_batches, batch_size=batch_size, seed=seed)
+        conc = a.influence_concentration(split.X_test, warn=False)
+        p1 = a.precision_at_1(split.X_test, split.y_test, split.y[a.landmark_indices])
+        rows.append({"normalize": bool(nz), **conc, "precision_at_1": float(p1.krepes),
+                     "precision_at_1_cosine": float(p1.cosine), "loss_before": a.loss_before,
+                     "loss_after": a.loss_after, "plan": (a.kernel.chosen or {}).get("implementation",
+                                                                                   a.kernel.implementation),
+                     "seconds": time.perf_counter() - t0})
+    return rows
 
 
 def train_briefly(backbone, X, image_shape, steps: int = 10, batch_size: int = 32, loss: str = "barlow_twins",
@@ -107,7 +131,8 @@ def _peak_rss_mb() -> float:
 
 
 def audit_resnet18(split, checkpoint=None, *, width: int = 64, cifar_stem: bool = True,
-                   loss: str = "barlow_twins", error: float = 0.1, m="sqrt", h: int = 32,
+                   loss: str = "barlow_twins", error: float = 0.1, time_budget: float | None = 600.0,
+                   m="sqrt", h: int = 32,
                    n_batches: int = 2, batch_size: int = 256, n_concentration: int | None = None,
                    error_rows: int = 4, error_dtype: str = "float32", normalize: bool = False,
                    memory_budget: int = 2**31, seed: int = 0, verbose: bool = True) -> dict:
@@ -118,8 +143,9 @@ def audit_resnet18(split, checkpoint=None, *, width: int = 64, cifar_stem: bool 
     :func:`~krepes_lib.neural.resnet.load_backbone`) when given, behind the CIFAR-10 input
     normalisation; the rows are the loaders' channels-last images, declared once with
     ``image_shape=split.image_shape`` and the network's ``layout="NCHW"``. The eNTK
-    implementation is chosen by ``implementation="auto"`` under the error budget ``error``
-    (the plan and its time estimate are printed first).
+    implementation is chosen by ``implementation="auto"`` under the error budget ``error`` and
+    the time budget ``time_budget`` (seconds for the features of the training rows and the
+    audit's views; the plan and its time estimate are printed first).
 
     Returns a dict: ``audit``, ``kernel``, ``plan``, ``seconds`` (the audit: landmarks,
     Nyström, one GGN-Newton step), ``seconds_total`` (with concentration, probe and the error
@@ -132,7 +158,8 @@ def audit_resnet18(split, checkpoint=None, *, width: int = 64, cifar_stem: bool 
     loaded = None if checkpoint is None else load_backbone(backbone, checkpoint)
     net = torch.nn.Sequential(Normalize(), backbone).eval()
     X, y, X_test, y_test = split
-    a = audit_network(net, X, loss, h=h, m=m, implementation="auto", error=error, normalize=normalize,
+    a = audit_network(net, X, loss, h=h, m=m, implementation="auto", error=error, time_budget=time_budget,
+                      normalize=normalize,
                       image_shape=split.image_shape, layout="NCHW", n_batches=n_batches,
                       batch_size=batch_size, seed=seed, memory_budget=memory_budget, verbose=verbose)
     t_audit = time.perf_counter() - t0
@@ -182,6 +209,8 @@ def main(argv=None):
     ap.add_argument("--n-test", type=int, default=500)
     ap.add_argument("--checkpoint", default=None, help="torchvision/timm/solo-learn/lightly checkpoint")
     ap.add_argument("--error", type=float, default=0.1, help="kernel error budget of implementation='auto'")
+    ap.add_argument("--time-budget", type=float, default=600.0,
+                    help="seconds the eNTK features may take (auto picks the most accurate that fits)")
     ap.add_argument("--n-batches", type=int, default=2)
     ap.add_argument("--batch-size", type=int, default=256)
     ap.add_argument("--error-rows", type=int, default=4)
@@ -193,7 +222,23 @@ def main(argv=None):
                          "to --save-checkpoint, then audit that checkpoint")
     ap.add_argument("--save-checkpoint", default="resnet18-solo-learn.ckpt")
     ap.add_argument("--json", default=None, help="write the numbers as JSON here")
+    ap.add_argument("--concentration-cnn", action="store_true",
+                    help="instead: the library's MNIST CNN (quick profile, Barlow Twins) audited through its "
+                         "eNTK and its normalised eNTK; prints the influence concentration of both")
     args = ap.parse_args(argv)
+    if args.concentration_cnn:
+        from .ssl import SSLConfig, load_or_train
+        from .. import data
+
+        trained = load_or_train(SSLConfig("mnist", "barlow_twins"))
+        split = data.load_split("mnist", n_train=2000, n_test=500, seed=0)
+        rows = concentration_study(trained.network.backbone, split, augment=split.image_shape)
+        for r in rows:
+            print(r, flush=True)
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump(rows, f, indent=1, default=float)
+        return 0
     if args.threads:
         torch.set_num_threads(args.threads)
     from .. import data
@@ -206,7 +251,8 @@ def main(argv=None):
         args.checkpoint = save_like("solo-learn", net, proj, args.save_checkpoint)
         print(f"trained {args.train_steps} steps ({time.perf_counter() - t0:.0f} s, Barlow Twins "
               f"{losses[0]:.4g} → {losses[-1]:.4g}); saved solo-learn style to {args.checkpoint}", flush=True)
-    r = audit_resnet18(split, args.checkpoint, width=args.width, error=args.error, n_batches=args.n_batches,
+    r = audit_resnet18(split, args.checkpoint, width=args.width, error=args.error, time_budget=args.time_budget,
+                       n_batches=args.n_batches,
                        batch_size=args.batch_size, error_rows=args.error_rows, normalize=args.normalize)
     if args.json:
         keep = {k: v for k, v in r.items() if k not in ("audit", "kernel")}
