@@ -18,7 +18,9 @@ once per process while the budget allows:
   private temporary folder (under ``$KREPES_CACHE/ntk-features`` when set, else the system's
   temporary folder), written to a temporary name and renamed, each with its SHA-256; a shard
   whose bytes no longer match is dropped and its rows recomputed, never read. The folder is
-  removed when the process exits. Disk use is bounded too (``spill_bytes``).
+  removed when the process exits. Disk use is bounded too (``spill_bytes``), and a row is
+  spilled only when recomputing it costs more than writing and reading it back (the rows of a
+  small network are recomputed instead).
 
 Rows of a call that are already stored are gathered; only the missing ones are computed (in
 chunks, with a tqdm bar when there are many). The features of rows in use by the current
@@ -32,11 +34,15 @@ import os
 import shutil
 import tempfile
 import threading
+import time
 from collections import OrderedDict
 
 import numpy as np
 
 from ..defaults import FEATURE_CACHE_BYTES, FEATURE_SPILL_BYTES
+
+#: Bytes per second assumed for writing / reading spilled rows (conservative for a local disk).
+DISK_BYTES_PER_S = 200e6
 
 __all__ = ["FeatureStore", "feature_store", "set_budget", "set_feature_budget", "row_keys"]
 
@@ -57,7 +63,7 @@ class FeatureStore:
     def __init__(self, budget: int = FEATURE_CACHE_BYTES, spill_bytes: int = FEATURE_SPILL_BYTES,
                  spill_dir: str | None = None):
         self._lock = threading.RLock()
-        self._mem: OrderedDict = OrderedDict()  # key -> (row tensor, nbytes, generation)
+        self._mem: OrderedDict = OrderedDict()  # key -> (row, nbytes, generation, s to compute)
         self._disk: dict = {}                   # key -> (shard id, row in shard)
         self._shards: dict = {}                 # shard id -> [path, sha256, nbytes, live rows]
         self.used = 0
@@ -127,7 +133,7 @@ class FeatureStore:
                 hit = self._mem.get(key)
                 if hit is not None:
                     self._mem.move_to_end(key)
-                    self._mem[key] = (hit[0], hit[1], gen)
+                    self._mem[key] = (hit[0], hit[1], gen, hit[3])
                     out[i] = hit[0]
                     self.stats["hits"] += 1
                 elif key in self._disk:
@@ -157,19 +163,24 @@ class FeatureStore:
                 bar = tqdm(total=len(todo), desc=progress, unit="row", leave=False)
             for s in starts:
                 idx = todo[s:s + chunk]
+                t0 = time.perf_counter()
                 F = compute(idx)
+                seconds_per_row = (time.perf_counter() - t0) / max(1, len(idx))
                 with self._lock:
                     over = []
                     for j, i in enumerate(idx):
                         row = F[j]
                         out[i] = row
                         self.stats["computed"] += 1
-                        row = row.clone() if F.shape[0] > 1 else row
-                        if not self._put((token, keys[i]), row, gen):
+                        # a view into the chunk F (no copy): F lives while any of its rows is held
+                        if not self._put((token, keys[i]), row, gen, seconds_per_row):
                             over.append(((token, keys[i]), row))
-                    if over:  # memory is full of rows in use: the rest goes to disk, one shard
+                    if over and self._worth_spilling(over[0][1], seconds_per_row):
+                        # memory is full of rows in use: the rest goes to disk, one shard
                         self._spill([k for k, _ in over], [r for _, r in over],
                                     sum(r.numel() * r.element_size() for _, r in over))
+                    elif over:
+                        self.stats["dropped"] += len(over)
                 if bar is not None:
                     bar.update(len(idx))
             if bar is not None:
@@ -180,7 +191,15 @@ class FeatureStore:
         return torch.stack(out) if out else None
 
     # -- memory ---------------------------------------------------------------------------
-    def _put(self, key, row, gen) -> bool:
+    def _worth_spilling(self, row, seconds_per_row) -> bool:
+        """Spill a row to disk only when recomputing it costs more than twice writing and
+        reading it back (at ``DISK_BYTES_PER_S``): a small network's rows are recomputed."""
+        if seconds_per_row is None:
+            return True
+        nbytes = row.numel() * row.element_size()
+        return seconds_per_row > 4.0 * nbytes / DISK_BYTES_PER_S
+
+    def _put(self, key, row, gen, seconds_per_row=None) -> bool:
         """Keep ``row`` in memory if the budget allows (evicting older rows); False if not."""
         nbytes = row.numel() * row.element_size()
         if nbytes > self.budget:
@@ -190,7 +209,7 @@ class FeatureStore:
         self._evict(nbytes, protect=gen)
         if self.used + nbytes > self.budget:
             return False  # everything held is in use by this call
-        self._mem[key] = (row.detach(), nbytes, gen)
+        self._mem[key] = (row.detach(), nbytes, gen, seconds_per_row)
         self.used += nbytes
         return True
 
@@ -199,7 +218,7 @@ class FeatureStore:
         ``protect``) to disk in blocks, or drop them when spilling is off or full."""
         victims = []
         freed = 0
-        for key, (row, nbytes, g) in self._mem.items():
+        for key, (row, nbytes, g, _) in self._mem.items():
             if self.used - freed + need <= self.budget:
                 break
             if protect is not None and g >= protect:
@@ -210,7 +229,10 @@ class FeatureStore:
             return
         rows = [self._mem.pop(k) for k in victims]
         self.used -= freed
-        self._spill(victims, [r[0] for r in rows], freed)
+        keep = [(k, r) for k, r in zip(victims, rows) if self._worth_spilling(r[0], r[3])]
+        self.stats["dropped"] += len(victims) - len(keep)
+        if keep:
+            self._spill([k for k, _ in keep], [r[0] for _, r in keep], sum(r[1] for _, r in keep))
 
     # -- disk -----------------------------------------------------------------------------
     def _folder_path(self):

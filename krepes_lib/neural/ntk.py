@@ -51,6 +51,7 @@ import hashlib
 import math
 import time
 import uuid
+import warnings
 import weakref
 from dataclasses import dataclass
 
@@ -485,6 +486,11 @@ class TorchNTK(Kernel):
 
     def _chunk_features(self, x, chunk, plan):
         """Features of rows x (b, d) for one output / direction chunk: (b, width)."""
+        with warnings.catch_warnings():  # torch's note that vmap falls back to a loop for some ops
+            warnings.filterwarnings("ignore", message="There is a performance drop because we have not yet")
+            return self._chunk_features_(x, chunk, plan)
+
+    def _chunk_features_(self, x, chunk, plan):
         tdtype, device, O, r, A, R, scale, _, _ = plan
         mod, params, const = self._copy(tdtype, device)
         g = self._g(mod, const, R)
@@ -545,6 +551,8 @@ class TorchNTK(Kernel):
         def compute(idx):
             xs = x[torch.as_tensor(idx, device=x.device)] if not isinstance(idx, slice) else x[idx]
             with torch.no_grad():
+                if len(chunks) == 1:
+                    return self._chunk_features(xs, chunks[0], plan)
                 return torch.cat([self._chunk_features(xs, c, plan) for c in chunks], dim=1)
 
         if self.cache_bytes == 0 or feature_store().budget == 0:

@@ -85,7 +85,7 @@ def train_briefly(backbone, X, image_shape, steps: int = 10, batch_size: int = 3
         opt.zero_grad()
         value.backward()
         opt.step()
-        losses.append(float(value))
+        losses.append(value.detach().item())
     backbone.eval()
     return backbone, projector, losses
 
