@@ -73,7 +73,9 @@ def influence_concentration(top1, m: int, warn: bool = False) -> dict:
     if warn and out["degenerate"]:
         warnings.warn(
             f"influence is not sample-specific: landmark {out['top1_landmark']} is the top-1 of "
-            f"{share:.0%} of the {t.size} test rows (top-1 entropy {H:.2f}). Large-norm landmarks "
-            "dominate an unnormalised kernel; audit the normalised eNTK (TorchNTK(..., normalize=True) "
-            "or audit_network(..., normalize=True)).", InfluenceConcentrationWarning, stacklevel=3)
+            f"{share:.0%} of the {t.size} test rows (top-1 entropy {H:.2f}). In IS = |k|·‖ΔÃ_l‖ a few "
+            "large-norm landmarks (an unnormalised eNTK grows with gradient norms) or a few large rows "
+            "of ΔÃ win everywhere; try the normalised eNTK (TorchNTK(..., normalize=True) or "
+            "audit_network(..., normalize=True)) and read the influence lists with care.",
+            InfluenceConcentrationWarning, stacklevel=3)
     return out

@@ -22,6 +22,7 @@ import time
 import numpy as np
 
 from ..evaluate import linear_probe
+from ..interpret.diagnostics import influence_concentration
 from ._torch import require_torch
 from .ntk import kernel_error
 from .pipeline import audit_network
@@ -48,7 +49,15 @@ def concentration_study(module, split, *, normalize=(False, True), augment="auto
                           n_batches=n_batches, batch_size=batch_size, seed=seed)
         conc = a.influence_concentration(split.X_test, warn=False)
         p1 = a.precision_at_1(split.X_test, split.y_test, split.y[a.landmark_indices])
-        rows.append({"normalize": bool(nz), **conc, "precision_at_1": float(p1.krepes),
+        # the two factors of IS = |k|·‖ΔÃ_l‖: the top-1 by kernel similarity alone, and how
+        # unequal the landmark weights ‖ΔÃ_l‖ are (largest over median)
+        K = np.asarray(a.kernel_rows(split.X_test))
+        by_k = influence_concentration(np.abs(K).argmax(axis=1), a.model.m)
+        w = np.linalg.norm(np.asarray(a.delta_A), axis=1)
+        rows.append({"normalize": bool(nz), **conc, "top1_share_kernel_only": by_k["top1_share"],
+                     "top1_entropy_kernel_only": by_k["top1_entropy"],
+                     "delta_norm_max_over_median": float(w.max() / np.median(w)),
+                     "precision_at_1": float(p1.krepes),
                      "precision_at_1_cosine": float(p1.cosine), "loss_before": a.loss_before,
                      "loss_after": a.loss_after, "plan": (a.kernel.chosen or {}).get("implementation",
                                                                                    a.kernel.implementation),
