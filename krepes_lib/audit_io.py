@@ -129,7 +129,7 @@ def _rebuild_kernel(meta, path):
     return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in rec.get("fields", {}).items()})
 
 
-def load_audit(path, kernel=None, model=None):
+def load_audit(path, kernel=None, model=None, cls=None):
     """Read an audit written by :meth:`krepes_lib.Audit.save`.
 
     Parameters
@@ -140,6 +140,10 @@ def load_audit(path, kernel=None, model=None):
         not in the file). A TorchNTK planned by ``implementation="auto"`` gets the saved plan.
     model : NystromModel, optional
         A ready model instead of ``kernel`` (its fingerprint must match).
+
+    cls : type
+        The audit class to build (:class:`krepes_lib.Audit`, passed by :func:`krepes_lib.load_audit`
+        so that this module does not import :mod:`krepes_lib.audit`).
 
     Returns
     -------
@@ -152,7 +156,6 @@ def load_audit(path, kernel=None, model=None):
         The file is unreadable or changed (checksum), or it was made for another model:
         another kernel (weights, settings), other landmarks, another h.
     """
-    from .audit import Audit
     from .cg import CGResult
     from .landmarks import Landmarks
     from .losses.objective import make_objective
@@ -206,7 +209,9 @@ def load_audit(path, kernel=None, model=None):
     cg = CGResult(x=None, iterations=a["cg_iterations"], residual_norms=arr["cg_residual_norms"],
                   converged=arr["cg_converged"], breakdown=arr["cg_breakdown"],
                   stopped_by=a["cg_stopped_by"], rhs_norms=arr["cg_rhs_norms"])
-    out = Audit(model=model, objective=objective, delta_A=xp.asarray(arr["delta_A"], dtype=dt),
+    if cls is None:
+        raise TypeError("load_audit needs cls=krepes_lib.Audit; call krepes_lib.load_audit(path, ...).")
+    out = cls(model=model, objective=objective, delta_A=xp.asarray(arr["delta_A"], dtype=dt),
                 delta_gamma=xp.asarray(arr["delta_gamma"], dtype=dt), loss_before=a["loss_before"],
                 loss_after=a["loss_after"], grad_norm=a["grad_norm"], cg=cg, damping=a["damping"],
                 seconds=a["seconds"], n_matvec=a["n_matvec"], options=opts)
