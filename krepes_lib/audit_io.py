@@ -70,8 +70,14 @@ def _kernel_record(kernel) -> dict:
 
 def save_audit(a, path) -> str:
     """Write the audit ``a`` to ``path`` (see the module notes); returns the path."""
-    from . import __version__
     from .interpret.export import write_atomic
+
+    try:
+        from importlib.metadata import version
+
+        __version__ = version("krepes-companion")
+    except Exception:  # not installed (a checkout on sys.path)
+        __version__ = "unknown"
 
     arrays = _arrays(a)
     loss = a.objective.loss if hasattr(a.objective, "loss") else a.objective
@@ -158,7 +164,7 @@ def load_audit(path, kernel=None, model=None, cls=None):
     """
     from .cg import CGResult
     from .landmarks import Landmarks
-    from .losses.objective import make_objective
+    from .losses import make_objective
     from .model import NystromModel
     from .nystrom import Nystrom
     from .options import Options

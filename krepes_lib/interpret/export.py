@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import csv
 import os
-import tempfile
 
 import numpy as np
 
@@ -27,21 +26,14 @@ __all__ = ["topk_table", "signed_contributions", "influence_grid", "write_atomic
 
 
 def write_atomic(path, write):
-    """Call ``write(tmp_path)`` and rename onto ``path`` (nothing half-written is ever visible)."""
+    """Call ``write(tmp_path)`` inside :func:`krepes_lib.files.atomic_path` (nothing half-written
+    is ever visible under ``path``); creates the folder. Returns ``path`` as a string."""
+    from ..files import atomic_path
+
     path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
-    os.close(fd)
-    try:
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with atomic_path(path) as tmp:
         write(tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return path
 
 
