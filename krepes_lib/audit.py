@@ -482,7 +482,7 @@ class Audit:
 
     # --- keeping an audit -------------------------------------------------------------------
     def __repr__(self):
-        conv = "converged" if bool(np.all(to_host(np.asarray(self.cg.converged)))) else "not converged"
+        conv = "converged" if self.cg_converged else "not converged"
         extra = ""
         conc = self._K.get("concentration")
         if conc is not None:
@@ -491,7 +491,9 @@ class Audit:
         return (f"Audit(loss={getattr(self.objective, 'name', self.objective)!r}, m={self.model.m}, "
                 f"h={self.model.h}, kernel={self.kernel!r}, loss {self.loss_before:.4g} → "
                 f"{self.loss_after:.4g}{' (rose)' if self.loss_rose else ''}, step_ratio={self.step_ratio:.3g}, "
-                f"CG {int(self.cg.iterations)} iterations ({conv}), damping={self.damping:g}{extra})")
+                f"CG {int(self.cg.iterations)} iterations ({conv}), damping={self.damping:g}"
+                f"{'' if self.damping_accepted == self.damping else f' (accepted {self.damping_accepted:g})'}"
+                f"{extra})")
 
     def __reduce__(self):
         raise TypeError("an Audit holds its kernel (for a network, the torch module) and is not pickled; "

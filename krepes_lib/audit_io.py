@@ -48,6 +48,16 @@ def _digest(arrays: dict) -> str:
     return h.hexdigest()
 
 
+def _jsonable(x):
+    if isinstance(x, dict):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, (np.generic,)):
+        return x.item()
+    return x
+
+
 def _kernel_record(kernel) -> dict:
     rec = {"repr": repr(kernel), "class": f"{type(kernel).__module__}.{type(kernel).__qualname__}",
            "name": getattr(kernel, "name", None)}
@@ -92,7 +102,11 @@ def save_audit(a, path) -> str:
         "audit": {"loss_before": a.loss_before, "loss_after": a.loss_after, "grad_norm": a.grad_norm,
                   "damping": a.damping, "seconds": a.seconds, "n_matvec": a.n_matvec,
                   "cg_iterations": int(a.cg.iterations), "cg_stopped_by": a.cg.stopped_by,
-                  "step_ratio": a.step_ratio, "loss_rose": a.loss_rose},
+                  "step_ratio": a.step_ratio, "loss_rose": a.loss_rose,
+                  "damping_accepted": getattr(a, "damping_accepted", a.damping),
+                  "step_length": getattr(a, "step_length", 1.0),
+                  "step_accepted": getattr(a, "step_accepted", None),
+                  "trials": _jsonable(getattr(a, "trials", []))},
         "options": {f.name: (list(v) if isinstance(v := getattr(a.options, f.name), tuple) else v)
                     for f in dataclasses.fields(a.options)},
         "concentration": a._K.get("concentration"),
@@ -133,6 +147,15 @@ def _rebuild_kernel(meta, path):
                          "load_audit(path, kernel=...) (for a network: TorchNTK(your_module, ...) with the "
                          "same settings) or model=....")
     return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in rec.get("fields", {}).items()})
+
+
+def _step_fields(cls, a) -> dict:
+    """The guarded step's record (accepted damping, step length, trials) for Audit classes
+    that have those fields."""
+    names = {f.name for f in dataclasses.fields(cls)} if dataclasses.is_dataclass(cls) else set()
+    out = {k: a[k] for k in ("damping_accepted", "step_length", "step_accepted", "trials")
+           if k in names and k in a}
+    return out
 
 
 def load_audit(path, kernel=None, model=None, cls=None):
@@ -220,7 +243,8 @@ def load_audit(path, kernel=None, model=None, cls=None):
     out = cls(model=model, objective=objective, delta_A=xp.asarray(arr["delta_A"], dtype=dt),
                 delta_gamma=xp.asarray(arr["delta_gamma"], dtype=dt), loss_before=a["loss_before"],
                 loss_after=a["loss_after"], grad_norm=a["grad_norm"], cg=cg, damping=a["damping"],
-                seconds=a["seconds"], n_matvec=a["n_matvec"], options=opts)
+                seconds=a["seconds"], n_matvec=a["n_matvec"], options=opts,
+                **_step_fields(cls, a))
     if meta.get("concentration"):
         out._K["concentration"] = meta["concentration"]
     out.provenance = meta

@@ -29,8 +29,10 @@ def test_save_load_roundtrip_gives_the_same_metrics(rbf_audit, tmp_path):
     assert np.array_equal(ta.indices, tb.indices) and np.allclose(ta.scores, tb.scores, rtol=1e-5)
     assert np.allclose(a.embed(Xt), b.embed(Xt), rtol=1e-5, atol=1e-6)
     sa, sb = a.summary(), b.summary()
-    for k in ("loss_before", "loss_after", "step_ratio", "cg_iterations", "cg_converged", "damping"):
+    for k in ("loss_before", "loss_after", "step_ratio", "cg_iterations", "cg_converged", "damping",
+              "damping_accepted", "step_length", "step_accepted", "cg_relative_residual"):
         assert sa[k] == pytest.approx(sb[k])
+    assert [t["loss"] for t in b.trials] == pytest.approx([t["loss"] for t in a.trials])
     assert b.provenance["kernel"]["repr"] == repr(a.kernel)
     assert np.array_equal(b.landmark_indices, a.landmark_indices)
 
