@@ -13,13 +13,15 @@
 
 The layers (book: *Theory*; ``../shared/DESIGN.md``): kernels → landmarks → Nyström →
 model → losses (one objective interface) → problem / curvature / optim → ``fit`` and
-``audit`` → interpret, evaluate, stats; ``data``, ``recipe`` (the model recipe) and ``views`` (view streams) around them.
+``audit`` → interpret, evaluate, stats and ``claims`` (the claims engine: every verdict);
+``data``, ``recipe`` (the model recipe), ``views`` (view streams) and ``timing`` (the one timer)
+around them.
 The paper's experiments are studies one floor up (:mod:`krepes_lib.studies`); the core never
 imports them.
 """
 from __future__ import annotations
 
-from . import data, interpret, losses, stats
+from . import claims, data, interpret, losses, stats, timing
 from .audit import Audit, audit, load_audit
 from .backend import default_xp, gpu_available, to_device, to_host
 from .curvature import FalkonPrecond, GGNOperator, GGNPrecond, Preconditioner
@@ -40,7 +42,7 @@ __version__ = "0.2.0"
 
 __all__ = [
     # modules
-    "data", "interpret", "losses", "stats",
+    "claims", "data", "interpret", "losses", "stats", "timing",
     # kernels, landmarks, Nyström, model
     "Kernel", "RBF", "Laplacian", "Linear", "Polynomial", "Cosine", "ArcCosineNNGP", "ReluNTK",
     "make_kernel", "median_sigma", "Landmarks", "select_landmarks", "class_coverage", "Nystrom",

@@ -43,7 +43,6 @@ __all__ = [
     "host_rng",
     "eps",
     "synchronize",
-    "timed",
     "limit_host_threads",
     "scipy_linalg",
 ]
@@ -229,25 +228,6 @@ def synchronize(xp) -> None:
     """Wait for queued device work (no-op on NumPy); call before reading a timer."""
     if xp is not np:
         xp.cuda.Stream.null.synchronize()
-
-
-def timed(fn, xp, repeats: int, warmup: bool = False) -> float:
-    """Best of ``repeats`` synchronised wall times of ``fn()`` in seconds (benchmarks only).
-
-    ``warmup=True`` calls ``fn()`` once first (caches, lazy imports, kernel compilation).
-    """
-    import time
-
-    if warmup:
-        fn()
-    best = float("inf")
-    for _ in range(repeats):
-        synchronize(xp)
-        t0 = time.perf_counter()
-        fn()
-        synchronize(xp)
-        best = min(best, time.perf_counter() - t0)
-    return best
 
 
 def limit_host_threads(n: int | None):

@@ -287,7 +287,7 @@ def hvp_cost_ratio(problem, repeats: int = 5) -> dict:
     block included, as in a training step); the product reuses the problem's kernel block, as
     inside CG. Returns ``{"grad_s", "hvp_s", "ratio"}`` (best of ``repeats``).
     """
-    from .backend import timed
+    from .timing import best_of
     from .problem import BatchProblem
 
     p = problem
@@ -296,6 +296,6 @@ def hvp_cost_ratio(problem, repeats: int = 5) -> dict:
         BatchProblem(p.model, p.objective, p.state, p.batch.views, p.memory_budget).value_and_grad()
 
     _, g = p.value_and_grad()
-    t_grad = timed(grad, p.xp, repeats, warmup=True)
-    t_hvp = timed(lambda: p.ggn_matvec(g), p.xp, repeats, warmup=True)
+    t_grad = best_of(grad, p.xp, repeats, warmup=True)
+    t_hvp = best_of(lambda: p.ggn_matvec(g), p.xp, repeats, warmup=True)
     return {"grad_s": t_grad, "hvp_s": t_hvp, "ratio": t_hvp / t_grad}

@@ -8,8 +8,10 @@ One recipe, used by every study and by :mod:`krepes_lib.neural`:
 * :func:`default_kernel` — RBF (or Laplacian) with the median-heuristic bandwidth times a
   factor, or any kernel of :data:`krepes_lib.kernels.KERNELS` by name, or a Kernel instance;
 * :func:`resolve_m` — m as an integer or ``"sqrt"`` (⌈√n⌉);
-* :func:`build_model` — kernel → landmarks (m = ⌈√n⌉ by default, k-means++) → Nyström →
-  :class:`~krepes_lib.model.NystromModel` at its PC initialisation, in one call.
+* :func:`build_model` — kernel → landmarks (m = ⌈√n⌉ by default, k-means++ in input or in
+  kernel space) → Nyström → :class:`~krepes_lib.model.NystromModel` at its PC initialisation,
+  in one call. The studies (RBF and eNTK audits, v1 runs) and :func:`krepes_lib.neural.
+  audit_network` build their models with it; nothing else writes the recipe out.
 """
 from __future__ import annotations
 
@@ -47,7 +49,7 @@ def resolve_m(m, n: int) -> int:
 
 def build_model(X, h: int, m="sqrt", kernel="rbf", landmarks: str = "kmeans++", seed: int = 0,
                 coords: str = "whitened", init: str = "pc", dtype=None, kernel_scale: float = 1.0,
-                **landmark_options):
+                landmark_space: str = "input", **landmark_options):
     """kernel → landmarks → Nyström → NystromModel (PC init), spec §1–§2.
 
     Parameters
@@ -62,6 +64,10 @@ def build_model(X, h: int, m="sqrt", kernel="rbf", landmarks: str = "kmeans++", 
     kernel : str or Kernel
         :func:`default_kernel` name or instance.
     landmarks : {"kmeans++", "uniform", "leverage"}
+    landmark_space : {"input", "kernel"}
+        Where k-means++ measures distances: between rows of X, or in the kernel's feature space
+        (‖φ(x) − φ(x')‖² = k(x, x) − 2k(x, x') + k(x', x'), eq. (lm-kmeanspp) with the kernel
+        distance: for an eNTK, the network's own geometry).
     seed : int
         Seeds the landmark draw (and a random init).
     coords, init, dtype
@@ -73,12 +79,16 @@ def build_model(X, h: int, m="sqrt", kernel="rbf", landmarks: str = "kmeans++", 
     from .model import NystromModel
     from .nystrom import Nystrom
 
+    if landmark_space not in ("input", "kernel"):
+        raise ValueError(f"landmark_space={landmark_space!r}: use 'input' or 'kernel'.")
     xp = get_xp(X) if hasattr(X, "__cuda_array_interface__") else default_xp()
     X = to_device(X, xp, dtype=dtype)
     k = default_kernel(X, kernel, scale=kernel_scale)
     opts = dict(landmark_options)
-    if landmarks == "leverage":
+    if landmarks == "leverage" or landmark_space == "kernel":
         opts.setdefault("kernel", k)
+    if landmark_space == "kernel" and landmarks in ("kmeans++", "kmeanspp"):
+        opts.setdefault("kernel_space", True)
     lm = select_landmarks(X, m=resolve_m(m, X.shape[0]), method=landmarks, seed=seed, **opts)
     nys = Nystrom(k, lm, dtype=X.dtype)
     return NystromModel(nys, h=min(int(h), nys.rank), coords=coords, init=init, seed=seed)

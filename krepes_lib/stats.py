@@ -1,22 +1,18 @@
-"""Statistics for claims: paired differences over seeds, bootstrap intervals, verdict rules.
+"""Statistics the claims are decided with: paired differences over seeds, Holm, bootstrap, log-log fits.
 
-Book: *Reproduction report* (how verdicts are decided); spec §7.
+Book: *Reproduction report* (how verdicts are decided); *Scaling* eq. (sc-loglog); spec §7.
 
-A claim of the paper is checked by a rule **fixed before the run** and written into the
-claim row. The rules here work on *paired* differences across seeds (the same seed gives
-both arms the same landmarks, views and labelled subset), and a family of comparisons is
-corrected for multiplicity (Holm) before any "holds for k of K" statement:
+This module computes; it decides nothing. Verdicts ("holds", "does not hold", ...) come from
+the rules of the claims engine (:mod:`krepes_lib.claims`), which call:
 
 * :func:`paired_test` — one-sided paired t-test of d_s = a_s − b_s (H₁: mean d > margin, or
-  < −margin), with its mean, t-interval and p-value (an exact sign test when every
-  difference is the same, where t is undefined);
+  < −margin), with its mean, t-interval and p-values of both directions (an exact sign test
+  when every difference is the same, where t is undefined);
 * :func:`holm` — Holm's step-down adjustment of a family of p-values;
 * :func:`bootstrap_ci` — percentile bootstrap interval of a mean (seeded);
-* :func:`claim_row` — the report row ``{claim, paper, ours, rule, verdict}`` with the rule
-  text generated from the test's parameters, so a row always states how it was decided.
-
-Verdicts are "holds", "does not hold" (the opposite direction is significant) or
-"inconclusive" (neither is).
+* :func:`fit_loglog` — the least-squares slope of log t on log n with a t-interval and a
+  bootstrap interval (eq. (sc-loglog)), and :func:`crossover_n` of two fitted power laws;
+* :func:`mean_std` — "mean ± std" over seeds.
 """
 from __future__ import annotations
 
@@ -25,12 +21,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["PairedTest", "paired_test", "holm", "bootstrap_ci", "claim_row", "mean_std",
-           "ALPHA", "HOLDS", "FAILS", "INCONCLUSIVE"]
+__all__ = ["PairedTest", "paired_test", "holm", "bootstrap_ci", "mean_std", "LogLogFit", "fit_loglog",
+           "crossover_n", "ALPHA"]
 
-#: Significance level of every verdict (ours).
+#: Significance level of every verdict (ours; the claims engine's default).
 ALPHA = 0.05
-HOLDS, FAILS, INCONCLUSIVE = "holds", "does not hold", "inconclusive"
 
 
 @dataclass(frozen=True)
@@ -52,10 +47,9 @@ class PairedTest:
     alternative : {"greater", "less"}
         The claimed direction.
     alpha, margin : float
-    verdict : str
-        "holds" when the claim (mean beyond t₀ in the claimed direction) is significant,
-        "does not hold" when the opposite (mean on the other side of t₀) is, else
-        "inconclusive" (always inconclusive with n < 2).
+
+    p-values are NaN with fewer than two pairs. A verdict is the claims engine's
+    (:class:`krepes_lib.claims.Paired`), not this test's.
     """
 
     mean: float
@@ -68,19 +62,11 @@ class PairedTest:
     alternative: str
     alpha: float
     margin: float
-    verdict: str
 
     @property
     def p(self) -> float:
         """p-value of the claimed direction."""
         return self.p_greater if self.alternative == "greater" else self.p_less
-
-    def rule(self) -> str:
-        """The rule as text for a claim row."""
-        side = ">" if self.alternative == "greater" else "<"
-        m = f"{'' if self.alternative == 'greater' else '−'}{self.margin:g}" if self.margin else "0"
-        return (f"one-sided paired t-test over {self.n} seeds, H₁: mean difference {side} {m}, "
-                f"α = {self.alpha:g}")
 
     def describe(self, digits: int = 3) -> str:
         level = round(100 * (1 - 2 * self.alpha))
@@ -118,8 +104,7 @@ def paired_test(a, b, alternative: str = "greater", alpha: float = ALPHA, margin
     mean = float(d.mean()) if n else math.nan
     std = float(d.std(ddof=1)) if n > 1 else math.nan
     if n < 2:
-        return PairedTest(mean, std, n, math.nan, math.nan, math.nan, math.nan, alternative, alpha,
-                          margin, INCONCLUSIVE)
+        return PairedTest(mean, std, n, math.nan, math.nan, math.nan, math.nan, alternative, alpha, margin)
     se = std / math.sqrt(n)
     q = float(st.t.ppf(1 - alpha, n - 1))
     t0 = margin if alternative == "greater" else -margin
@@ -134,9 +119,7 @@ def paired_test(a, b, alternative: str = "greater", alpha: float = ALPHA, margin
         pg = float(st.t.sf((mean - t0) / se, n - 1))
         pl = float(st.t.cdf((mean - t0) / se, n - 1))
         lo, hi = mean - q * se, mean + q * se
-    p_claim, p_other = (pg, pl) if alternative == "greater" else (pl, pg)
-    verdict = HOLDS if p_claim < alpha else (FAILS if p_other < alpha else INCONCLUSIVE)
-    return PairedTest(mean, std, n, lo, hi, pg, pl, alternative, alpha, margin, verdict)
+    return PairedTest(mean, std, n, lo, hi, pg, pl, alternative, alpha, margin)
 
 
 def holm(pvalues, alpha: float = ALPHA):
@@ -173,12 +156,87 @@ def mean_std(values, digits: int = 2, scale: float = 1.0) -> str:
     return s + (f" ± {v.std(ddof=1):.{digits}f}" if v.size > 1 else " ± n/a")
 
 
-def claim_row(claim: str, paper: str, ours: str, verdict: str, rule: str, **extra) -> dict:
-    """A report row; ``rule`` says how the verdict was decided (fixed before the run)."""
-    if verdict not in (HOLDS, FAILS, INCONCLUSIVE) and not verdict.startswith(("holds", "does not",
-                                                                               "inconclusive", "not ")):
-        raise ValueError(f"verdict={verdict!r}: use 'holds', 'does not hold', 'inconclusive' "
-                         "or 'not attempted/comparable ...'.")
-    if not rule:
-        raise ValueError("claim_row: every claim states the rule that decided it.")
-    return {"claim": claim, "paper": paper, "ours": ours, "rule": rule, "verdict": verdict, **extra}
+@dataclass(frozen=True)
+class LogLogFit:
+    """t ≈ exp(intercept) · n^slope fitted on log t = intercept + slope · log n (eq. sc-loglog).
+
+    ``ci_t``: two-sided t-interval of the slope from the least-squares fit over every
+    (n, repetition) point; ``ci_boot``: percentile bootstrap interval (timings resampled with
+    replacement within each n); ``level`` their coverage.
+    """
+
+    slope: float
+    intercept: float
+    ci_t: tuple
+    ci_boot: tuple
+    level: float
+    n_points: int
+
+    def predict(self, n):
+        return np.exp(self.intercept) * np.asarray(n, dtype=np.float64) ** self.slope
+
+
+def _ols(logn, logt):
+    A = np.stack([np.ones_like(logn), logn], axis=1)
+    coef, *_ = np.linalg.lstsq(A, logt, rcond=None)
+    return coef, A
+
+
+def fit_loglog(n, t, level: float = 0.95, n_boot: int = 1000, seed: int = 0) -> LogLogFit:
+    """Least-squares slope of log t on log n with two confidence intervals (eq. sc-loglog).
+
+    Parameters
+    ----------
+    n : array-like (k,)
+        Sizes (one per timing; repeat a size for repeated timings).
+    t : array-like (k,)
+        Seconds (> 0).
+    level : float
+        Coverage of both intervals.
+    n_boot : int
+        Bootstrap resamples (within each distinct n, with replacement).
+    seed : int
+    """
+    from scipy import stats as st
+
+    n = np.asarray(n, dtype=np.float64).ravel()
+    t = np.asarray(t, dtype=np.float64).ravel()
+    if n.shape != t.shape:
+        raise ValueError(f"n and t must pair up; got {n.size} sizes and {t.size} timings.")
+    if not ((n > 0).all() and (t > 0).all() and np.isfinite(t).all()):
+        raise ValueError("fit_loglog needs positive sizes and positive finite timings.")
+    sizes = np.unique(n)
+    if sizes.size < 2:
+        raise ValueError("fit_loglog needs timings at two or more distinct sizes n.")
+    logn, logt = np.log(n), np.log(t)
+    (a, s), A = _ols(logn, logt)
+    k = n.size
+    if k > 2:
+        resid = logt - A @ np.array([a, s])
+        s2 = float(resid @ resid) / (k - 2)
+        se = math.sqrt(s2 / float(((logn - logn.mean()) ** 2).sum()))
+        q = float(st.t.ppf(0.5 + level / 2, k - 2))
+        ci_t = (s - q * se, s + q * se)
+    else:
+        ci_t = (math.nan, math.nan)
+    rng = np.random.default_rng(seed)
+    groups = [np.flatnonzero(n == v) for v in sizes]
+    idx = np.concatenate([g[rng.integers(g.size, size=(n_boot, g.size))] for g in groups], axis=1)
+    xb, yb = logn[idx], logt[idx]                       # (n_boot, k): one resample per row
+    xc = xb - xb.mean(axis=1, keepdims=True)
+    boots = (xc * (yb - yb.mean(axis=1, keepdims=True))).sum(axis=1) / (xc * xc).sum(axis=1)
+    lo, hi = np.quantile(boots, [0.5 - level / 2, 0.5 + level / 2])
+    return LogLogFit(float(s), float(a), (float(ci_t[0]), float(ci_t[1])), (float(lo), float(hi)),
+                     float(level), int(k))
+
+
+def crossover_n(slow: LogLogFit, fast: LogLogFit) -> float:
+    """The n where two fitted power laws give equal time: log n* = (a_f − a_s)/(s_s − s_f).
+
+    Returns ``nan`` for parallel fits. Below n* the curve with the smaller slope may still be
+    slower (its constant is larger); above n* it is faster.
+    """
+    ds = slow.slope - fast.slope
+    if ds == 0:
+        return math.nan
+    return float(math.exp((fast.intercept - slow.intercept) / ds))

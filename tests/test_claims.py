@@ -92,6 +92,14 @@ def test_decide_holm_corrects_once_over_the_named_family():
     assert rows[0]["verdict"] == C.HOLDS and rows[2]["verdict"] == C.FAILS
 
 
+def test_holm_can_turn_a_raw_pass_into_inconclusive():
+    # raw p ≈ 0.03 < α, but with ten claims in the family Holm multiplies the smallest by 10
+    a, b = np.array([1.0, 1.2, 0.1, 0.9, 0.3]), np.zeros(5)
+    assert one(C.Paired(), a, b)["verdict"] == C.HOLDS
+    rows = C.decide([C.Claim(f"c{i}", "", a=a, b=b) for i in range(10)], C.Paired(), family="ten")
+    assert all(r["verdict"] == C.INCONCLUSIVE for r in rows)
+
+
 # --- outcomes ---------------------------------------------------------------------------------
 def test_too_few_pairs_is_inconclusive_and_stays_in_the_family():
     rows = C.decide([C.Claim("two", "p", a=[1.0, 2.0], b=[0.0, 1.1]),

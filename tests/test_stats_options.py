@@ -10,37 +10,31 @@ from krepes_lib import stats
 from krepes_lib.options import DEFAULT_OPTIONS, Options, resolve_options
 
 
-# --- stats ------------------------------------------------------------------------------
-def test_paired_test_matches_scipy_and_decides_by_direction():
+# --- stats (verdicts are the claims engine's: tests/test_claims.py) ------------------------
+def test_paired_test_matches_scipy_in_both_directions():
     rng = np.random.default_rng(0)
     b = rng.normal(size=8)
     a = b + 0.5 + 0.1 * rng.normal(size=8)
     t = stats.paired_test(a, b, alternative="greater")
-    ref = st.ttest_rel(a, b, alternative="greater")
-    assert t.p == pytest.approx(ref.pvalue, rel=1e-10)
-    assert t.verdict == stats.HOLDS and t.ci_low > 0
-    # the opposite claim on the same data does not hold (the other side is significant)
-    assert stats.paired_test(a, b, alternative="less").verdict == stats.FAILS
-    # pure noise around a zero mean difference, 3 seeds: neither side is significant
-    assert stats.paired_test([0.1, -0.1, 0.05], [0.0, 0.0, 0.0]).verdict == stats.INCONCLUSIVE
-    # a margin moves the threshold: a mean of 0.5 is significantly below a margin of 2
-    assert stats.paired_test(a, b, margin=2.0).verdict == stats.FAILS
-    assert stats.paired_test(-a, -b, alternative="less", margin=0.2).verdict == stats.HOLDS
-    assert "α = 0.05" in t.rule() and "8 seeds" in t.rule()
+    assert t.p == pytest.approx(st.ttest_rel(a, b, alternative="greater").pvalue, rel=1e-10) and t.ci_low > 0
+    assert t.p_less == pytest.approx(st.ttest_rel(a, b, alternative="less").pvalue, rel=1e-10)
+    # a margin moves the threshold: H₁ mean > 2 (greater) or mean < −0.2 (less)
+    t2 = stats.paired_test(a, b, margin=2.0)
+    assert t2.p == pytest.approx(st.ttest_1samp(a - b, 2.0, alternative="greater").pvalue, rel=1e-10)
+    t3 = stats.paired_test(-a, -b, alternative="less", margin=0.2)
+    assert t3.p == pytest.approx(st.ttest_1samp(b - a, -0.2, alternative="less").pvalue, rel=1e-10)
 
 
 def test_identical_differences_use_the_sign_test():
     """t is undefined when all differences are equal: p = 2⁻ⁿ (the exact sign test)."""
-    t3 = stats.paired_test([1.0, 2.0, 3.0], [0.5, 1.5, 2.5])
-    assert t3.p == pytest.approx(0.125) and t3.verdict == stats.INCONCLUSIVE
+    assert stats.paired_test([1.0, 2.0, 3.0], [0.5, 1.5, 2.5]).p == pytest.approx(0.125)
     t5 = stats.paired_test(np.arange(5.0) + 1, np.arange(5.0))
-    assert t5.p == pytest.approx(1 / 32) and t5.verdict == stats.HOLDS
+    assert t5.p == pytest.approx(1 / 32) and t5.p_less == 1.0
     assert "90% CI" in t5.describe()
 
 
-def test_paired_test_with_one_seed_is_inconclusive_and_bad_input_is_refused():
-    t = stats.paired_test([1.0], [0.0])
-    assert t.verdict == stats.INCONCLUSIVE and math.isnan(t.p)
+def test_paired_test_with_one_seed_has_no_p_and_bad_input_is_refused():
+    assert math.isnan(stats.paired_test([1.0], [0.0]).p)
     with pytest.raises(ValueError, match="pair up"):
         stats.paired_test([1, 2], [1, 2, 3])
     with pytest.raises(ValueError, match="finite"):
@@ -64,14 +58,8 @@ def test_bootstrap_ci_covers_the_mean_and_is_seeded():
     assert stats.bootstrap_ci(v, n_boot=500, seed=0) == (m, lo, hi)
 
 
-def test_claim_rows_state_their_rule():
-    row = stats.claim_row("a > b", "paper", "ours", stats.HOLDS, rule="t-test")
-    assert row["rule"] == "t-test"
-    with pytest.raises(ValueError, match="rule"):
-        stats.claim_row("a > b", "p", "o", stats.HOLDS, rule="")
-    with pytest.raises(ValueError, match="verdict"):
-        stats.claim_row("a > b", "p", "o", "sort of", rule="r")
-    assert stats.mean_std([1.0, 3.0]) == "2.00 ± 1.41"
+def test_mean_std():
+    assert stats.mean_std([1.0, 3.0]) == "2.00 ± 1.41" and stats.mean_std([2.0]) == "2.00 ± n/a"
 
 
 # --- options ------------------------------------------------------------------------------

@@ -3,6 +3,7 @@ and the closed-form stepwise prediction (book: stepwise.md, eqs. (sw-*))."""
 import numpy as np
 import pytest
 
+import krepes_lib as kr
 from krepes_lib.studies import stepwise as sw
 from krepes_lib.augment import identity
 from krepes_lib.kernels import RBF
@@ -138,11 +139,12 @@ def test_step_times_of_a_logistic_curve():
     assert np.isclose(sw.step_times(t, curve, final=1.0)[0], np.log((1 - c0) / c0) / rate, atol=0.05)
 
 
-def test_one_sided_below():
-    holds, p, d = sw.one_sided_below([0.1, 0.12, 0.09, 0.11], 0.3)
-    assert holds and p < 0.05 and d < 0
-    holds, p, _ = sw.one_sided_below([0.5, 0.1, 0.6], 0.3)
-    assert not holds
+def test_threshold_claim_is_a_claim_for_the_engine():
+    c = sw.threshold_claim("angle small", [0.1, 0.12, 0.09, 0.11], 0.3, "°", "paper")
+    assert c.b == 0.3 and "per seed 0.1, 0.12, 0.09, 0.11°" in c.ours and "threshold (0.3°)" in c.what
+    below = kr.claims.Paired("less")
+    assert kr.claims.decide([c], below)[0]["verdict"] == "holds"
+    assert kr.claims.decide([sw.threshold_claim("x", [0.5, 0.1, 0.6], 0.3, "", "p")], below)[0]["verdict"] == "inconclusive"
 
 
 def test_errors_name_the_parameter():

@@ -109,25 +109,18 @@ def test_table_orders_pairs_by_seed():
     assert T.mean_std("v", digits=1, loss="b") == "1.0 ± 1.0"
 
 
-def test_paired_claims_against_scipy_and_holm():
+def test_table_claims_build_claims_that_the_engine_decides():
+    T = AS.Table()
     a1, b1 = np.array([0.31, 0.35, 0.33, 0.36]), np.array([0.30, 0.30, 0.31, 0.32])
-    rows = AS.paired_claims([dict(claim="x", paper="p", a=a1, b=b1)])
-    p = st.ttest_rel(a1, b1, alternative="greater").pvalue
-    assert p < 0.05 and rows[0]["verdict"] == "holds"
-    assert rows[0]["p_adjusted"] == pytest.approx(p)
-    # two claims with p in (0.025, 0.05): each holds alone, Holm leaves both inconclusive
-    rng = np.random.default_rng(0)
-    specs = []
-    while len(specs) < 2:
-        a, b = rng.normal(size=5) + 0.8, np.zeros(5)
-        if 0.026 < st.ttest_rel(a, b, alternative="greater").pvalue < 0.049:
-            specs.append(dict(claim="y", paper="p", a=a, b=b))
-    assert all(AS.paired_claims([s])[0]["verdict"] == "holds" for s in specs)
-    fam = AS.paired_claims(specs)
-    assert [r["verdict"] for r in fam] == ["inconclusive"] * 2 and "Holm" in fam[0]["rule"]
-    # the opposite direction
-    assert AS.paired_claims([dict(claim="z", paper="p", a=b1, b=a1)])[0]["verdict"] == "does not hold"
-    assert AS.paired_claims([dict(claim="z", paper="p", a=[1.0], b=[0.0])])[0]["verdict"] == "inconclusive"
+    for s, (x, y) in enumerate(zip(a1, b1)):
+        T.add(dict(dataset="d", seed=s, a=x, b=y, loss_rose=False, step_ratio=0.5))
+    items = AS.table_claims(T, [dict(dataset="d")], "a", "b", "{dataset}: a beats b", "p", what="d = a − b")
+    assert isinstance(items[0], kr.claims.Claim) and items[0].claim == "d: a beats b"
+    row = kr.claims.decide(items, kr.claims.Paired())[0]
+    assert row["p"] == pytest.approx(st.ttest_rel(a1, b1, alternative="greater").pvalue) and row["verdict"] == "holds"
+    assert row["rule"].startswith("d = a − b; one-sided paired t-test") and "every audit lowered its loss" in row["ours"]
+    with pytest.raises(KeyError, match="no row matches"):
+        AS.table_claims(T, [dict(dataset="e")], "a", "b", "{dataset}", "p")
 
 
 def test_per_seed_kendall_against_scipy():
@@ -145,18 +138,21 @@ def test_per_seed_kendall_against_scipy():
     np.testing.assert_allclose(got, [st.kendalltau(T.values("kappa", seed=s), paper)[0] for s in range(3)])
 
 
-def test_peak_verdict_catches_the_neighbour_of_the_edge():
+def test_peak_check_catches_the_neighbour_of_the_edge():
     grid = [1e-3, 1e-2, 1e-1, 1, 10, 100, 1000]
     def bump(i):
         v = np.zeros((2, 7))
         v[:, i] = 1.0
         return v
-    assert AS.peak_verdict(grid, bump(5), bump(6))["verdict"].startswith("inconclusive: the peaks coincide only trivially")
-    assert AS.peak_verdict(grid, bump(5), bump(1))["verdict"].startswith("inconclusive: the entropy")
-    assert AS.peak_verdict(grid, bump(2), bump(3))["verdict"] == "holds"
-    assert AS.peak_verdict(grid, bump(0), bump(4))["verdict"] == "does not hold"
-    assert AS.peak_verdict(grid, bump(5), bump(6), sweep="lambda_off")["verdict"] == "holds"
-    assert AS.peak_verdict(grid, bump(2), bump(3))["p_chance"] == pytest.approx(19 / 49)
+
+    def verdict(*a, **k):
+        return kr.claims.decide_check("c", "p", "o", **AS.peak_check(grid, *a, **k)["check"])["verdict"]
+    assert verdict(bump(5), bump(6)).startswith("inconclusive: the peaks coincide only trivially")
+    assert verdict(bump(5), bump(1)).startswith("inconclusive: the entropy")
+    assert verdict(bump(2), bump(3)) == "holds"
+    assert verdict(bump(0), bump(4)) == "does not hold"
+    assert verdict(bump(5), bump(6), sweep="lambda_off") == "holds"
+    assert AS.peak_check(grid, bump(2), bump(3))["p_chance"] == pytest.approx(19 / 49)
 
 
 def test_class_gallery_identities(digits_split, run):
@@ -219,15 +215,18 @@ def test_alignment_gaps_match_the_interpret_call():
         AS.alignment_gaps(run, S, ["nope"])
 
 
-def test_all_pairs_claim_is_an_intersection_union_test():
+def test_pair_comparisons_feed_the_intersection_union_rule():
     T = AS.Table()
     rng = np.random.default_rng(3)
     for s in range(4):
         for f, mu in (("hi1", 0.5), ("hi2", 0.4), ("lo1", 0.1), ("lo2", 0.0)):
             T.add(dict(loss="l", seed=s, feature=f, gap=mu + 0.01 * rng.normal(), loss_rose=False, step_ratio=1.0))
-    row = AS.all_pairs_claim(T, ["hi1", "hi2"], ["lo1", "lo2"], "c", "p", loss="l")
+    comps = AS.pair_comparisons(T, ["hi1", "hi2"], ["lo1", "lo2"], loss="l")
+    assert [c.claim for c in comps] == ["hi1 − lo1", "hi1 − lo2", "hi2 − lo1", "hi2 − lo2"]
+    row = kr.claims.decide_all("c", "p", comps, kr.claims.Paired())
     assert row["verdict"] == "holds" and "intersection-union" in row["rule"]
-    assert AS.all_pairs_claim(T, ["lo1", "hi1"], ["hi2"], "c", "p", loss="l")["verdict"] == "does not hold"
+    rev = kr.claims.decide_all("c", "p", AS.pair_comparisons(T, ["lo1", "hi1"], ["hi2"], loss="l"), kr.claims.Paired())
+    assert rev["verdict"] == "does not hold"
 
 
 def test_entropy_sweep_shares_views_and_shrinks_the_step(digits_split):
@@ -252,8 +251,10 @@ def test_table_claims_pairs_columns_per_group():
     for s in range(4):
         T.add(dict(dataset="d", loss="a", seed=s, x=0.5 + 0.01 * s, y=0.1, loss_rose=s == 0, step_ratio=1.0))
         T.add(dict(dataset="d", loss="b", seed=s, x=0.1 + 0.02 * (-1) ** s, y=0.1, loss_rose=False, step_ratio=1.0))
-    rows = AS.table_claims(T, [dict(dataset="d", loss="a"), dict(dataset="d", loss="b")], "x", "y",
-                           "{dataset}/{loss}: x > y", "paper {loss}", test="d = x − y")
+    rows = kr.claims.decide(AS.table_claims(T, [dict(dataset="d", loss="a"), dict(dataset="d", loss="b")], "x", "y",
+                                            "{dataset}/{loss}: x > y", "paper {loss}", what="d = x − y"),
+                            kr.claims.Paired(), family="groups")
     assert [r["claim"] for r in rows] == ["d/a: x > y", "d/b: x > y"] and rows[1]["paper"] == "paper b"
     assert rows[0]["verdict"] == "holds" and rows[1]["verdict"] == "inconclusive"
-    assert "FLAG" in rows[0]["flags"] and rows[0]["rule"].startswith("d = x − y; one-sided paired t-test over 4 seeds")
+    assert "FLAG" in rows[0]["flags"] and rows[0]["rule"].startswith("d = x − y; one-sided paired t-test over seeds")
+    assert "Holm over the 2 claims of groups" in rows[0]["rule"]

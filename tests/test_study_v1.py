@@ -1,9 +1,8 @@
-"""Tests of krepes_lib.studies.v1: record helpers, verdict rules, and each study on tiny data."""
+"""Tests of krepes_lib.studies.v1: record helpers and each study on tiny data (verdicts: tests/test_claims.py)."""
 import numpy as np
 import pytest
 
 import krepes_lib as kr
-from krepes_lib import stats
 from krepes_lib.studies import v1 as studies
 from krepes_lib.evaluate import knn_accuracy, linear_probe
 
@@ -36,58 +35,8 @@ def test_select_column_curves_order_by_seed_and_refuse_missing():
     mean, std = studies.curves(recs, "c", arm="a")
     np.testing.assert_allclose(mean, [2, 4])
     np.testing.assert_allclose(std, [np.sqrt(2), np.sqrt(2)])
-    with pytest.raises(KeyError, match="no record"):
+    with pytest.raises(KeyError, match="no row matches"):
         studies.select(recs, arm="c")
-
-
-# --- verdicts ---------------------------------------------------------------------------------
-def test_paired_rows_verdicts_follow_holm_adjusted_p():
-    rng = np.random.default_rng(0)
-    b = rng.normal(size=6)
-    items = [dict(claim="up", paper="p", a=b + 1.0 + 0.01 * rng.normal(size=6), b=b),
-             dict(claim="down", paper="p", a=b - 1.0 + 0.01 * rng.normal(size=6), b=b),
-             dict(claim="noise", paper="p", a=b + rng.normal(size=6), b=b)]
-    rows = studies.paired_rows(items, alternative="greater", family="test")
-    assert [r["verdict"] for r in rows] == [stats.HOLDS, stats.FAILS, stats.INCONCLUSIVE]
-    raw = [stats.paired_test(it["a"], it["b"]).p for it in items]
-    adj, _ = stats.holm(raw)
-    np.testing.assert_allclose([r["p_holm"] for r in rows], adj)
-    assert all("α = 0.05" in r["rule"] and "Holm over the 3" in r["rule"] for r in rows)
-
-
-def test_paired_rows_holm_can_turn_a_raw_pass_into_inconclusive():
-    # raw p ≈ 0.03 < α, but with ten comparisons Holm multiplies the smallest by 10
-    a = np.array([1.0, 1.2, 0.1, 0.9, 0.3])
-    b = np.zeros(5)
-    t = stats.paired_test(a, b)
-    assert t.p < 0.05
-    items = [dict(claim=f"c{i}", paper="", a=a, b=b) for i in range(10)]
-    rows = studies.paired_rows(items)
-    assert all(r["verdict"] == stats.INCONCLUSIVE for r in rows)
-
-
-def test_paired_rows_drop_diverged_pairs_and_too_few_pairs_are_inconclusive():
-    # two equal differences: t is undefined (paired_test falls back to the sign test, p = 1/4);
-    # fewer than MIN_PAIRS seeds is no test here at all
-    rows = studies.paired_rows([dict(claim="c", paper="", a=[1.0, np.nan, 3.0], b=[0.0, 0.0, 2.0]),
-                                dict(claim="d", paper="", a=[5.0, 6.0, 7.0, 9.0], b=[0.0, 1.0, 2.0, 3.0])])
-    assert stats.paired_test([1.0, 3.0], [0.0, 2.0]).p == 0.25
-    assert "1 seed(s) diverged" in rows[0]["ours"] and "no test" in rows[0]["ours"]
-    assert rows[0]["verdict"] == stats.INCONCLUSIVE and rows[0]["p"] is None
-    assert rows[1]["verdict"] == stats.HOLDS and "at least 3 seeds" in rows[1]["rule"]
-
-
-def test_family_row_counts_holm_significant_members():
-    rng = np.random.default_rng(1)
-    b = rng.normal(size=8)
-    A = [b + 2 + 0.01 * rng.normal(size=8), b + 0.01 * rng.normal(size=8), b - 2 + 0.01 * rng.normal(size=8)]
-    row = studies.family_row("x", "y", ["up", "flat", "down"], A, [b] * 3, what="losses")
-    assert row["verdict"].startswith("holds for 1/3 losses: up") and "lower for down" in row["verdict"]
-    assert row["holds"] == ["up"] and row["opposite"] == ["down"]
-    none = studies.family_row("x", "y", ["flat"], [b + 0.01 * rng.normal(size=8)], [b])
-    assert none["verdict"].startswith("inconclusive")
-    neg = studies.family_row("x", "y", ["down"], [b - 2], [b])
-    assert neg["verdict"].startswith("does not hold")
 
 
 # --- evaluation -------------------------------------------------------------------------------

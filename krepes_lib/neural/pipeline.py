@@ -11,10 +11,8 @@ import time
 from ..audit import audit
 from ..defaults import BLOCK_BYTES
 from ..kernels import Kernel
-from ..landmarks import select_landmarks
-from ..model import NystromModel
-from ..nystrom import Nystrom
 from ..options import apply_feature_budget
+from ..recipe import build_model
 from .ntk import TorchNTK
 
 __all__ = ["audit_network"]
@@ -35,7 +33,8 @@ def audit_network(module, X, loss: str = "barlow_twins", *, h: int = 32, m="sqrt
     prints the estimated time first; ``time_budget`` seconds cap the features' time); ``m`` landmarks (default ⌈√n⌉) by ``landmarks`` =
     ``"kmeans++"`` in kernel space (eq. (lm-kmeanspp) with the kernel distance, run on the
     eNTK features, each row computed once), ``"leverage"`` or ``"uniform"``; the Nyström
-    basis and the PC-initialised model with ``h`` dimensions (lowered to the rank of K_mm);
+    basis and the PC-initialised model with ``h`` dimensions (lowered to the rank of K_mm) —
+    the one recipe, :func:`krepes_lib.build_model` with ``landmark_space="kernel"``;
     :func:`krepes_lib.audit` with ``loss``, ``augment`` (``"auto"``: image augmentations when
     the kernel is told ``image_shape``), ``damping`` and ``seed``. Every row's eNTK features
     are computed once and shared by all steps (:mod:`krepes_lib.neural.features`).
@@ -66,12 +65,9 @@ def audit_network(module, X, loss: str = "barlow_twins", *, h: int = 32, m="sqrt
         if verbose:
             print(f"audit_network: {what} ({time.perf_counter() - t0:.1f} s)", flush=True)
 
-    opts = {"kernel_space": True} if landmarks in ("kmeans++", "kmeanspp") else {}
-    lm = select_landmarks(X, m=m, method=landmarks, kernel=kernel, seed=seed, **opts)
-    say(f"{lm.m} landmarks by {landmarks}")
-    nys = Nystrom(kernel, lm, dtype=lm.points.dtype)
-    model = NystromModel(nys, h=min(int(h), nys.rank), init="pc")
-    say(f"Nyström basis, rank {nys.rank}, h = {model.h}")
+    model = build_model(X, h, m=m, kernel=kernel, landmarks=landmarks, seed=seed, landmark_space="kernel")
+    say(f"{model.m} landmarks by {landmarks}")
+    say(f"Nyström basis, rank {model.nystrom.rank}, h = {model.h}")
     out = audit(model, loss, X, augment=augment, damping=damping,
                 seed=seed, n_batches=n_batches, batch_size=batch_size, options=options)
     say(f"audit step: loss {out.loss_before:.4g} → {out.loss_after:.4g}, CG {out.cg.iterations} iterations")

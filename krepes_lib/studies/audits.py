@@ -1,37 +1,39 @@
-"""Audit studies: the experiment pieces notebooks 06–09 share (one audit per configuration,
-its metrics, results tables and verdict rules).
+"""Audit studies: the experiment pieces notebooks 06–09 and 14–16 share (one audit per
+configuration, its metrics, and the claims they feed).
 
 Book: *Interpretability* (``book/interpretability.md``), eqs. (audit-step), (int-is),
 (int-concept), (int-p1), (int-drop), (int-gap), (int-entropy), (lm-kappa); *Reproduction
 report* for how verdicts are decided; spec §6–§7.
 
-One configuration (dataset split, loss, seed) is audited by :func:`run_audit`:
-``kr.build_model`` (kernel with the median-heuristic bandwidth → k-means++ landmarks →
-Nyström → PC initialisation, raw coordinates so that δI acts on vec(Ã) as in the paper) and
-``kr.audit`` (one GGN-Newton step, eq. (audit-step), on view batches drawn from
-``default_rng([seed, STREAM_VIEWS])`` — the same views for the same seed in every notebook).
-The :class:`AuditRun` it returns keeps the :class:`~krepes_lib.audit.Audit` (which caches the
-kernel blocks of every test array it has seen: pass the **same** array object to every
-metric of one test set) and the landmark labels (evaluation only).
+Every audit of a study runs through :func:`run_audit`, for any kernel (the RBF of notebooks
+06–09, the networks' eNTK of notebooks 14–16 via :func:`krepes_lib.studies.v3.run_entk_audit`):
+``kr.build_model`` (kernel → k-means++ landmarks in input or kernel space → Nyström → PC
+initialisation, raw coordinates so that δI acts on vec(Ã) as in the paper) and ``kr.audit``
+(one GGN-Newton step, eq. (audit-step), on view batches drawn from ``default_rng([seed,
+STREAM_VIEWS])`` — the same views for the same seed in every notebook). The :class:`AuditRun`
+it returns keeps the :class:`~krepes_lib.audit.Audit` (which caches the kernel blocks of every
+test array it has seen: pass the **same** array object to every metric of one test set) and
+the landmark labels (evaluation only).
 
 The metric collectors (:func:`audit_metrics`, :func:`class_gallery`, :func:`alignment_gaps`,
-:func:`entropy_sweep`) return flat dicts, one per configuration, that a :class:`Table`
-collects; the claim helpers (:func:`paired_claims`, :func:`per_seed_kendall`,
-:func:`peak_verdict`, :func:`all_pairs_claim`) turn per-seed values into claim rows whose
-verdict comes from paired tests over seeds (:mod:`krepes_lib.stats`), Holm-corrected over a
-family, and whose text flags audits that raised their own loss (``Audit.loss_rose``) with
-their step size ‖ΔÃ‖_F/‖Ã₀‖_F (``Audit.step_ratio``).
+:func:`entropy_sweep`) return flat dicts, one per configuration, that a
+:class:`~krepes_lib.studies.results.Table` collects. The claim builders (:func:`table_claims`,
+:func:`pair_comparisons`, :func:`per_seed_kendall`, :func:`peak_check`) turn per-seed values
+into :class:`krepes_lib.claims.Claim` objects (or, for the entropy peak, the measured
+conditions of a deterministic rule) whose text flags audits that raised their own loss
+(``Audit.loss_rose``) with their step size ‖ΔÃ‖_F/‖Ã₀‖_F (``Audit.step_ratio``); the verdicts
+are the claims engine's (:mod:`krepes_lib.claims`), with the rule the notebook names.
 """
 from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
-from .. import stats
 from ..audit import Audit, audit
+from ..claims import Claim
 from ..backend import to_host
 from ..defaults import AG_TOP_K, CI_LEVEL, DROP_KNN_K, DROP_N_REMOVE, N_BOOT, TOP_K
 from ..evaluate import linear_probe
@@ -40,16 +42,14 @@ from ..interpret import concept_activation_vector, spectral_entropy
 from ..interpret.metrics import MIN_M_FACTOR
 from ..losses import make_objective
 from ..options import Options
+from .results import Table, audit_flags
 
 __all__ = ["AuditRun", "run_audit", "drop_m", "audit_flags", "audit_metrics", "Table",
-           "paired_claims", "table_claims", "per_seed_kendall", "class_gallery", "concept_separation",
-           "concept_landmarks", "alignment_gaps", "all_pairs_claim", "entropy_sweep",
-           "peak_verdict"]
+           "table_claims", "per_seed_kendall", "class_gallery", "concept_separation",
+           "concept_landmarks", "alignment_gaps", "pair_comparisons", "entropy_sweep",
+           "peak_check"]
 
 
-# ---------------------------------------------------------------------------------------
-# data
-# ---------------------------------------------------------------------------------------
 # ---------------------------------------------------------------------------------------
 # one audited configuration
 # ---------------------------------------------------------------------------------------
@@ -109,24 +109,27 @@ def drop_m(n: int, m="sqrt", k: int = DROP_KNN_K, n_remove: int = DROP_N_REMOVE)
     return max(resolve_m(m, n), need)
 
 
-def run_audit(split, loss, seed: int = 0, *, dataset: str = "", h: int = 16, m="sqrt",
-              kernel="rbf", kernel_scale: float = 1.0, damping: float | None = None,
-              coords: str = "raw", n_batches: int = 4, batch_size: int = 256,
-              cg_max_iter: int | None = None, augment="dataset", dtype=None,
-              loss_hyper: dict | None = None) -> AuditRun:
-    """``kr.build_model`` + ``kr.audit`` for one (split, loss, seed), eq. (audit-step).
+def run_audit(split, loss, seed: int = 0, *, dataset: str = "", h: int = 16, m="sqrt", min_m: int = 0,
+              kernel="rbf", kernel_scale: float = 1.0, landmarks: str = "kmeans++",
+              landmark_space: str = "input", damping: float | None = None, coords: str = "raw",
+              n_batches: int = 4, batch_size: int = 256, cg_max_iter: int | None = None,
+              augment="dataset", dtype=None, loss_hyper: dict | None = None) -> AuditRun:
+    """``kr.build_model`` + ``kr.audit`` for one (split, loss, seed), eq. (audit-step): every
+    audit of the studies runs here.
 
     Parameters
     ----------
     split
-        A ``kr.data.load_split`` result: ``.X``, ``.y`` (training rows: landmarks and views),
-        ``.train`` (its Dataset: the augmenter).
+        A ``kr.data.load_split`` result or a :class:`krepes_lib.studies.v3.NetworkSplit`:
+        ``.X``, ``.y`` (training rows: landmarks and views), ``.train`` (the augmenter).
     loss : str or loss object
     seed : int
         Landmarks (k-means++) and view batches (``views.view_batches``).
-    h, m, kernel, kernel_scale, coords, dtype
+    h, m, kernel, kernel_scale, landmarks, landmark_space, coords, dtype
         As in :func:`krepes_lib.build_model` (``coords="raw"``: δI acts on vec(Ã), the
-        paper's J^T Q J + λI).
+        paper's J^T Q J + λI; ``landmark_space="kernel"``: k-means++ in the kernel's space).
+    min_m : int
+        m is raised to at least this (e.g. :func:`drop_m` for the confidence drop).
     damping : float, optional
         δ (default ``Options().damping``).
     n_batches, batch_size : int
@@ -143,46 +146,15 @@ def run_audit(split, loss, seed: int = 0, *, dataset: str = "", h: int = 16, m="
     objective = make_objective(loss, **(loss_hyper or {}))
     if isinstance(augment, str) and augment == "dataset":
         augment = split.train if objective.views > 1 else None
-    model = build_model(split.X, h, m=m, kernel=kernel, landmarks="kmeans++", seed=seed,
-                        coords=coords, dtype=dtype, kernel_scale=kernel_scale)
+    mm = max(resolve_m(m, len(split.X)), int(min_m))
+    model = build_model(split.X, h, m=mm, kernel=kernel, landmarks=landmarks, seed=seed, coords=coords,
+                        dtype=dtype, kernel_scale=kernel_scale, landmark_space=landmark_space)
     opts = Options() if cg_max_iter is None else Options(cg_max_iter=int(cg_max_iter))
     aud = audit(model, objective, split.X, augment=augment, damping=damping, seed=seed,
                 n_batches=n_batches, batch_size=batch_size, options=opts)
     idx = np.asarray(to_host(model.nystrom.landmark_indices))
     name = loss if isinstance(loss, str) else type(loss).__name__
     return AuditRun(dataset, name, int(seed), aud, np.asarray(split.y)[idx], time.perf_counter() - t0)
-
-
-def audit_flags(rows) -> str:
-    """Text for a claim row: how many audits raised their own loss, and their step sizes.
-
-    ``rows`` are :class:`AuditRun` or dicts with ``loss_rose`` and ``step_ratio``; rows of
-    one audit (same dataset, loss, seed, m, damping and swept value, e.g. one row per feature)
-    count once.
-    """
-    keys = ("dataset", "loss", "seed", "m", "damping", "value")
-    uniq = {}
-    for r in rows:
-        r = r.info() if isinstance(r, AuditRun) else r
-        uniq.setdefault(tuple(r.get(k) for k in keys) if any(k in r for k in keys) else id(r), r)
-    rows = list(uniq.values())
-    if not rows:
-        return "no audit"
-    rose = sum(bool(r["loss_rose"]) for r in rows)
-    sr = [float(r["step_ratio"]) for r in rows]
-    txt = f"‖ΔÃ‖/‖Ã₀‖ {min(sr):.2g}–{max(sr):.2g}"
-    # the step's acceptance rule (eq. (audit-accept)) and CG's status (kr.Audit.summary())
-    raised = [float(r["damping_accepted"]) for r in rows
-              if r.get("damping_accepted") is not None and r["damping_accepted"] != r.get("damping")]
-    if raised:
-        txt += (f"; δ raised by the acceptance rule in {len(raised)} of {len(rows)} audits "
-                f"(accepted δ {min(raised):g}–{max(raised):g})")
-    short = sum(r.get("cg_converged") is False for r in rows)
-    if short:
-        txt += f"; CG stopped short of its tolerance in {short} of {len(rows)} audits"
-    if rose:
-        return f"FLAG: the step raised its own loss in {rose} of {len(rows)} audits; {txt}"
-    return f"every audit lowered its loss; {txt}"
 
 
 # ---------------------------------------------------------------------------------------
@@ -236,98 +208,21 @@ def audit_metrics(run: AuditRun, split, *, kappa: bool = False, probe: bool = Fa
 
 
 # ---------------------------------------------------------------------------------------
-# results table
+# claims (built here, decided by krepes_lib.claims)
 # ---------------------------------------------------------------------------------------
-@dataclass
-class Table:
-    """Long-form results: one flat dict per (dataset, loss, seed, ...) configuration."""
-
-    rows: list = field(default_factory=list)
-
-    def add(self, row: dict) -> dict:
-        self.rows.append(dict(row))
-        return row
-
-    def select(self, **where) -> list:
-        """Rows whose fields equal ``where``, ordered by seed."""
-        rows = [r for r in self.rows if all(r.get(k) == v for k, v in where.items())]
-        return sorted(rows, key=lambda r: r.get("seed", 0))
-
-    def values(self, key: str, **where) -> np.ndarray:
-        """``key`` of the selected rows as a float array (ordered by seed: pairs line up)."""
-        return np.array([r[key] for r in self.select(**where)], dtype=np.float64)
-
-    def unique(self, key: str, **where) -> list:
-        """Distinct values of ``key`` in first-seen order."""
-        seen = []
-        for r in self.rows:
-            if all(r.get(k) == v for k, v in where.items()) and r.get(key) not in seen:
-                seen.append(r.get(key))
-        return seen
-
-    def mean_std(self, key: str, digits: int = 3, scale: float = 1.0, **where) -> str:
-        return stats.mean_std(self.values(key, **where), digits=digits, scale=scale)
-
-    def flags(self, **where) -> str:
-        return audit_flags(self.select(**where))
-
-    def records(self, drop=()) -> list:
-        """JSON-friendly rows (``drop``: keys to leave out)."""
-        return [{k: v for k, v in r.items() if k not in drop} for r in self.rows]
-
-
-# ---------------------------------------------------------------------------------------
-# verdicts
-# ---------------------------------------------------------------------------------------
-def paired_claims(specs, alpha: float = stats.ALPHA) -> list:
-    """Claim rows from one-sided paired t-tests over seeds, Holm-corrected over the family.
-
-    Each spec is a dict with ``claim``, ``paper``, ``a``, ``b`` (per-seed values, paired by
-    seed), optional ``alternative`` ("greater": a > b + margin; "less"), ``margin``, ``test``
-    (what d = a − b is, put in front of the rule), ``ours``
-    (what to print before the test's summary), ``flags`` (audit flags, appended) and
-    ``digits``. The verdict is "holds" when the claimed direction's Holm-adjusted p-value is
-    below ``alpha``, "does not hold" when the opposite direction's is, else "inconclusive"
-    (always with fewer than two seeds). The rule text states the test, α and the family size.
-    """
-    specs = list(specs)
-    tests = [stats.paired_test(s["a"], s["b"], alternative=s.get("alternative", "greater"),
-                               alpha=alpha, margin=s.get("margin", 0.0)) for s in specs]
-    if not tests:
-        return []
-    p = np.nan_to_num(np.array([t.p for t in tests]), nan=1.0)
-    q = np.nan_to_num(np.array([t.p_less if t.alternative == "greater" else t.p_greater
-                                for t in tests]), nan=1.0)
-    p_adj, holds = stats.holm(p, alpha)
-    q_adj, fails = stats.holm(q, alpha)
-    rows = []
-    for s, t, pa, h_, f_ in zip(specs, tests, p_adj, holds, fails):
-        verdict = stats.HOLDS if h_ else stats.FAILS if f_ else stats.INCONCLUSIVE
-        rule = t.rule() if not s.get("test") else f"{s['test']}; {t.rule()}"
-        if len(tests) > 1:
-            rule += f"; Holm-corrected over the {len(tests)} claims of this family"
-        ours = "; ".join(x for x in (s.get("ours", ""), t.describe(s.get("digits", 3)),
-                                     s.get("flags", "")) if x)
-        rows.append(stats.claim_row(s["claim"], s["paper"], ours, verdict, rule,
-                                    p_adjusted=float(pa), flags=s.get("flags", "")))
-    return rows
-
-
-def table_claims(table: Table, groups, a: str, b: str, claim: str, paper: str, *,
-                 alternative: str = "greater", margin: float = 0.0, test: str = "", digits: int = 3,
-                 alpha: float = stats.ALPHA) -> list:
-    """:func:`paired_claims` for columns ``a`` vs ``b`` of a table, one claim per group.
+def table_claims(table: Table, groups, a: str, b: str, claim: str, paper: str, *, what: str = "",
+                 digits: int = 3) -> list:
+    """One :class:`~krepes_lib.claims.Claim` per group: column ``a`` vs column ``b`` over seeds.
 
     ``groups`` are dicts of table fields (e.g. ``{"dataset": "digits", "loss": "vicreg"}``);
-    ``claim`` and ``paper`` are format strings over those fields. Each row prints both
-    columns' mean ± std over seeds and the audit flags of the group; Holm runs over the groups.
+    ``claim`` and ``paper`` are format strings over those fields; ``what`` says what d = a − b
+    is. Each claim prints both columns' mean ± std over seeds and the audit flags of the group.
+    Decide them as one family: ``kr.claims.decide(table_claims(...), rule, family=...)``.
     """
-    specs = [dict(claim=claim.format(**w), paper=paper.format(**w), a=table.values(a, **w),
-                  b=table.values(b, **w), alternative=alternative, margin=margin, test=test,
-                  digits=digits, flags=table.flags(**w),
+    return [Claim(claim.format(**w), paper.format(**w), a=table.values(a, **w), b=table.values(b, **w),
+                  what=what, flags=table.flags(**w),
                   ours=f"{a} {table.mean_std(a, digits, **w)} vs {b} {table.mean_std(b, digits, **w)}")
-             for w in groups]
-    return paired_claims(specs, alpha)
+            for w in groups]
 
 
 def per_seed_kendall(table: Table, x: str, y, over: str = "loss", levels=None, **where) -> np.ndarray:
@@ -481,36 +376,19 @@ def alignment_gaps(run: AuditRun, split, features, K: int = AG_TOP_K, n_boot: in
     return out
 
 
-def all_pairs_claim(table: Table, high, low, claim: str, paper: str, key: str = "gap",
-                    by: str = "feature", alpha: float = stats.ALPHA, **where) -> dict:
-    """"Every level in ``high`` exceeds every level in ``low``" from paired tests over seeds.
-
-    For each pair (a, b): a one-sided paired t-test over seeds of key[a] − key[b]. The claim
-    holds when every pair's test passes at α (an intersection-union test: an "all pairs"
-    claim needs no multiplicity correction); it does not hold when some pair is significant
-    in the opposite direction after Holm's correction over the pairs (an existential
-    statement); else inconclusive.
-    """
-    tests = {(a, b): stats.paired_test(table.values(key, **{by: a}, **where),
-                                       table.values(key, **{by: b}, **where), "greater", alpha)
-             for a in high for b in low}
-    holds = all(t.p < alpha for t in tests.values())
-    _, rev = stats.holm(np.nan_to_num([t.p_less for t in tests.values()], nan=1.0), alpha)
-    verdict = stats.HOLDS if holds else stats.FAILS if rev.any() else stats.INCONCLUSIVE
-    n = next(iter(tests.values())).n
-    rule = (f"one-sided paired t-test over {n} seeds for each of the {len(tests)} pairs, α = {alpha:g}; "
-            "holds if every pair passes (intersection-union test), does not hold if a pair is "
-            "significant the other way after Holm's correction over the pairs")
-    ours = "; ".join(f"{a} − {b}: {t.describe()}" for (a, b), t in tests.items())
-    flags = table.flags(**where)
-    return stats.claim_row(claim, paper, f"{ours}; {flags}", verdict, rule, flags=flags)
+def pair_comparisons(table: Table, high, low, key: str = "gap", by: str = "feature", **where) -> list:
+    """The comparisons of "every level in ``high`` exceeds every level in ``low``": one
+    :class:`~krepes_lib.claims.Claim` per pair (a, b), ``key`` over seeds at ``by`` = a vs at
+    ``by`` = b (rows selected by ``where``). Decide with ``kr.claims.decide_all``."""
+    return [Claim(f"{a} − {b}", "", a=table.values(key, **{by: a}, **where), b=table.values(key, **{by: b}, **where))
+            for a in high for b in low]
 
 
 # ---------------------------------------------------------------------------------------
 # the λ sweep (notebook 08)
 # ---------------------------------------------------------------------------------------
 def entropy_sweep(split, loss, grid, seed: int = 0, *, sweep: str = "damping",
-                  coefficients: str = "audit", entropy_of: str = "audited", damping: float = 1e-2,
+                  coefficients: str = "audit", entropy_of: str = "audited", damping: float | None = None,
                   lambda_off: float | None = None, h: int = 16, m="sqrt", kernel="rbf",
                   coords: str = "raw", n_batches: int = 4, batch_size: int = 256,
                   cg_max_iter: int | None = None, epochs: int = 2, lr: float = 1e-3,
@@ -519,7 +397,8 @@ def entropy_sweep(split, loss, grid, seed: int = 0, *, sweep: str = "damping",
 
     ``sweep="damping"``: λ = δ of the audit H_GN + δI (``coefficients="audit"``: one step
     from Ã₀; ``"trained"``: ``epochs`` of Newton-CG with damping δ). ``sweep="lambda_off"``:
-    Barlow Twins' off-diagonal weight, audited at ``damping`` or trained with Adam (``lr``).
+    Barlow Twins' off-diagonal weight, audited at ``damping`` (default ``Options().damping``)
+    or trained with Adam (``lr``).
     Every grid point of one seed uses the same landmarks and (through ``kr.audit(seed=...)``)
     the same view batches. ``entropy_of``: "audited" (H of (Ã₀ + ΔÃ)ᵀ(Ã₀ + ΔÃ)) or "delta"
     (H of ΔÃᵀΔÃ, audit only).
@@ -556,7 +435,7 @@ def entropy_sweep(split, loss, grid, seed: int = 0, *, sweep: str = "damping",
     rows = []
     for v in grid:
         obj = make_objective(loss, **hyper(v))
-        delta = v if sweep == "damping" else damping
+        delta = v if sweep == "damping" else (Options().damping if damping is None else damping)
         if coefficients == "audit":
             aud = audit(base, obj, split.X, augment=split.train, damping=delta, seed=seed,
                         n_batches=n_batches, batch_size=batch_size, options=opts)
@@ -584,22 +463,25 @@ def entropy_sweep(split, loss, grid, seed: int = 0, *, sweep: str = "damping",
     return rows
 
 
-def peak_verdict(grid, H, P, sweep: str = "damping", alpha: float = stats.ALPHA) -> dict:
-    """Do the peaks of entropy and probe over the grid coincide? (rule fixed before the run)
+def peak_check(grid, H, P, sweep: str = "damping") -> dict:
+    """Where the peaks of entropy and probe over the grid fall, and the rule's conditions.
 
-    ``H`` and ``P`` are (seeds, G) arrays. The argmaxes of the seed means are compared:
-    they *coincide* when equal or adjacent. With the damping sweep, δ → ∞ is the trivial
-    no-step limit (the PC initialisation), so a peak **at or next to** the largest δ
-    (grid index ≥ G − 2) is *trivial*: if the entropy peak is trivial the verdict is
-    "inconclusive" (it then only says "take no step"), and two trivial peaks "coincide only
-    trivially". The chance that two independent uniform argmaxes on G points are equal or
-    adjacent, (3G − 2)/G², is reported, and the accuracy cost of choosing by entropy,
-    P[:, i_P] − P[:, i_H], is tested over seeds (one-sided paired t-test; i_P is chosen
-    after seeing P, so a "cost" is biased upward).
+    ``H`` and ``P`` are (seeds, G) arrays. The argmaxes of the seed means are compared: they
+    *coincide* when equal or adjacent. With the damping sweep, δ → ∞ is the trivial no-step
+    limit (the PC initialisation), so a peak **at or next to** the largest δ (grid index ≥ G −
+    2) is *trivial*: if the entropy peak is trivial the claim is inconclusive (the entropy then
+    only says "take no step"), and two trivial peaks "coincide only trivially". The chance that
+    two independent uniform argmaxes on G points are equal or adjacent, (3G − 2)/G², is
+    reported, and the accuracy cost of choosing by entropy, P[:, i_P] − P[:, i_H], over seeds
+    (a paired t-test; i_P is chosen after seeing P, so a "cost" is biased upward).
 
-    Returns a dict with ``i_H``, ``i_P``, ``coincide``, ``trivial_H``, ``trivial_P``,
-    ``p_chance``, ``cost`` (a PairedTest), ``verdict`` and ``rule``.
+    Returns ``i_H``, ``i_P``, ``coincide``, ``trivial_H``, ``trivial_P``, ``p_chance``,
+    ``cost`` (a :class:`krepes_lib.stats.PairedTest`) and ``check``: the keyword arguments of
+    :func:`krepes_lib.claims.decide_check` (``rule``, ``holds``, ``fails``,
+    ``why_inconclusive``) — the verdict is the engine's.
     """
+    from ..stats import paired_test
+
     grid = list(grid)
     H, P = np.atleast_2d(np.asarray(H, float)), np.atleast_2d(np.asarray(P, float))
     G = len(grid)
@@ -609,17 +491,14 @@ def peak_verdict(grid, H, P, sweep: str = "damping", alpha: float = stats.ALPHA)
     coincide = abs(i_H - i_P) <= 1
     trivial = (lambda i: sweep == "damping" and i >= G - 2)
     tH, tP = trivial(i_H), trivial(i_P)
-    if tH and tP:
-        verdict = ("inconclusive: the peaks coincide only trivially (both at or next to the largest δ, "
-                   "the no-step limit)")
-    elif tH:
-        verdict = ("inconclusive: the entropy peaks at or next to the largest δ (the no-step limit), "
-                   "so it points to no step at all")
-    else:
-        verdict = stats.HOLDS if coincide else stats.FAILS
-    cost = stats.paired_test(P[:, i_P], P[:, i_H], "greater", alpha)
+    why = ("the peaks coincide only trivially (both at or next to the largest δ, the no-step limit)" if tH and tP
+           else "the entropy peaks at or next to the largest δ (the no-step limit), so it points to no step at all")
     rule = ("argmax over the grid of the seed means; coincide = same or adjacent grid point"
-            + ("; a peak at or next to the largest δ is the trivial no-step limit" if sweep == "damping" else "")
+            + ("; a peak at or next to the largest δ is the trivial no-step limit (inconclusive)"
+               if sweep == "damping" else "")
             + f"; chance of equal-or-adjacent on {G} points (3G − 2)/G² = {(3 * G - 2) / G**2:.2f}")
+    cost = paired_test(P[:, i_P], P[:, i_H], "greater")
     return dict(i_H=i_H, i_P=i_P, coincide=coincide, trivial_H=tH, trivial_P=tP,
-                p_chance=(3 * G - 2) / G**2, cost=cost, verdict=verdict, rule=rule)
+                p_chance=(3 * G - 2) / G**2, cost=cost,
+                check=dict(rule=rule, holds=coincide and not tH, fails=not coincide and not tH,
+                           why_inconclusive=why if tH else ""))

@@ -9,10 +9,9 @@ What is here
   paper's "1M Adult" construction is not public): the real rows first (a seeded permutation),
   then bootstrap copies of real rows with a small Gaussian jitter on the non-binary columns,
   eq. (sc-resample) below. For n ≤ the number of real rows only real rows are used.
-* :class:`StageTimer` — wall seconds per named stage (device-synchronised).
-* :func:`fit_loglog` — least-squares fit of log t = a + s·log n with a t-interval on the slope
-  s and a bootstrap interval over repeated timings; :func:`crossover_n` — where two fitted
-  power laws meet.
+* stages are timed by the one timer, :class:`krepes_lib.timing.Timer`; slopes are fitted by
+  :func:`krepes_lib.stats.fit_loglog` (log t = a + s·log n, t-interval and bootstrap interval),
+  :func:`krepes_lib.stats.crossover_n` says where two fitted power laws meet.
 * :func:`full_objective_and_gradient` and :class:`StreamedGGN` — the objective, its
   gradient and Gauss–Newton products **over all rows of X**, streamed batch by batch (thin
   compositions of :class:`krepes_lib.problem.BatchProblem`): memory O(B·(m + d) + m·h), the
@@ -40,15 +39,15 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
-from ..backend import default_xp, get_xp, synchronize, to_device, to_host
+from ..backend import default_xp, get_xp, to_device, to_host
+from ..timing import Timer
 
-__all__ = ["Resampled", "resample_rows", "real_rows", "StageTimer", "LogLogFit", "fit_loglog",
-           "crossover_n", "full_data_batches", "full_objective_and_gradient", "StreamedGGN",
-           "nystrom_timings", "full_kernel_timings", "m_sweep", "scaling_curve", "equivalence_test",
+__all__ = ["Resampled", "resample_rows", "real_rows", "full_data_batches", "full_objective_and_gradient",
+           "StreamedGGN", "nystrom_timings", "full_kernel_timings", "m_sweep", "scaling_curve",
            "smallest_sufficient_m", "load_tables", "stage_table", "train_seconds", "time_breakdown",
            "TRAIN_STAGES", "CHUNK"]
 
@@ -162,123 +161,6 @@ def real_rows(name: str, n_test: int = 2000, seed: int = 0):
 
 
 # ============================================================================================
-# timing and fits
-# ============================================================================================
-@dataclass
-class StageTimer:
-    """Wall seconds per stage: ``with timer("landmarks"): ...`` (device-synchronised via ``xp``)."""
-
-    xp: object = np
-    seconds: dict = field(default_factory=dict)
-
-    def __call__(self, name: str):
-        timer = self
-
-        class _Ctx:
-            def __enter__(self):
-                synchronize(timer.xp)
-                self.t0 = time.perf_counter()
-                return self
-
-            def __exit__(self, *exc):
-                synchronize(timer.xp)
-                timer.seconds[name] = timer.seconds.get(name, 0.0) + time.perf_counter() - self.t0
-                return False
-
-        return _Ctx()
-
-    @property
-    def total(self) -> float:
-        return float(sum(self.seconds.values()))
-
-
-@dataclass(frozen=True)
-class LogLogFit:
-    """t ≈ exp(intercept) · n^slope fitted on log t = intercept + slope · log n (eq. sc-loglog).
-
-    ``ci_t``: two-sided t-interval of the slope from the least-squares fit over every
-    (n, repetition) point; ``ci_boot``: percentile bootstrap interval (timings resampled with
-    replacement within each n); ``level`` their coverage.
-    """
-
-    slope: float
-    intercept: float
-    ci_t: tuple
-    ci_boot: tuple
-    level: float
-    n_points: int
-
-    def predict(self, n):
-        return np.exp(self.intercept) * np.asarray(n, dtype=np.float64) ** self.slope
-
-
-def _ols(logn, logt):
-    A = np.stack([np.ones_like(logn), logn], axis=1)
-    coef, *_ = np.linalg.lstsq(A, logt, rcond=None)
-    return coef, A
-
-
-def fit_loglog(n, t, level: float = 0.95, n_boot: int = 1000, seed: int = 0) -> LogLogFit:
-    """Least-squares slope of log t on log n with two confidence intervals (eq. sc-loglog).
-
-    Parameters
-    ----------
-    n : array-like (k,)
-        Sizes (one per timing; repeat a size for repeated timings).
-    t : array-like (k,)
-        Seconds (> 0).
-    level : float
-        Coverage of both intervals.
-    n_boot : int
-        Bootstrap resamples (within each distinct n, with replacement).
-    seed : int
-    """
-    from scipy import stats as st
-
-    n = np.asarray(n, dtype=np.float64).ravel()
-    t = np.asarray(t, dtype=np.float64).ravel()
-    if n.shape != t.shape:
-        raise ValueError(f"n and t must pair up; got {n.size} sizes and {t.size} timings.")
-    if not ((n > 0).all() and (t > 0).all() and np.isfinite(t).all()):
-        raise ValueError("fit_loglog needs positive sizes and positive finite timings.")
-    sizes = np.unique(n)
-    if sizes.size < 2:
-        raise ValueError("fit_loglog needs timings at two or more distinct sizes n.")
-    logn, logt = np.log(n), np.log(t)
-    (a, s), A = _ols(logn, logt)
-    k = n.size
-    if k > 2:
-        resid = logt - A @ np.array([a, s])
-        s2 = float(resid @ resid) / (k - 2)
-        se = math.sqrt(s2 / float(((logn - logn.mean()) ** 2).sum()))
-        q = float(st.t.ppf(0.5 + level / 2, k - 2))
-        ci_t = (s - q * se, s + q * se)
-    else:
-        ci_t = (math.nan, math.nan)
-    rng = np.random.default_rng(seed)
-    groups = [np.flatnonzero(n == v) for v in sizes]
-    idx = np.concatenate([g[rng.integers(g.size, size=(n_boot, g.size))] for g in groups], axis=1)
-    xb, yb = logn[idx], logt[idx]                       # (n_boot, k): one resample per row
-    xc = xb - xb.mean(axis=1, keepdims=True)
-    boots = (xc * (yb - yb.mean(axis=1, keepdims=True))).sum(axis=1) / (xc * xc).sum(axis=1)
-    lo, hi = np.quantile(boots, [0.5 - level / 2, 0.5 + level / 2])
-    return LogLogFit(float(s), float(a), (float(ci_t[0]), float(ci_t[1])), (float(lo), float(hi)),
-                     float(level), int(k))
-
-
-def crossover_n(slow: LogLogFit, fast: LogLogFit) -> float:
-    """The n where two fitted power laws give equal time: log n* = (a_f − a_s)/(s_s − s_f).
-
-    Returns ``nan`` for parallel fits. Below n* the curve with the smaller slope may still be
-    slower (its constant is larger); above n* it is faster.
-    """
-    ds = slow.slope - fast.slope
-    if ds == 0:
-        return math.nan
-    return float(math.exp((fast.intercept - slow.intercept) / ds))
-
-
-# ============================================================================================
 # streamed passes over all rows (thin compositions of BatchProblem)
 # ============================================================================================
 def full_data_batches(X, batch_size: int, views: int, augment="auto", seed: int = 0):
@@ -388,7 +270,7 @@ def nystrom_timings(X, y, X_test, y_test, m="sqrt", h: int = 32, loss: str = "ba
     xp = default_xp()  # CuPy on a GPU: the data move there once, before any timer starts
     X = to_device(X, xp, dtype="float32")
     X_test = to_device(X_test, xp, dtype="float32")
-    T = StageTimer(xp)
+    T = Timer(xp)
     # median bandwidth from (at most) 20k rows: median_sigma casts its whole input to float64
     k = default_kernel(X[:20000]) if kernel is None else kernel
     with T("landmarks"):
@@ -512,34 +394,6 @@ def scaling_curve(X_real, y_real, X_test, y_test, ns, seeds=(0,), method: str = 
                      "seconds": out["seconds"], "total": float(sum(out["seconds"].values())),
                      "accuracy": out["accuracy"]})
     return rows
-
-
-def equivalence_test(a, b, margin: float, alpha: float = 0.05):
-    """Two one-sided paired t-tests (TOST) of d = a − b over seeds: "on par" within ±margin.
-
-    Holds when both H₁: mean d > −margin and H₁: mean d < +margin are significant at
-    ``alpha``; "does not hold" when mean d < −margin or mean d > +margin is significant
-    (one-sided, ``alpha``); else "inconclusive". Returns ``(verdict, mean, ci_low, ci_high,
-    rule)``, the interval being the (1 − 2α) t-interval of the mean difference.
-    """
-    from ..stats import FAILS, HOLDS, INCONCLUSIVE, paired_test
-
-    a = np.asarray(a, dtype=np.float64)
-    b = np.asarray(b, dtype=np.float64)
-    if not margin > 0:
-        raise ValueError(f"margin={margin} must be > 0 (the equivalence band ±margin).")
-    lower = paired_test(a + margin, b, "greater", alpha)    # d > −margin
-    upper = paired_test(a - margin, b, "less", alpha)       # d < +margin
-    if lower.verdict == HOLDS and upper.verdict == HOLDS:
-        verdict = HOLDS
-    elif lower.verdict == FAILS or upper.verdict == FAILS:
-        verdict = FAILS
-    else:
-        verdict = INCONCLUSIVE
-    d = paired_test(a, b, "greater", alpha)
-    rule = (f"TOST: two one-sided paired t-tests over {d.n} seeds of the per-seed mean accuracy "
-            f"difference, equivalence band ±{margin:g}, alpha = {alpha:g} each; fixed before the run")
-    return verdict, d.mean, d.ci_low, d.ci_high, rule
 
 
 def smallest_sufficient_m(rows, tol: float = 0.01) -> dict:

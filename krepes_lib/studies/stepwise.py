@@ -49,7 +49,7 @@ from ..nystrom import Nystrom
 
 __all__ = ["CovarianceBarlowTwins", "scale_init", "contrastive_operator", "StepwisePrediction",
            "predict", "simulate", "SpectrumTrace", "track_spectrum", "step_times",
-           "learned_subspace_angles", "final_angle", "one_sided_below", "threshold_claim", "mode_overlaps"]
+           "learned_subspace_angles", "final_angle", "threshold_claim", "mode_overlaps"]
 
 
 # --- the loss ---------------------------------------------------------------------------
@@ -367,33 +367,16 @@ def final_angle(nystrom: Nystrom, X, A, prediction: StepwisePrediction):
     return _feature_angle(nystrom, X, np.asarray(A, dtype=np.float64), prediction.A_final)
 
 
-def one_sided_below(values, threshold: float, alpha: float = 0.05):
-    """Rule for a claim "the metric is below ``threshold``": one-sided one-sample t-test on
-    the per-seed differences ``values − threshold`` (H₀: mean ≥ 0). Returns
-    ``(holds: bool, p_value, mean_difference)``; with one seed, holds iff the value is below."""
-    from scipy.stats import ttest_1samp
+def threshold_claim(claim: str, values, threshold: float, unit: str, paper: str):
+    """A :class:`krepes_lib.claims.Claim` for "the per-seed metric is below ``threshold``":
+    a = the per-seed values, b = the threshold. Decide it with the rule the notebook names,
+    ``kr.claims.decide([...], kr.claims.Paired("less"))`` (one-sided t-test of value − threshold)."""
+    from ..claims import Claim
 
-    d = np.asarray(values, dtype=np.float64) - float(threshold)
-    if d.size < 2:
-        return bool(d.size == 1 and d[0] < 0), float("nan"), float(d.mean()) if d.size else float("nan")
-    if np.all(d == d[0]):
-        return bool(d[0] < 0), 0.0 if d[0] < 0 else 1.0, float(d[0])
-    p = float(ttest_1samp(d, 0.0, alternative="less").pvalue)
-    return bool(p < alpha), p, float(d.mean())
-
-
-def threshold_claim(claim: str, values, threshold: float, unit: str, paper: str, alpha: float = 0.05) -> dict:
-    """A claim row ``{claim, paper, ours, verdict}`` for "the per-seed metric is below
-    ``threshold``", decided by :func:`one_sided_below` (rule and α written into the verdict)."""
     values = [float(v) for v in values]
-    holds, p, d = one_sided_below(values, threshold, alpha)
-    return {
-        "claim": claim, "paper": paper,
-        "ours": (f"per seed {', '.join(f'{v:.3g}' for v in values)}{unit} (threshold {threshold:.3g}{unit}); "
-                 f"mean difference {d:+.3g}, one-sided t-test p = {p:.3g}, {len(values)} seeds"),
-        "verdict": ("holds" if holds else "does not hold")
-                   + f" (rule fixed before the run: one-sided one-sample t-test of value − threshold < 0, α = {alpha})",
-    }
+    return Claim(claim, paper, a=values, b=float(threshold),
+                 what=f"d = per-seed value − threshold ({threshold:.3g}{unit})",
+                 ours=f"per seed {', '.join(f'{v:.3g}' for v in values)}{unit} (threshold {threshold:.3g}{unit})")
 
 
 def mode_overlaps(A, Gamma, n_modes: int):

@@ -18,10 +18,11 @@ configuration and seed), so tables, figures and paired tests read the same numbe
 * :func:`init_study` (04) — PC vs random initialisation in whitened and raw coordinates;
 * :func:`landmark_study` (05) — uniform / k-means++ / leverage landmarks across m.
 
-Verdicts (:func:`paired_rows`, :func:`family_row`) are one-sided paired t-tests over seeds
-(:func:`krepes_lib.stats.paired_test`) with Holm's correction over the family of comparisons
-a claim makes; every row states its test, α and family size. A run that diverged has no
-value and makes its comparison inconclusive (stated in the row).
+The notebooks decide their claims with the claims engine (:mod:`krepes_lib.claims`:
+one-sided paired t-tests over seeds, Holm over the family a claim belongs to); a run that
+diverged has no value (NaN), and the engine leaves its pair out and says so in the row.
+:func:`select`, :func:`column` and :func:`curves` read a list of records through the one
+results table (:class:`krepes_lib.studies.results.Table`).
 
 Seeds: a record's ``seed`` fixes everything random in that run (landmarks where the study
 draws them per seed, the shuffles and augmentations of ``fit``, the probe's labelled subset),
@@ -33,7 +34,6 @@ import time
 
 import numpy as np
 
-from .. import stats
 from ..backend import default_xp, synchronize, to_device, to_host
 from ..defaults import KNN_K
 from ..evaluate import knn_accuracy, linear_probe, raw_feature_probe
@@ -43,11 +43,11 @@ from ..landmarks import class_coverage, select_landmarks
 from ..model import NystromModel
 from ..nystrom import Nystrom
 from ..options import Options
+from .results import Table
 
 __all__ = ["host_setup", "load_rows", "Scorer", "objective_value", "main_results",
            "optimizer_study", "best_lr", "time_to_reach", "hvp_costs", "init_study", "landmark_study",
-           "nystrom_error_study", "select", "column", "curves", "paired_rows", "family_row",
-           "OPTIMIZER_METHODS", "MIN_PAIRS"]
+           "nystrom_error_study", "select", "column", "curves", "OPTIMIZER_METHODS"]
 
 
 # ---------------------------------------------------------------------------------------
@@ -78,23 +78,19 @@ def load_rows(name: str, n: int | None, seed: int = 0, **loader_kw):
 # records
 # ---------------------------------------------------------------------------------------
 def select(records, **where) -> list:
-    """The records whose fields equal ``where``, ordered by seed (so arms pair up)."""
-    out = [r for r in records if all(r.get(k) == v for k, v in where.items())]
-    if not out:
-        raise KeyError(f"no record matches {where}.")
-    return sorted(out, key=lambda r: r.get("seed", 0))
+    """The records whose fields equal ``where``, ordered by seed (so arms pair up);
+    ``KeyError`` when none does (:meth:`Table.select <krepes_lib.studies.results.Table.select>`)."""
+    return Table(records).select(**where)
 
 
 def column(records, key: str, **where) -> np.ndarray:
     """``key`` of the matching records as a float array, ordered by seed (NaN for None)."""
-    return np.array([np.nan if r[key] is None else r[key] for r in select(records, **where)],
-                    dtype=np.float64)
+    return Table(records).values(key, **where)
 
 
 def curves(records, key: str, **where):
     """Mean and sample std over seeds of a per-epoch list field (std 0 for one seed)."""
-    C = np.array([r[key] for r in select(records, **where)], dtype=np.float64)
-    return C.mean(axis=0), (C.std(axis=0, ddof=1) if C.shape[0] > 1 else np.zeros(C.shape[1]))
+    return Table(records).curves(key, **where)
 
 
 # ---------------------------------------------------------------------------------------
@@ -288,7 +284,7 @@ OPTIMIZER_METHODS = {
 
 def optimizer_study(split, loss, methods, lrs, seeds, m: int, h: int, epochs: int, batch_size: int,
                     kernel="rbf", landmarks: str = "kmeans++", falkon_lam: float = 1e-3,
-                    ggn_damping: float = 1e-2, ggn_cg_iter: int = 5, newton_damping: float = 1e-2,
+                    ggn_damping: float | None = None, ggn_cg_iter: int = 5, newton_damping: float | None = None,
                     newton_cg_iter: int = 10, n_eval_views: int = 512, label_fraction: float = 0.1,
                     dtype=None, progress: bool = True):
     """Each optimiser of :data:`OPTIMIZER_METHODS` on the same landmarks, init and batches.
@@ -299,7 +295,8 @@ def optimizer_study(split, loss, methods, lrs, seeds, m: int, h: int, epochs: in
     eq. (precond), λ = ``falkon_lam``; its one-off set-up time is counted) or
     ``GGNPrecond(damping, cg_max_iter)`` (eq. (newton-step) per batch), or
     ``Options(optimizer="newton_cg")`` (GGN-Newton-CG with Armijo line search). First-order
-    methods run once per learning rate of ``lrs``.
+    methods run once per learning rate of ``lrs``. ``ggn_damping`` / ``newton_damping``
+    default to ``Options().damping``.
 
     The objective is measured on fixed views (``view_batches`` of ⌈n_eval_views / B⌉
     batches, seed 12345) before training and after every epoch (not timed), so methods are
@@ -321,6 +318,8 @@ def optimizer_study(split, loss, methods, lrs, seeds, m: int, h: int, epochs: in
     unknown = sorted(set(methods) - set(OPTIMIZER_METHODS))
     if unknown:
         raise ValueError(f"methods {unknown} are unknown; choose from {sorted(OPTIMIZER_METHODS)}.")
+    ggn_damping = Options().damping if ggn_damping is None else ggn_damping
+    newton_damping = Options().damping if newton_damping is None else newton_damping
     X, y, X_test, y_test, aug = _split_parts(split, dtype)
     xp = default_xp()
     k = default_kernel(X, kernel)
@@ -506,119 +505,3 @@ def landmark_study(split, loss, methods, m_values, seeds, h: int, epochs: int, b
                 bar.update(1)
     bar.close()
     return out
-
-
-# ---------------------------------------------------------------------------------------
-# verdicts
-# ---------------------------------------------------------------------------------------
-#: Fewest seeds (pairs) a verdict test accepts: with two seeds, accuracies on a fixed test set
-#: often differ by the same quantum in both, and a t-test on two equal differences has p = 0.
-MIN_PAIRS = 3
-
-
-def _tests(pairs, alternative, alpha, margin, min_pairs=MIN_PAIRS):
-    """Paired tests of each (a, b) plus Holm-adjusted p-values of both directions
-    (a comparison with fewer than ``min_pairs`` finite pairs enters Holm with p = 1)."""
-    tests = []
-    for a, b in pairs:
-        a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-        ok = np.isfinite(a) & np.isfinite(b)
-        t = stats.paired_test(a[ok], b[ok], alternative=alternative, alpha=alpha, margin=margin)
-        tests.append((t, int((~ok).sum())))
-    pc = [1.0 if t.n < min_pairs else t.p for t, _ in tests]
-    po = [1.0 if t.n < min_pairs else (t.p_less if alternative == "greater" else t.p_greater)
-          for t, _ in tests]
-    adj_c, _ = stats.holm(pc, alpha)
-    adj_o, _ = stats.holm(po, alpha)
-    return tests, adj_c, adj_o
-
-
-def _rule(t, k: int, family: str, min_pairs: int = MIN_PAIRS) -> str:
-    r = t.rule() if t.n >= 2 else f"one-sided paired t-test over seeds, α = {t.alpha:g}"
-    r += f" (at least {min_pairs} seeds, else inconclusive)"
-    return r + (f"; Holm over the {k} comparisons of {family}" if k > 1 else "")
-
-
-def _delta(t, scale: float, digits: int, lost: int) -> str:
-    conf = f"{100 * (1 - 2 * t.alpha):g} %"
-    if t.n < MIN_PAIRS:
-        txt = (f"Δ = {scale * t.mean:+.{digits}f} ({t.n} pair(s) < {MIN_PAIRS}: no test)" if t.n
-               else "no finite pair")
-    else:
-        txt = (f"Δ = {scale * t.mean:+.{digits}f} ({conf} t-interval {scale * t.ci_low:+.{digits}f} … "
-               f"{scale * t.ci_high:+.{digits}f}, n = {t.n})")
-    return txt + (f"; {lost} seed(s) diverged, left out" if lost else "")
-
-
-def paired_rows(items, alternative: str = "greater", alpha: float = stats.ALPHA, margin: float = 0.0,
-                scale: float = 1.0, unit: str = "", digits: int = 2, family: str = "this claim") -> list:
-    """Claim rows for a family of paired comparisons, one row per item, Holm-corrected.
-
-    Parameters
-    ----------
-    items : list of dict
-        ``claim``, ``paper``, ``a``, ``b`` (values over the same seeds, in seed order),
-        optional ``a_name``/``b_name`` (default "a"/"b") and ``note`` (appended to "ours").
-    alternative : {"greater", "less"}
-        The claim: a > b (+ margin) or a < b (− margin).
-    scale, unit, digits
-        Display only (e.g. 100 and " %" for accuracies).
-    family : str
-        Named in the rule ("Holm over the K comparisons of <family>").
-
-    A row "holds" when the Holm-adjusted p of the claimed direction is below α, "does not
-    hold" when that of the opposite direction is, else "inconclusive". Non-finite values
-    (diverged runs) drop their pair; fewer than :data:`MIN_PAIRS` pairs is inconclusive.
-    """
-    tests, adj_c, adj_o = _tests([(it["a"], it["b"]) for it in items], alternative, alpha, margin)
-    rows = []
-    for it, (t, lost), pc, po in zip(items, tests, adj_c, adj_o):
-        verdict = stats.HOLDS if pc < alpha else (stats.FAILS if po < alpha else stats.INCONCLUSIVE)
-        a_n, b_n = it.get("a_name", "a"), it.get("b_name", "b")
-        ours = (f"{a_n} {stats.mean_std(np.asarray(it['a'])[np.isfinite(it['a'])], digits, scale)}{unit} vs "
-                f"{b_n} {stats.mean_std(np.asarray(it['b'])[np.isfinite(it['b'])], digits, scale)}{unit}; "
-                f"{_delta(t, scale, digits, lost)}"
-                + (f", p = {t.p:.3g}, Holm p = {pc:.3g}" if t.n >= MIN_PAIRS else "")
-                + (f"; {it['note']}" if it.get("note") else ""))
-        rows.append(stats.claim_row(it["claim"], it["paper"], ours, verdict, _rule(t, len(items), family),
-                                    p=None if t.n < MIN_PAIRS else t.p,
-                                    p_holm=None if t.n < MIN_PAIRS else float(pc)))
-    return rows
-
-
-def family_row(claim: str, paper: str, labels, A, B, alternative: str = "greater",
-               alpha: float = stats.ALPHA, margin: float = 0.0, scale: float = 1.0, unit: str = "",
-               digits: int = 2, what: str = "comparisons", context: str = "") -> dict:
-    """One claim row for an existential claim over a family ("for which of these K …").
-
-    ``A[i]``, ``B[i]``: the two arms of comparison ``labels[i]`` over the same seeds. Each is
-    a one-sided paired t-test; the p-values are Holm-adjusted over the K comparisons. The
-    verdict is "holds" (all K significant), "holds for k/K <what> …" (some), "does not hold"
-    (none in the claimed direction, some in the opposite one) or "inconclusive".
-    """
-    tests, adj_c, adj_o = _tests(list(zip(A, B)), alternative, alpha, margin)
-    K = len(labels)
-    yes = [lab for lab, p in zip(labels, adj_c) if p < alpha]
-    no = [lab for lab, p in zip(labels, adj_o) if p < alpha]
-    opp = "lower" if alternative == "greater" else "higher"
-    if len(yes) == K:
-        verdict = f"holds (all {K} {what})"
-    elif yes:
-        verdict = f"holds for {len(yes)}/{K} {what}: {', '.join(yes)}"
-    elif no:
-        verdict = f"does not hold: none in the claimed direction; significantly {opp} for {', '.join(no)}"
-    else:
-        verdict = f"inconclusive: no difference significant after Holm ({K} {what})"
-    if yes and no:
-        verdict += f"; significantly {opp} for {', '.join(no)}"
-    detail = "; ".join(f"{lab} {_short(t, scale, digits)}" for lab, (t, _) in zip(labels, tests))
-    ours = (context + "; " if context else "") + "Δ per comparison: " + detail
-    t0 = tests[0][0]
-    return stats.claim_row(claim, paper, ours, verdict, _rule(t0, K, f"this family ({what})"),
-                           holds=yes, opposite=no)
-
-
-def _short(t, scale, digits) -> str:
-    if t.n < MIN_PAIRS:
-        return f"{scale * t.mean:+.{digits}f} (n = {t.n}, no test)"
-    return f"{scale * t.mean:+.{digits}f} (p = {t.p:.2g})"

@@ -31,8 +31,10 @@ the confidence drop — so the seed spread of every number includes the network'
   times), for the eNTK or for the RBF comparison column;
 * :func:`v1_row` — KREPES *trained* (``kr.fit``, several epochs) on the eNTK or the RBF kernel,
   next to the network, with parameter counts and the time breakdown;
-* :func:`tost_claims`, :func:`threshold_claims` — verdict rules (fixed before the run) over
-  seeds with Holm's correction across the cells of a family.
+* :func:`cell_text` — "mean [95 % bootstrap CI]" of a table cell.
+
+The verdicts of notebooks 14–16 are the claims engine's (:mod:`krepes_lib.claims`: TOST for Δ,
+a threshold rule for τ, paired tests for the drop; Holm across the cells of each family).
 """
 from __future__ import annotations
 
@@ -42,22 +44,18 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import stats
-from ..audit import audit
 from .audits import AuditRun, audit_metrics, drop_m, run_audit
 from ..backend import to_device, to_host
 from ..defaults import DROP_KNN_K, DROP_N_REMOVE
 from ..evaluate import linear_probe
-from ..recipe import resolve_m
 from ..interpret import kendall_tau
 from ..kernels import Kernel
-from ..landmarks import select_landmarks
-from ..model import NystromModel
-from ..nystrom import Nystrom
 from ..options import Options
+from ..timing import Timer
 
 __all__ = ["TimedKernel", "NetworkSplit", "load_network", "network_log", "network_split", "entk_kernel",
            "unit_entk", "unit_diagonal_scale", "EntkRun", "run_entk_audit", "run_rbf_audit", "probe_pair",
-           "v3_row", "v1_row", "tost_claims", "threshold_claims", "cell_text", "paper_value", "PAPER_NAMES",
+           "v3_row", "v1_row", "cell_text", "paper_value", "PAPER_NAMES",
            "NOT_OFFLINE", "LOSS_COLUMNS"]
 
 #: Our dataset names → the paper's row names (spec §7); MNIST and Bank have no v3 row there.
@@ -89,7 +87,8 @@ def paper_value(key: str, dataset: str, loss: str | None = None):
 # kernel time
 # ---------------------------------------------------------------------------------------
 class TimedKernel(Kernel):
-    """``scale`` · ``base`` with the wall-clock seconds of every block / diagonal it computes counted.
+    """``scale`` · ``base`` with the wall-clock seconds of every block / diagonal it computes
+    counted by the one timer (:class:`krepes_lib.timing.Timer`, stages "block" and "prepare").
 
     Blocks are returned in the dtype of X (a float32 eNTK inside a float64 model is cast), so
     the model's linear algebra keeps its precision while the kernel computes in its own.
@@ -104,25 +103,32 @@ class TimedKernel(Kernel):
             raise ValueError(f"scale={scale} must be a finite positive number.")
         self.base = base
         self.scale = float(scale)
-        self.seconds = 0.0
-        self.calls = 0
+        self.timer = Timer()
         self.name = f"timed_{getattr(base, 'name', 'kernel')}"
 
     def __repr__(self):
         return f"TimedKernel({self.base!r})"
 
+    @property
+    def seconds(self) -> float:
+        """Seconds spent in the base kernel's blocks, diagonals and preparations."""
+        return self.timer.total
+
+    @property
+    def calls(self) -> int:
+        """Blocks and diagonals computed."""
+        return int(self.timer.calls.get("block", 0))
+
     def reset(self):
-        self.seconds, self.calls = 0.0, 0
+        self.timer.reset()
 
     def _timed(self, fn, X, *args):
-        t0 = time.perf_counter()
-        out = fn(*args)
-        if hasattr(out, "dtype") and out.dtype != X.dtype:
-            out = out.astype(X.dtype)
-        if self.scale != 1.0:
-            out = out * out.dtype.type(self.scale)
-        self.seconds += time.perf_counter() - t0
-        self.calls += 1
+        with self.timer("block"):
+            out = fn(*args)
+            if hasattr(out, "dtype") and out.dtype != X.dtype:
+                out = out.astype(X.dtype)
+            if self.scale != 1.0:
+                out = out * out.dtype.type(self.scale)
         return out
 
     def _block(self, xp, X, Y):
@@ -132,10 +138,8 @@ class TimedKernel(Kernel):
         return self._timed(self.base._diag, X, xp, X)
 
     def _prepare(self, xp, X, Y):
-        t0 = time.perf_counter()
-        out = self.base._prepare(xp, X, Y)
-        self.seconds += time.perf_counter() - t0
-        return out
+        with self.timer("prepare"):
+            return self.base._prepare(xp, X, Y)
 
     def _block_prepared(self, xp, X, prep, out=None):
         return self._timed(self.base._block_prepared, X, xp, X, prep)
@@ -293,7 +297,9 @@ def run_entk_audit(trained, split, loss: str, seed: int = 0, *, kernel=None, h: 
                    n_batches: int = 2, batch_size: int = 128, cg_max_iter: int | None = None,
                    sketch_size: int = 8, implementation: str = "sketch", dtype: str = "float64",
                    normalise: bool = True, loss_hyper: dict | None = None) -> EntkRun:
-    """eNTK → landmarks → Nyström + PC init → one GGN-Newton step (eq. (audit-step)).
+    """eNTK → landmarks → Nyström + PC init → one GGN-Newton step (eq. (audit-step)): the
+    network's unit-diagonal eNTK (timed) handed to :func:`krepes_lib.studies.audits.run_audit`,
+    the one place a study audits, with k-means++ in the kernel's own space.
 
     Parameters
     ----------
@@ -316,8 +322,6 @@ def run_entk_audit(trained, split, loss: str, seed: int = 0, *, kernel=None, h: 
         Divide the kernel by its mean diagonal on the training rows (:func:`unit_diagonal_scale`,
         ours) so the damping δ means what it means for the RBF.
     """
-    from ..losses import make_objective
-
     t0 = time.perf_counter()
     base = kernel if kernel is not None else entk_kernel(trained, implementation, sketch_size, seed)
     X = to_device(split.X, dtype=dtype)  # the default device: the eNTK follows X (CuPy → CUDA tensors)
@@ -326,20 +330,13 @@ def run_entk_audit(trained, split, loss: str, seed: int = 0, *, kernel=None, h: 
     if normalise:
         k.scale = 1.0
         k.scale = unit_diagonal_scale(k, X)
-    mm = max(resolve_m(m, X.shape[0]), int(min_m))
-    opts = {"kernel_space": True} if landmarks in ("kmeans++", "kmeanspp") else {}
-    lm = select_landmarks(X, m=min(mm, X.shape[0]), method=landmarks, kernel=k, seed=seed, **opts)
-    nys = Nystrom(k, lm, dtype=X.dtype)
-    model = NystromModel(nys, h=min(int(h), nys.rank), coords="raw", init="pc", seed=seed)
-    obj = make_objective(loss, **(loss_hyper or {}))
-    o = Options() if cg_max_iter is None else Options(cg_max_iter=int(cg_max_iter))
-    aud = audit(model, obj, X, augment=split.train if obj.views > 1 else None, damping=damping,
-                seed=seed, n_batches=n_batches, batch_size=batch_size, options=o)
-    idx = np.asarray(to_host(lm.indices))
-    p = int(getattr(k.base, "n_parameters", 0))
-    return EntkRun(trained.config.dataset, loss, int(seed), aud, np.asarray(split.y)[idx],
-                   time.perf_counter() - t0, kernel_name=_kernel_label(k.base), kernel_seconds=k.seconds,
-                   n_network_parameters=p, extra={"kernel_scale": k.scale})
+    r = run_audit(split, loss, seed, dataset=trained.config.dataset, h=h, m=m, min_m=min_m, kernel=k,
+                  landmarks=landmarks, landmark_space="kernel", damping=damping, coords="raw",
+                  n_batches=n_batches, batch_size=batch_size, cg_max_iter=cg_max_iter, dtype=dtype,
+                  loss_hyper=loss_hyper)
+    return EntkRun(r.dataset, r.loss, r.seed, r.audit, r.y_landmarks, time.perf_counter() - t0,
+                   kernel_name=_kernel_label(k.base), kernel_seconds=k.seconds,
+                   n_network_parameters=int(getattr(k.base, "n_parameters", 0)), extra={"kernel_scale": k.scale})
 
 
 def _kernel_label(k) -> str:
@@ -444,7 +441,7 @@ def v1_row(trained, split, seed: int = 0, *, kernel: str = "entk", loss: str | N
     the fit (optimisation: losses, gradients, Adam), landmark selection + Nyström included in
     the kernel column when they compute kernel blocks.
     """
-    from ..recipe import default_kernel
+    from ..recipe import build_model, default_kernel
     from ..train import fit
 
     loss = loss or trained.config.loss
@@ -453,15 +450,12 @@ def v1_row(trained, split, seed: int = 0, *, kernel: str = "entk", loss: str | N
     t0 = time.perf_counter()
     if kernel == "entk":
         k = unit_entk(trained, Xf, implementation, sketch_size, seed)
-        opts = {"kernel_space": True}
     elif kernel == "rbf":
         k = TimedKernel(default_kernel(Xf, "rbf"))
-        opts = {}
     else:
         raise ValueError(f"kernel={kernel!r}: use 'entk' or 'rbf'.")
-    lm = select_landmarks(Xf, m=resolve_m(m, Xf.shape[0]), method="kmeans++", kernel=k, seed=seed, **opts)
-    model = NystromModel(Nystrom(k, lm, dtype=Xf.dtype), h=min(int(h), lm.m), coords="whitened", init="pc",
-                         seed=seed)
+    model = build_model(Xf, h, m=m, kernel=k, landmarks="kmeans++", seed=seed, coords="whitened", init="pc",
+                        landmark_space="kernel" if kernel == "entk" else "input")
     setup_s, setup_k = time.perf_counter() - t0, k.seconds
     Z0 = (model.embed(X), model.embed(split.X_test))
     t0, k0 = time.perf_counter(), k.seconds
@@ -500,68 +494,8 @@ def _pair(Z, split):
 
 
 # ---------------------------------------------------------------------------------------
-# verdict rules (fixed before the run)
+# table cells
 # ---------------------------------------------------------------------------------------
-def tost_claims(specs, margin: float, alpha: float = stats.ALPHA) -> list:
-    """"On par within ±margin" from paired TOST over seeds, Holm-corrected across the family.
-
-    Each spec: ``claim``, ``paper``, ``d`` (per-seed differences, e.g. Δ = KREPES − NN in
-    points), optional ``ours`` and ``flags``. For each: two one-sided t-tests of mean d over
-    seeds, H₁: mean > −margin and H₁: mean < +margin; the TOST p-value is the larger of the
-    two. **holds**: TOST p below α after Holm over the family; **does not hold**: mean d
-    significantly outside the band (one-sided t-test of mean < −margin or > +margin, the
-    smaller p, Holm over the family); else **inconclusive** (always with fewer than 2 seeds).
-    """
-    if not margin > 0:
-        raise ValueError(f"margin={margin} must be > 0 (the equivalence band ±margin).")
-    specs = list(specs)
-    if not specs:
-        return []
-    p_in, p_out, tests = [], [], []
-    for s in specs:
-        d = np.asarray(s["d"], dtype=np.float64)
-        z = np.zeros_like(d)
-        lo = stats.paired_test(d + margin, z, "greater", alpha)   # mean d > −margin
-        hi = stats.paired_test(d - margin, z, "less", alpha)      # mean d < +margin
-        p_in.append(max(lo.p_greater, hi.p_less))
-        p_out.append(min(lo.p_less, hi.p_greater))                 # outside the band
-        tests.append(stats.paired_test(d, z, "greater", alpha))
-    p_in = np.nan_to_num(p_in, nan=1.0)
-    p_out = np.nan_to_num(p_out, nan=1.0)
-    adj_in, ok = stats.holm(p_in, alpha)
-    adj_out, bad = stats.holm(p_out, alpha)
-    rows = []
-    for s, t, pa, o, b in zip(specs, tests, adj_in, ok, bad):
-        verdict = stats.HOLDS if o else stats.FAILS if b else stats.INCONCLUSIVE
-        rule = (f"TOST: two one-sided t-tests over {t.n} seeds of the per-seed difference, band ±{margin:g}, "
-                f"α = {alpha:g}; holds if the TOST p-value (the larger of the two) passes, does not hold if "
-                f"the mean is significantly outside the band; Holm-corrected over the {len(specs)} cells")
-        ours = "; ".join(x for x in (s.get("ours", ""), f"mean {t.mean:+.3f} (90% CI {t.ci_low:+.3f} … "
-                                     f"{t.ci_high:+.3f}, n = {t.n}), TOST p (Holm) = {pa:.3g}",
-                                     s.get("flags", "")) if x)
-        rows.append(stats.claim_row(s["claim"], s["paper"], ours, verdict, rule, p_adjusted=float(pa),
-                                    flags=s.get("flags", "")))
-    return rows
-
-
-def threshold_claims(specs, alpha: float = stats.ALPHA) -> list:
-    """"A per-seed value exceeds a threshold" from one-sided t-tests over seeds, Holm across cells.
-
-    Each spec: ``claim``, ``paper``, ``values`` (per seed), ``threshold``, optional ``ours``,
-    ``flags``, ``what`` (names the threshold in the rule). Delegates to
-    :func:`krepes_lib.studies.audits.paired_claims` with b = the threshold.
-    """
-    from .audits import paired_claims
-
-    out = []
-    for s in specs:
-        v = np.asarray(s["values"], dtype=np.float64)
-        out.append(dict(claim=s["claim"], paper=s["paper"], a=v, b=np.full_like(v, float(s["threshold"])),
-                        alternative="greater", ours=s.get("ours", ""), flags=s.get("flags", ""),
-                        test=f"d = value − {s.get('what', 'threshold')} ({float(s['threshold']):g})"))
-    return paired_claims(out, alpha)
-
-
 def cell_text(values, digits: int = 3, scale: float = 1.0) -> str:
     """"mean [95% bootstrap CI]" of per-seed values (for table cells)."""
     v = np.asarray(values, dtype=np.float64) * scale

@@ -139,19 +139,18 @@ assert np.abs(gram - np.eye(gram.shape[0])).max() < 1e-6
 
 # %%
 m_lo = min(m_values)
-decrease = [dict(claim=f"{ds}: Nyström error decreases with m ({k} landmarks)",
-                 paper="premise of the method (no curve reported)",
-                 a=v1.column(R, "error", method=k, m=m_top), b=v1.column(R, "error", method=k, m=m_lo),
-                 a_name=f"m={m_top}", b_name=f"m={m_lo}") for ds, R in errs.items() for k in landmark_methods]
-better = [dict(claim=f"{ds}: {k} landmarks approximate K better than uniform (m={mm})",
-               paper="uniform sampling degrades accuracy (v1)",
-               a=v1.column(R, "error", method=k, m=mm), b=v1.column(R, "error", method="uniform", m=mm),
-               a_name=k, b_name="uniform")
+decrease = [kr.claims.Claim(f"{ds}: Nyström error decreases with m ({k} landmarks)", "premise of the method (no curve reported)",
+                            a=v1.column(R, "error", method=k, m=m_top), b=v1.column(R, "error", method=k, m=m_lo),
+                            a_name=f"m={m_top}", b_name=f"m={m_lo}") for ds, R in errs.items() for k in landmark_methods]
+better = [kr.claims.Claim(f"{ds}: {k} landmarks approximate K better than uniform (m={mm})", "uniform sampling degrades accuracy (v1)",
+                          a=v1.column(R, "error", method=k, m=mm), b=v1.column(R, "error", method="uniform", m=mm),
+                          a_name=k, b_name="uniform")
           for ds, R in errs.items() for mm in sorted({m_lo, m_top}) for k in landmark_methods
           if k != "uniform" and "uniform" in landmark_methods]
-claims = v1.paired_rows(decrease, "less", alpha, digits=4, family="claim 1")
-claims += v1.paired_rows(better, "less", alpha, digits=4, family="claim 2")
-claims += [kr.stats.claim_row(
+rule = kr.claims.Paired("less", alpha=alpha)
+claims = kr.claims.decide(decrease, rule, family="claim 1", digits=4)
+claims += kr.claims.decide(better, rule, family="claim 2", digits=4)
+claims += [kr.claims.reported(
     f"{ds}: class coverage κ of the PC initialisation (m={m_top})", "CIFAR-10 κ reported only for trained models",
     ", ".join(f"{k} {v1.column(R, 'kappa', method=k, m=m_top).mean():.1f}" for k in landmark_methods),
     f"not comparable (untrained model, other data; κ ≥ C = {points[ds][2].n_classes})", rule="no test: reported")

@@ -208,22 +208,23 @@ for ds, R in runs.items():
             ("raw features", "KREPES representations beat a linear probe on the raw features",
              "v1: KREPES ≫ weak neural baselines (no raw-feature baseline reported)")]:
         b = v1.column(R, "probe", method=base)
-        claims.append(v1.family_row(
-            f"{ds}: {claim}", paper, losses, trained, [b] * len(losses), alpha=alpha, scale=100,
-            what="losses", context=f"{base} {kr.stats.mean_std(b, 2, 100)} %, {len(seeds)} seed(s)"))
+        claims.append(kr.claims.decide_some(
+            f"{ds}: {claim}", paper, [kr.claims.Claim(n, "", a=a, b=b) for n, a in zip(losses, trained)],
+            kr.claims.Paired("greater", alpha=alpha), scale=100, what="losses",
+            context=f"{base} {kr.stats.mean_std(b, 2, 100)} %, {len(seeds)} seed(s)"))
 counts = {}  # count text -> datasets with those counts (seed 0)
 for ds, R in runs.items():
     rs = v1.select(R, seed=seeds[0])
     counts.setdefault(f"m·h + h = {rs[1]['mh_h']:,}; trained (History.n_trained): "
                       + ", ".join(f"{r['method']} {r['n_trained']:,}" for r in rs[2:]), []).append(ds)
-claims.append(kr.stats.claim_row(
+claims.append(kr.claims.reported(
     "parameter count of the representation",
     "0.5–0.9M parameters at m = 2000 (v1), i.e. h ≈ 250–450 under m·h + h (our inference)",
     " | ".join(f"{', '.join(v)}: {k}" for k, v in counts.items()),
     f"not comparable (m ≤ {m}, h = {h} here; the paper's h is not public)",
     rule="no test: m·h + h counts (Ã, γ); History.n_trained counts every array the optimiser "
          "updated (W = r·h in whitened coordinates, γ, KAE decoder, BYOL predictor)"))
-claims.append(kr.stats.claim_row(
+claims.append(kr.claims.reported(
     "CIFAR-10 linear probe with eNTK + Barlow Twins, m = 2000", "89.54–90.31 % (v1)",
     (f"{kernel} kernel on raw pixels, Barlow Twins, m = {m}: "
      f"{kr.stats.mean_std(v1.column(runs['cifar10'], 'probe', method='barlow_twins'), 2, 100)} %"

@@ -139,12 +139,12 @@ if "pc" in inits and "random" in inits:
             (f"loss after epoch {epochs}", "loss", -1, "less", "PC init improves convergence (v1)", 1, ""),
             (f"probe accuracy after epoch {epochs}", "probe", -1, "greater", "PC init improves final accuracy (v1)",
              100, " %")]:
-        items = [dict(claim=f"{ds}, {c} coords: PC init better than random — {what}", paper=paper,
-                      a=[r[key][idx] for r in v1.select(R, coords=c, init="pc")],
-                      b=[r[key][idx] for r in v1.select(R, coords=c, init="random")], a_name="PC",
-                      b_name="random") for ds, R in runs.items() for c in coords_list]
-        claims += v1.paired_rows(items, alt, alpha, scale=sc, unit=unit, digits=3 if sc == 1 else 2,
-                                      family=f"'{what}'")
+        items = [kr.claims.Claim(f"{ds}, {c} coords: PC init better than random — {what}", paper,
+                                 a=[r[key][idx] for r in v1.select(R, coords=c, init="pc")],
+                                 b=[r[key][idx] for r in v1.select(R, coords=c, init="random")], a_name="PC",
+                                 b_name="random") for ds, R in runs.items() for c in coords_list]
+        claims += kr.claims.decide(items, kr.claims.Paired(alt, alpha=alpha), family=f"'{what}'", scale=sc,
+                                   unit=unit, digits=3 if sc == 1 else 2)
 for c in claims:
     print(f"- {c['claim']}\n    ours: {c['ours']}\n    rule: {c['rule']}\n    → {c['verdict']}")
 

@@ -142,20 +142,22 @@ if "uniform" in landmark_methods and others:
         labels = [f"{k} m={m}" for m in m_values for k in others]
         A = [100 * v1.column(R, "probe", method=k, m=m) for m in m_values for k in others]
         B = [100 * v1.column(R, "probe", method="uniform", m=m) for m in m_values for k in others]
-        claims.append(v1.family_row(
+        claims.append(kr.claims.decide_some(
             f"{ds}: uniform landmarks give a lower trained probe accuracy (per m)", "uniform sampling degrades accuracy (v1)",
-            labels, A, B, alpha=alpha, what="(strategy, m) comparisons",
+            [kr.claims.Claim(lab, "", a=a, b=b) for lab, a, b in zip(labels, A, B)], kr.claims.Paired("greater", alpha=alpha),
+            what="(strategy, m) comparisons",
             context="uniform " + ", ".join(f"m={m}: {kr.stats.mean_std(b, 1)} %" for m, b in zip(m_values, B[::len(others)]))))
         for k in others:
-            pooled.append(dict(claim=f"{ds}: {k} beats uniform landmarks, pooled over m = {m_values}",
-                               paper="k-means++ / leverage preferred over uniform (v1)",
-                               a=np.concatenate([100 * v1.column(R, "probe", method=k, m=m) for m in m_values]),
-                               b=np.concatenate([100 * v1.column(R, "probe", method="uniform", m=m) for m in m_values]),
-                               a_name=k, b_name="uniform", note=f"pairs = (m, seed), {len(m_values) * len(seeds)} of them"))
-    claims += v1.paired_rows(pooled, "greater", alpha, unit=" %", family="the pooled tests")
+            pooled.append(kr.claims.Claim(
+                f"{ds}: {k} beats uniform landmarks, pooled over m = {m_values}", "k-means++ / leverage preferred over uniform (v1)",
+                a=np.concatenate([100 * v1.column(R, "probe", method=k, m=m) for m in m_values]),
+                b=np.concatenate([100 * v1.column(R, "probe", method="uniform", m=m) for m in m_values]),
+                a_name=k, b_name="uniform", ours=f"pairs = (m, seed), {len(m_values) * len(seeds)} of them"))
+    claims += kr.claims.decide(pooled, kr.claims.Paired("greater", alpha=alpha), family="the pooled tests", digits=2,
+                               unit=" %")
 for ds, R in res.items():
     mt = max(m_values)
-    claims.append(kr.stats.claim_row(
+    claims.append(kr.claims.reported(
         f"{ds}: class coverage κ of the trained model (m={mt})", "κ reported per loss on CIFAR-10 only (BT 12 … spectral 81)",
         ", ".join(f"{k} {v1.column(R, 'kappa', method=k, m=mt).mean():.1f} "
                   f"(init {v1.column(R, 'kappa0', method=k, m=mt).mean():.1f})" for k in landmark_methods),

@@ -238,28 +238,33 @@ for r in ctable.rows:
 
 # %%
 groups, qual = [dict(dataset=ds, loss=loss) for ds in datasets for loss in losses], "qualitative (v3 galleries); no number"
-claims = AS.table_claims(table, groups, "share_att", "chance", "{dataset} / {loss}: the top-%d attracting landmarks (CAV of "
-                         "the test image's class) share its class more often than chance" % top_k, qual,
-                         test="d = same-class share of the attracting landmarks − chance")
-claims += AS.table_claims(table, groups, "share_rep", "chance", "{dataset} / {loss}: repelling landmarks belong to another "
-                          "class (same-class share below chance)", qual, alternative="less",
-                          test="d = same-class share of the repelling landmarks − chance")
-claims += AS.table_claims(table, groups, "sim_rep", "sim_other", "{dataset} / {loss}: repelling landmarks look alike: closer "
-                          "to the test image than the average landmark of another class (e.g. bird vs plane)", qual,
-                          test="d = mean k(repelling landmark, x_t) − mean k(other-class landmark, x_t)")
-claims += [kr.stats.claim_row(f"cifar10 / {loss}: class coverage κ of ‖ΔÃ_l,:‖",
+greater, less = kr.claims.Paired("greater"), kr.claims.Paired("less")
+claims = kr.claims.decide(AS.table_claims(
+    table, groups, "share_att", "chance", "{dataset} / {loss}: the top-%d attracting landmarks (CAV of the test image's "
+    "class) share its class more often than chance" % top_k, qual,
+    what="d = same-class share of the attracting landmarks − chance"), greater, family="attracting share")
+claims += kr.claims.decide(AS.table_claims(
+    table, groups, "share_rep", "chance", "{dataset} / {loss}: repelling landmarks belong to another class (same-class "
+    "share below chance)", qual, what="d = same-class share of the repelling landmarks − chance"), less,
+    family="repelling share")
+claims += kr.claims.decide(AS.table_claims(
+    table, groups, "sim_rep", "sim_other", "{dataset} / {loss}: repelling landmarks look alike: closer to the test image "
+    "than the average landmark of another class (e.g. bird vs plane)", qual,
+    what="d = mean k(repelling landmark, x_t) − mean k(other-class landmark, x_t)"), greater, family="look-alike")
+claims += [kr.claims.reported(f"cifar10 / {loss}: class coverage κ of ‖ΔÃ_l,:‖",
                               f"{PAPER['cifar10_kappa'].get(loss, 'not reported')} (eNTK, trained, m = 2000)",
                               f"{table.mean_std('kappa', 1, dataset='cifar10', loss=loss)} (RBF, audit, m = "
                               f"{table.select(dataset='cifar10', loss=loss)[0]['m']}); {table.flags(dataset='cifar10', loss=loss)}",
                               "not comparable (different kernel, m and model); reported for reference",
                               "no test: κ depends on m and the kernel", flags=table.flags(dataset='cifar10', loss=loss))
            for loss in losses if "cifar10" in datasets]
-claims += AS.paired_claims([dict(
-    claim=f"{concept_dataset} / {losses[0]}: the CAV of '{name}' separates held-out positives from negatives (AUC > 0.8)",
-    paper="CAV concept audits (Kim et al. 2018); no accuracy reported", a=ctable.values("auc", concept=name),
-    b=np.full(len(seeds), 0.5), margin=0.3, test="d = held-out AUC − 0.5, margin 0.3 (AUC > 0.8)",
+claims += kr.claims.decide([kr.claims.Claim(
+    f"{concept_dataset} / {losses[0]}: the CAV of '{name}' separates held-out positives from negatives (AUC > 0.8)",
+    "CAV concept audits (Kim et al. 2018); no accuracy reported", a=ctable.values("auc", concept=name),
+    b=np.full(len(seeds), 0.5), what="d = held-out AUC − 0.5, margin 0.3 (AUC > 0.8)",
     ours=f"AUC {ctable.mean_std('auc', concept=name)}, balanced accuracy {ctable.mean_std('bal_acc', concept=name)} "
-         f"(PC init: AUC {ctable.mean_std('auc_pc', concept=name)})", flags=AS.audit_flags(concept_runs)) for name in concepts])
+         f"(PC init: AUC {ctable.mean_std('auc_pc', concept=name)})", flags=AS.audit_flags(concept_runs)) for name in concepts],
+    kr.claims.Paired("greater", margin=0.3), family="concepts")
 runtime = time.perf_counter() - T_START
 save_results(
     "06_influence_gallery",

@@ -45,10 +45,11 @@
 # $\delta$, $h$, the view batches and the CG cap are ours. Absolute values of $\kappa$ depend on
 # $m$ and on the number of classes, so only orderings are compared with the paper.
 #
-# **Verdicts** (rules fixed before running; `kr.stats`). Every verdict is a one-sided paired
-# t-test over seeds at $\alpha = 0.05$ (the same seed gives both arms the same landmarks and
-# views), Holm-corrected over the claims of one family; "holds" / "does not hold" when the
-# claimed / opposite direction is significant, else "inconclusive".
+# **Verdicts** (rules fixed before running; the claims engine `kr.claims`). Every verdict is a
+# one-sided paired t-test over seeds at $\alpha = 0.05$ (the same seed gives both arms the same
+# landmarks and views; at least 3 seeds, else "inconclusive"), Holm-corrected over the claims of
+# one family; "holds" / "does not hold" when the claimed / opposite direction is significant,
+# else "inconclusive".
 
 # %% tags=["parameters"]
 kappa_datasets = ["digits"]  # image data for §1: digits, mnist_test, mnist_5k, cifar10 (JPEG, paper profile)
@@ -157,20 +158,22 @@ kappa_taus = {ds: AS.per_seed_kendall(kappa_table, "kappa", "probe", levels=kapp
               for ds in kappa_datasets}
 paper_taus = {ds: AS.per_seed_kendall(kappa_table, "kappa", [paper_kappa[l] for l in common], levels=common,
                                       dataset=ds) for ds in kappa_datasets if len(common) >= 3}
-claims = AS.paired_claims([dict(
-    claim=f"{ds}: smaller κ goes with higher linear-probe accuracy across SSL losses",
-    paper="CIFAR-10: κ BT 12 < VICReg 18 < BYOL 26 < SimCLR 27 < spectral 81; BT most accurate (91.18 %)",
-    a=tau, b=np.zeros_like(tau), alternative="less", flags=kappa_table.flags(dataset=ds),
-    test="d = per-seed Kendall τ between κ and probe accuracy across the losses",
+claims = kr.claims.decide([kr.claims.Claim(
+    f"{ds}: smaller κ goes with higher linear-probe accuracy across SSL losses",
+    "CIFAR-10: κ BT 12 < VICReg 18 < BYOL 26 < SimCLR 27 < spectral 81; BT most accurate (91.18 %)",
+    a=tau, b=np.zeros_like(tau), flags=kappa_table.flags(dataset=ds),
+    what="d = per-seed Kendall τ between κ and probe accuracy across the losses",
     ours="; ".join(f"{l} κ {kappa_table.mean_std('kappa', 1, dataset=ds, loss=l)}, "
                    f"{kappa_table.mean_std('probe', 1, 100, dataset=ds, loss=l)} %" for l in kappa_losses)
-    + f"; per-seed Kendall τ {np.round(tau, 2).tolist()}") for ds, tau in kappa_taus.items()])
-claims += AS.paired_claims([dict(
-    claim=f"{ds}: κ orders the SSL losses as on CIFAR-10 in the paper",
-    paper="BT 12 < VICReg 18 < BYOL 26 < SimCLR 27 < spectral 81", a=tau, b=np.zeros_like(tau),
-    test="d = per-seed Kendall τ between our κ and the paper's κ across the losses",
+    + f"; per-seed Kendall τ {np.round(tau, 2).tolist()}") for ds, tau in kappa_taus.items()],
+    kr.claims.Paired("less"), family="κ vs accuracy")
+claims += kr.claims.decide([kr.claims.Claim(
+    f"{ds}: κ orders the SSL losses as on CIFAR-10 in the paper",
+    "BT 12 < VICReg 18 < BYOL 26 < SimCLR 27 < spectral 81", a=tau, b=np.zeros_like(tau),
+    what="d = per-seed Kendall τ between our κ and the paper's κ across the losses",
     ours=f"per-seed Kendall τ between our κ and the paper's over {len(common)} losses {np.round(tau, 2).tolist()}",
-    flags=kappa_table.flags(dataset=ds)) for ds, tau in paper_taus.items()])
+    flags=kappa_table.flags(dataset=ds)) for ds, tau in paper_taus.items()], kr.claims.Paired("greater"),
+    family="κ order")
 for c in claims:
     print(f"- {c['claim']}: {c['verdict']} ({c['ours']})")
 
@@ -264,34 +267,37 @@ save_figure(fig, "07_audit_metrics_p1_drop")
 plt.show()
 
 # %%
-claims += AS.paired_claims([dict(
-    claim=f"{ds} ({loss}): Precision@1 of the top-1 landmark by IS beats the cosine nearest landmark",
-    paper="{} vs {}".format(*PAPER["precision_at_1"][PAPER_NAMES[ds]]) if ds in PAPER_NAMES else "not reported",
+claims += kr.claims.decide([kr.claims.Claim(
+    f"{ds} ({loss}): Precision@1 of the top-1 landmark by IS beats the cosine nearest landmark",
+    "{} vs {}".format(*PAPER["precision_at_1"][PAPER_NAMES[ds]]) if ds in PAPER_NAMES else "not reported",
     a=table.values("p1_krepes", dataset=ds, loss=loss), b=table.values("p1_cosine", dataset=ds, loss=loss),
-    test="d = P@1(KREPES) − P@1(cosine)",
+    what="d = P@1(KREPES) − P@1(cosine)",
     ours=f"{table.mean_std('p1_krepes', dataset=ds, loss=loss)} vs {table.mean_std('p1_cosine', dataset=ds, loss=loss)} "
          f"(m = {table.select(dataset=ds, loss=loss)[0]['m']})", flags=table.flags(dataset=ds, loss=loss))
-    for ds in p1_datasets for loss in audit_losses])
+    for ds in p1_datasets for loss in audit_losses], kr.claims.Paired("greater"), family="Precision@1")
 drop_specs, magnitude, unreported = [], [], []
 for ds in drop_datasets:
     for loss in audit_losses:
         for t in ("true", "predicted"):
             w = dict(dataset=ds, loss=loss)
             top, rnd = table.values(f"drop_top_{t}", **w), table.values(f"drop_random_{t}", **w)
-            base = dict(paper="{}: random {} vs KREPES {}".format(PAPER_NAMES.get(ds, "CIFAR-10"), *PAPER["v3_confidence_drop"][PAPER_NAMES.get(ds, "CIFAR-10")]),
-                        ours=f"random {table.mean_std(f'drop_random_{t}', 4, **w)} vs top {table.mean_std(f'drop_top_{t}', 4, **w)} "
-                             f"(m = {table.select(**w)[0]['m']}, k = {drop_k})", flags=table.flags(**w))
-            drop_specs.append(dict(base, claim=f"{ds} ({loss}, {t} class): removing the top-{drop_n_remove} landmarks by IS "
-                                               f"drops the {drop_k}-NN confidence more than removing {drop_n_remove} random ones",
-                                   a=top, b=rnd, test="d = drop_top − drop_random"))
+            paper = "{}: random {} vs KREPES {}".format(PAPER_NAMES.get(ds, "CIFAR-10"), *PAPER["v3_confidence_drop"][PAPER_NAMES.get(ds, "CIFAR-10")])
+            ours = (f"random {table.mean_std(f'drop_random_{t}', 4, **w)} vs top {table.mean_std(f'drop_top_{t}', 4, **w)} "
+                    f"(m = {table.select(**w)[0]['m']}, k = {drop_k})")
+            drop_specs.append(kr.claims.Claim(
+                f"{ds} ({loss}, {t} class): removing the top-{drop_n_remove} landmarks by IS drops the {drop_k}-NN "
+                f"confidence more than removing {drop_n_remove} random ones", paper, a=top, b=rnd,
+                what="d = drop_top − drop_random", ours=ours, flags=table.flags(**w)))
             mag = f"{ds} ({loss}, {t} class): the drop ratio top/random is in the hundreds (≥ 100)"
             if top.mean() > 0 and rnd.mean() > 0:
-                magnitude.append(dict(base, claim=mag, a=top, b=100 * rnd, test="d = drop_top − 100 · drop_random", ours=base["ours"] + f", ratio {top.mean() / rnd.mean():.1f}"))
+                magnitude.append(kr.claims.Claim(mag, paper, a=top, b=100 * rnd, what="d = drop_top − 100 · drop_random",
+                                                 ours=ours + f", ratio {top.mean() / rnd.mean():.1f}", flags=table.flags(**w)))
             else:
-                unreported.append(kr.stats.claim_row(mag, base["paper"], base["ours"] + "; ratio not reported (a mean drop ≤ 0)",
-                                                 "not reported: the ratio is meaningless when a mean drop is ≤ 0",
-                                                 "reported only when both mean drops are positive", flags=base["flags"]))
-claims += AS.paired_claims(drop_specs) + AS.paired_claims(magnitude) + unreported
+                unreported.append(kr.claims.reported(mag, paper, ours + "; ratio not reported (a mean drop ≤ 0)",
+                                                     "not reported: the ratio is meaningless when a mean drop is ≤ 0",
+                                                     "reported only when both mean drops are positive", flags=table.flags(**w)))
+claims += (kr.claims.decide(drop_specs, kr.claims.Paired("greater"), family="drop")
+           + kr.claims.decide(magnitude, kr.claims.Paired("greater"), family="drop ratio") + unreported)
 for c in claims:
     print(f"- {c['claim']}\n    paper: {c['paper']}\n    ours:  {c['ours']}\n    rule:  {c['rule']}\n    → {c['verdict']}")
 

@@ -147,16 +147,14 @@ plt.show()
 # ## Do the peaks coincide?
 
 # %%
-pv = AS.peak_verdict(grid, H, P, sweep=sweep)
+pv = AS.peak_check(grid, H, P, sweep=sweep)
 flags = AS.audit_flags(table.select(value=grid[i_H])) if audited else "trained (no audit)"
-claims = [kr.stats.claim_row(
-    claim=f"{dataset} + {loss}: the peak of the spectral entropy over a {sym} sweep coincides with the peak of the "
-          f"{label_fraction:.0%}-label linear-probe accuracy",
-    paper="MNIST + Barlow Twins: the peaks coincide (λ not specified)",
-    ours=f"sweep {sweep} ({coefficients}); argmax H ({entropy_of}) at {grid[i_H]:g} (H = {H.mean(0)[i_H]:.3f}), argmax probe "
-         f"at {grid[i_P]:g} ({100 * P.mean(0)[i_P]:.2f} %); choosing by entropy costs {pv['cost'].describe(4)} probe accuracy; "
-         f"PC init {100 * table.values('probe', value=None).mean():.2f} %; at argmax H: {flags}",
-    verdict=pv["verdict"], rule=pv["rule"], flags=flags)]
+claims = [kr.claims.decide_check(
+    f"{dataset} + {loss}: the peak of the spectral entropy over a {sym} sweep coincides with the peak of the "
+    f"{label_fraction:.0%}-label linear-probe accuracy", "MNIST + Barlow Twins: the peaks coincide (λ not specified)",
+    f"sweep {sweep} ({coefficients}); argmax H ({entropy_of}) at {grid[i_H]:g} (H = {H.mean(0)[i_H]:.3f}), argmax probe "
+    f"at {grid[i_P]:g} ({100 * P.mean(0)[i_P]:.2f} %); choosing by entropy costs {pv['cost'].describe(4)} probe accuracy; "
+    f"PC init {100 * table.values('probe', value=None).mean():.2f} %; at argmax H: {flags}", **pv["check"], flags=flags)]
 for c in claims:
     print(f"- {c['claim']}\n    paper: {c['paper']}\n    ours:  {c['ours']}\n    rule:  {c['rule']}\n    → {c['verdict']}")
 

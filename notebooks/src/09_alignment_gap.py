@@ -165,16 +165,17 @@ plt.show()
 # one-sided paired t-test over seeds, Holm over the losses.
 
 # %%
-claims = [AS.all_pairs_claim(gaps, CLAIM_HIGH, CLAIM_LOW, key="gap", loss=loss,
-                             claim=f"Adult / {loss}: alignment gap of sex and relationship exceeds that of education and occupation",
-                             paper="holds (v3, Adult '1M', eNTK of an SSL MLP; figure, no numbers)")
-          for loss in losses if all(f in features for f in CLAIM_HIGH + CLAIM_LOW)]
-claims += AS.paired_claims([dict(
-    claim=f"Adult / {loss}: Precision@1 of KREPES' top-1 landmark exceeds the cosine baseline",
-    paper="{} vs {}".format(*PAPER["precision_at_1"]["Adult"]), test="d = P@1(KREPES) − P@1(cosine)",
+claims = [kr.claims.decide_all(
+    f"Adult / {loss}: alignment gap of sex and relationship exceeds that of education and occupation",
+    "holds (v3, Adult '1M', eNTK of an SSL MLP; figure, no numbers)",
+    AS.pair_comparisons(gaps, CLAIM_HIGH, CLAIM_LOW, key="gap", loss=loss), kr.claims.Paired("greater"),
+    flags=gaps.flags(loss=loss)) for loss in losses if all(f in features for f in CLAIM_HIGH + CLAIM_LOW)]
+claims += kr.claims.decide([kr.claims.Claim(
+    f"Adult / {loss}: Precision@1 of KREPES' top-1 landmark exceeds the cosine baseline",
+    "{} vs {}".format(*PAPER["precision_at_1"]["Adult"]), what="d = P@1(KREPES) − P@1(cosine)",
     a=p1.values("p1_krepes", loss=loss), b=p1.values("p1_cosine", loss=loss), flags=p1.flags(loss=loss),
     ours=f"{p1.mean_std('p1_krepes', loss=loss)} vs {p1.mean_std('p1_cosine', loss=loss)} (majority class {split.chance:.3f})")
-    for loss in losses])
+    for loss in losses], kr.claims.Paired("greater"), family="Precision@1")
 for c in claims:
     print(f"- {c['claim']}\n    paper: {c['paper']}\n    ours:  {c['ours']}\n    rule:  {c['rule']}\n    → {c['verdict']}")
 

@@ -83,13 +83,12 @@ from krepes_lib.evaluate import linear_probe
 from krepes_lib.kernels import RBF, Polynomial, median_sigma
 from krepes_lib.studies import neuralef as NEF
 from krepes_lib.studies.results import save_figure, save_results
-from krepes_lib.stats import claim_row, paired_test
+from krepes_lib.claims import Claim, NonInferiority, Paired, Threshold, decide, decide_check
 
 limit_host_threads(cpu_threads)
 torch.set_num_threads(cpu_threads)
 T_START = time.perf_counter()
 claims = []
-RULE_NONINF = "one-sided paired t-test over seeds of (a − b), H₁: mean > −{m:g} (non-inferiority), α = 0.05"
 
 
 # %% [markdown]
@@ -140,14 +139,14 @@ plt.show()
 for name in setups:
     a = [x["cos_nef"][:3].min() for x in fig2[name]]
     b = [x["cos_nys"][:3].min() for x in fig2[name]]
-    test = paired_test(np.asarray(a) + 0.05, b, "greater")
     ov = [x["overlap_nef"] for x in fig2[name]]
-    claims.append(claim_row(f"Fig. 2 ({name}): NeuralEF recovers the top-3 eigenfunctions as well as Nyström on the same {n_fig2} samples",
-              "NeuralEF 'delivers as good solutions as the Nyström method' (seed §4.1, Fig. 2; plots only)",
-              f"min_j≤3 |cos| with the truth: NeuralEF {np.mean(a):.3f}, Nyström {np.mean(b):.3f} (mean a − b = "
-              f"{np.mean(np.subtract(a, b)):+.3f}, p = {test.p:.3g}, n = {test.n}); all 10: NeuralEF |cos| "
-              f"{np.round(np.mean([x['cos_nef'] for x in fig2[name]], 0), 2).tolist()}, span overlap of the top 10 {np.mean(ov):.2f}",
-              test.verdict, RULE_NONINF.format(m=0.05) + "; a, b = min over j ≤ 3 of |cos| with the truth"))
+    claims += decide([Claim(
+        f"Fig. 2 ({name}): NeuralEF recovers the top-3 eigenfunctions as well as Nyström on the same {n_fig2} samples",
+        "NeuralEF 'delivers as good solutions as the Nyström method' (seed §4.1, Fig. 2; plots only)", a=a, b=b,
+        what="a, b = min over j ≤ 3 of |cos| with the truth (NeuralEF, Nyström)",
+        ours=f"min_j≤3 |cos| with the truth: NeuralEF {np.mean(a):.3f}, Nyström {np.mean(b):.3f}; all 10: NeuralEF |cos| "
+             f"{np.round(np.mean([x['cos_nef'] for x in fig2[name]], 0), 2).tolist()}, span overlap of the top 10 {np.mean(ov):.2f}")],
+        NonInferiority(margin=0.05, reference="Nyström"))
     assert np.min(b) > 0.9, "the Nyström reference must match the ground truth on the top-3"
 
 # %% [markdown]
@@ -165,14 +164,13 @@ for n, a, b in zip(timing["ns"], timing["seconds_nys"], timing["seconds_nef"]):
     print(f"N = {int(n):>6}: Nyström {a:8.3f} s   NeuralEF {b:7.3f} s")
 print(f"log-log slopes: Nyström {timing['slope_nys']:.2f}, NeuralEF {timing['slope_nef']:.2f}; "
       f"crossover N ≈ {timing['crossover_n']:.0f} ({timing['crossover_how']})")
-ok = timing["slope_nys"] >= 2 and timing["slope_nef"] <= 0.3
-claims.append(claim_row(
+claims.append(decide_check(
     "Fig. 2 right: Nyström training time grows cubically, NeuralEF's is nearly constant in N",
     "Nyström 'grows cubically', NeuralEF 'nearly constant' (seed Fig. 2, §4.1; plot only)",
     f"slopes {timing['slope_nys']:.2f} (Nyström) and {timing['slope_nef']:.2f} (NeuralEF, {timing_iterations} steps); "
     f"crossover N ≈ {timing['crossover_n']:.0f} ({timing['crossover_how']})",
-    "holds" if ok else "does not hold",
-    "deterministic rule on one timed run: log-log slope over the 3 largest N ≥ 2 (Nyström) and ≤ 0.3 (NeuralEF)"))
+    "deterministic rule on one timed run: log-log slope over the 3 largest N ≥ 2 (Nyström) and ≤ 0.3 (NeuralEF)",
+    holds=timing["slope_nys"] >= 2 and timing["slope_nef"] <= 0.3))
 print(claims[-1]["verdict"])
 
 fig, ax = plt.subplots(figsize=(5, 3.4))
@@ -208,14 +206,13 @@ for name, ((X2, y2), act) in toy.items():
     fig3[name] = [NEF.classic_kernel_run(kern, X2, X2, truth, k=3, iterations=iterations, seed=s) for s in seeds]
     a = [x["cos_nef"].min() for x in fig3[name]]
     ov = [x["overlap_nef"] for x in fig3[name]]
-    test = paired_test(a, np.full(len(a), 0.9), "greater")
-    claims.append(claim_row(f"Fig. 3 ({name}): NeuralEF finds the top-3 eigenfunctions of the MLP-GP kernel",
-              "appealing 3-D projections (seed Fig. 3; plots only)",
-              f"min_j≤3 |cos| with the exact eigenvectors {np.mean(a):.3f} (span overlap of the top 3, "
-              f"added after the first quick run: {np.mean(ov):.3f}); eigenvalues NeuralEF "
-              f"{np.round(np.mean([x['mu_nef'] for x in fig3[name]], 0), 3).tolist()} vs exact "
-              f"{np.round(fig3[name][0]['mu_truth'], 3).tolist()} ({test.describe()})",
-              test.verdict, "one-sided t-test over seeds of min_j≤3 |cos| − 0.9, H₁: mean > 0, α = 0.05"))
+    claims += decide([Claim(
+        f"Fig. 3 ({name}): NeuralEF finds the top-3 eigenfunctions of the MLP-GP kernel",
+        "appealing 3-D projections (seed Fig. 3; plots only)", a=a, what="value = min_j≤3 |cos| with the exact eigenvectors",
+        ours=f"min_j≤3 |cos| with the exact eigenvectors {np.mean(a):.3f} (span overlap of the top 3, "
+             f"added after the first quick run: {np.mean(ov):.3f}); eigenvalues NeuralEF "
+             f"{np.round(np.mean([x['mu_nef'] for x in fig3[name]], 0), 3).tolist()} vs exact "
+             f"{np.round(fig3[name][0]['mu_truth'], 3).tolist()}")], Threshold("greater", threshold=0.9))
 
 fig = plt.figure(figsize=(10, 4))
 for i, (name, ((X2, y2), act)) in enumerate(toy.items()):
@@ -267,16 +264,16 @@ for key, val in table1.items():
     print(f"{key:<28}{seed_table1[key]:>18}{100 * val:>9.2f}%")
 print("NeuralEF per seed:", [round(100 * a, 2) for a in acc_nef])
 for name, paper in (("Nyström (polynomial)", "84.98 % vs 78.00 %"), ("Nyström (rbf)", "84.98 % vs 77.55 %")):
-    test = paired_test(acc_nef, np.full(len(acc_nef), table1[name]), "greater")
-    claims.append(claim_row(f"Table 1: NeuralEF on a CNN-GP kernel beats {name} (top-10 projections, LR accuracy)", paper,
-              f"{100 * np.mean(acc_nef):.2f} % vs {100 * table1[name]:.2f} % ({test.describe(4)})", test.verdict,
-              "one-sided t-test over seeds of acc(NeuralEF) − acc(Nyström row), H₁: mean > 0, α = 0.05"))
-test = paired_test(sec_nys, sec_nef, "greater")
+    claims += decide([Claim(
+        f"Table 1: NeuralEF on a CNN-GP kernel beats {name} (top-10 projections, LR accuracy)", paper, a=acc_nef,
+        b=table1[name], what="d = acc(NeuralEF) − acc(Nyström row)",
+        ours=f"{100 * np.mean(acc_nef):.2f} % vs {100 * table1[name]:.2f} %")], Paired("greater"), digits=4)
 print(f"test seconds per point on the CNN-GP kernel: Nyström eq. (8) {np.mean(sec_nys):.2e}, NeuralEF {np.mean(sec_nef):.2e}")
-claims.append(claim_row("§2.2/§3.3: NeuralEF evaluates a test point faster than Nyström's out-of-sample extension (CNN-GP kernel)",
-                        "Nyström 'involves costly kernel evaluation in the test phase' (seed §1; no number)",
-                        f"{np.mean(sec_nef):.2e} s vs {np.mean(sec_nys):.2e} s per point, N = {n_mnist} ({test.describe(6)})",
-                        test.verdict, "one-sided paired t-test over seeds of t(Nyström) − t(NeuralEF), H₁: mean > 0, α = 0.05"))
+claims += decide([Claim(
+    "§2.2/§3.3: NeuralEF evaluates a test point faster than Nyström's out-of-sample extension (CNN-GP kernel)",
+    "Nyström 'involves costly kernel evaluation in the test phase' (seed §1; no number)", a=sec_nys, b=sec_nef,
+    what="d = t(Nyström) − t(NeuralEF), seconds per point",
+    ours=f"{np.mean(sec_nef):.2e} s vs {np.mean(sec_nys):.2e} s per point, N = {n_mnist}")], Paired("greater"), digits=6)
 assert all(a > 0.2 for a in table1.values()), "every projection must beat chance (10 %)"
 
 # %% [markdown]
@@ -310,22 +307,19 @@ print(f"test seconds per point: NeuralEF {r0['sec_point_nef']:.2e}, random featu
 print(f"2-means accuracy: NeuralEF {np.mean([r['kmeans_nef'] for r in ntk]):.3f}, random features "
       f"{np.mean([r['kmeans_rf'] for r in ntk]):.3f}, raw pixels {np.mean([r['kmeans_raw'] for r in ntk]):.3f}")
 
-test = paired_test(relerr, np.full(len(relerr), 0.2), "less")
-claims.append(claim_row("Fig. 5: NeuralEF approximates the top-10 NTK eigenvalues with small errors",
-          "'small errors' (seed Fig. 5; plot only)",
-          f"median relative error {np.mean(relerr):.3f} ({test.describe()})", test.verdict,
-          "one-sided t-test over seeds of (median_j |μ̂_j − μ_j|/μ_j) − 0.2, H₁: mean < 0, α = 0.05"))
-test = paired_test([r["err_rf"] for r in ntk], [r["err_nef"] for r in ntk], "greater")
-claims.append(claim_row("Fig. 4: NeuralEF recovers the test NTK matrix better than random features at matched cost (S = 10)",
-          "RF 'underperforms NeuralEF in aspect of approximation quality' (seed §4.2.2; images only)",
-          f"relative Frobenius error RF − NeuralEF: {test.describe()}", test.verdict,
-          "one-sided paired t-test over seeds of err(RF) − err(NeuralEF), H₁: mean > 0, α = 0.05"))
-test = paired_test([r["kmeans_nef"] for r in ntk], [r["kmeans_rf"] for r in ntk], "greater")
-claims.append(claim_row("§4.2.2: 2-means on NeuralEF projections beats 2-means on random features (S = 10)",
-          "97.5 % vs 81.3 % (raw pixels 67.8 %)",
-          f"{100 * np.mean([r['kmeans_nef'] for r in ntk]):.1f} % vs {100 * np.mean([r['kmeans_rf'] for r in ntk]):.1f} % "
-          f"(raw {100 * np.mean([r['kmeans_raw'] for r in ntk]):.1f} %; {test.describe()})", test.verdict,
-          "one-sided paired t-test over seeds of acc(NeuralEF) − acc(RF), H₁: mean > 0, α = 0.05"))
+claims += decide([Claim("Fig. 5: NeuralEF approximates the top-10 NTK eigenvalues with small errors",
+                        "'small errors' (seed Fig. 5; plot only)", a=relerr, what="value = median_j |μ̂_j − μ_j|/μ_j",
+                        ours=f"median relative error {np.mean(relerr):.3f}")], Threshold("less", threshold=0.2))
+claims += decide([Claim("Fig. 4: NeuralEF recovers the test NTK matrix better than random features at matched cost (S = 10)",
+                        "RF 'underperforms NeuralEF in aspect of approximation quality' (seed §4.2.2; images only)",
+                        a=[r["err_rf"] for r in ntk], b=[r["err_nef"] for r in ntk],
+                        what="d = relative Frobenius error of RF − that of NeuralEF")], Paired("greater"))
+claims += decide([Claim("§4.2.2: 2-means on NeuralEF projections beats 2-means on random features (S = 10)",
+                        "97.5 % vs 81.3 % (raw pixels 67.8 %)", a=[r["kmeans_nef"] for r in ntk],
+                        b=[r["kmeans_rf"] for r in ntk], what="d = acc(NeuralEF) − acc(RF)",
+                        ours=f"{100 * np.mean([r['kmeans_nef'] for r in ntk]):.1f} % vs "
+                             f"{100 * np.mean([r['kmeans_rf'] for r in ntk]):.1f} % "
+                             f"(raw {100 * np.mean([r['kmeans_raw'] for r in ntk]):.1f} %)")], Paired("greater"))
 
 # %%
 fig, axes = plt.subplots(1, 4, figsize=(15, 3.5))
@@ -375,18 +369,18 @@ for ds, runs in bridge.items():
         print(f"{ds:<8}{arm:<10}" + "".join(f"{v:>17.4g}" for v in vals) + be)
 for ds, runs in bridge.items():
     p_nef, p_nys = [r["probe0_nef"] for r in runs], [r["probe0_nys"] for r in runs]
-    test = paired_test(np.asarray(p_nef) + 0.01, p_nys, "greater")
-    claims.append(claim_row(f"Bridge ({ds}): the NeuralEF initialisation is as good as the Nyström PC init (10 %-label probe)",
-              "— (not in the seed)", f"{100 * np.mean(p_nef):.1f} % vs {100 * np.mean(p_nys):.1f} % (mean difference "
-              f"{100 * np.mean(np.subtract(p_nef, p_nys)):+.1f} points, p = {test.p:.3g}, n = {test.n})",
-              test.verdict, RULE_NONINF.format(m=0.01) + " on probe accuracy at initialisation"))
+    claims += decide([Claim(
+        f"Bridge ({ds}): the NeuralEF initialisation is as good as the Nyström PC init (10 %-label probe)",
+        "— (not in the seed)", a=p_nef, b=p_nys, what="probe accuracy at initialisation, NeuralEF vs Nyström",
+        ours=f"{100 * np.mean(p_nef):.1f} % vs {100 * np.mean(p_nys):.1f} % (mean difference "
+             f"{100 * np.mean(np.subtract(p_nef, p_nys)):+.1f} points)")], NonInferiority(margin=0.01, reference="Nyström"))
     t_nef, t_nys = [r["test_sec_point_nef"] for r in runs], [r["test_sec_point_nys"] for r in runs]
-    test = paired_test(t_nys, t_nef, "greater")
-    claims.append(claim_row(f"Bridge ({ds}): the folded NeuralEF model represents a test point faster than the Nyström model (m = {bridge_m})",
-              "— (seed §2.2: Nyström needs N kernel evaluations per test point)",
-              f"{np.mean(t_nef):.2e} s vs {np.mean(t_nys):.2e} s per point; break-even m ≈ "
-              f"{np.mean([r['m_break_even'] for r in runs]):.0f} ({test.describe(8)})",
-              test.verdict, "one-sided paired t-test over seeds of t(Nyström) − t(NeuralEF), H₁: mean > 0, α = 0.05"))
+    claims += decide([Claim(
+        f"Bridge ({ds}): the folded NeuralEF model represents a test point faster than the Nyström model (m = {bridge_m})",
+        "— (seed §2.2: Nyström needs N kernel evaluations per test point)", a=t_nys, b=t_nef,
+        what="d = t(Nyström) − t(NeuralEF), seconds per point",
+        ours=f"{np.mean(t_nef):.2e} s vs {np.mean(t_nys):.2e} s per point; break-even m ≈ "
+             f"{np.mean([r['m_break_even'] for r in runs]):.0f}")], Paired("greater"), digits=8)
 
 # %% [markdown]
 # ## Claims

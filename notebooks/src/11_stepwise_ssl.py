@@ -58,6 +58,7 @@ cpu_threads = 1
 import matplotlib.pyplot as plt
 import numpy as np
 
+import krepes_lib as kr
 from krepes_lib import data
 from krepes_lib.studies import stepwise as sw
 from krepes_lib.augment import TableAugmenter
@@ -182,24 +183,25 @@ plt.show()
 # ## Claims
 
 # %%
-claims = []
 log_tol = np.log(step_ratio_tol)
-claims.append(sw.threshold_claim("Barlow Twins (covariance): measured step times match the closed form, max_k |log(t̂_k/t_k)|",
+below = kr.claims.Paired("less", alpha=alpha)  # one-sided t-test over seeds of value − threshold < 0; one claim per family
+items = [sw.threshold_claim("Barlow Twins (covariance): measured step times match the closed form, max_k |log(t̂_k/t_k)|",
     [float(np.max(np.abs(np.log(r["t_hat"] / r["pred"].step_times)))) for r in runs.values()],
-    log_tol, "", "Simon et al. 2023: in the linearised model mode k is learned at t_k ∝ ln(1/c_k(0))/λ_k", alpha=alpha))
-claims.append(sw.threshold_claim("Barlow Twins (covariance): modes learned in the order of Γ's eigenvalues (max order angle, resolvable k)",
+    log_tol, "", "Simon et al. 2023: in the linearised model mode k is learned at t_k ∝ ln(1/c_k(0))/λ_k"),
+    sw.threshold_claim("Barlow Twins (covariance): modes learned in the order of Γ's eigenvalues (max order angle, resolvable k)",
     [float(r["order"].max()) for r in runs.values()], order_threshold_deg, "°",
-    "top eigenmodes of the contrastive kernel learned one at a time, in order", alpha=alpha))
-claims.append(sw.threshold_claim("Barlow Twins (covariance): final representation = top-h eigenfunctions of Γ (largest principal angle)",
+    "top eigenmodes of the contrastive kernel learned one at a time, in order"),
+    sw.threshold_claim("Barlow Twins (covariance): final representation = top-h eigenfunctions of Γ (largest principal angle)",
     [float(r["final"]) for r in runs.values()], final_threshold_deg, "°",
-    "closed-form final representation (top-h contrastive eigenfunctions, whitened)", alpha=alpha))
+    "closed-form final representation (top-h contrastive eigenfunctions, whitened)")]
 for name, rs in other.items():
-    claims.append(sw.threshold_claim(f"{name}: modes learned in Barlow Twins' predicted order (max order angle, resolvable k)",
+    items.append(sw.threshold_claim(f"{name}: modes learned in Barlow Twins' predicted order (max order angle, resolvable k)",
         [float(r["order"].max()) for r in rs.values()], order_threshold_deg, "°",
-        "same stepwise phenomenon with SimCLR and VICReg (observed in ResNets)", alpha=alpha))
-    claims.append(sw.threshold_claim(f"{name}: final representation spans Barlow Twins' predicted top-h eigenfunctions",
+        "same stepwise phenomenon with SimCLR and VICReg (observed in ResNets)"))
+    items.append(sw.threshold_claim(f"{name}: final representation spans Barlow Twins' predicted top-h eigenfunctions",
         [float(r["final"]) for r in rs.values()], final_threshold_deg, "°",
-        "(not claimed by the paper; a check of how close the losses' solutions are)", alpha=alpha))
+        "(not claimed by the paper; a check of how close the losses' solutions are)"))
+claims = [row for it in items for row in kr.claims.decide([it], below)]
 for c in claims:
     print(f"- {c['claim']}:\n    {c['ours']}\n    → {c['verdict']}")
 

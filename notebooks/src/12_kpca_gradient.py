@@ -51,6 +51,7 @@ cpu_threads = 1
 import matplotlib.pyplot as plt
 import numpy as np
 
+import krepes_lib as kr
 from krepes_lib import data
 from krepes_lib.studies import kpca_gradient as kg
 from krepes_lib.backend import limit_host_threads
@@ -69,13 +70,14 @@ limit_host_threads(cpu_threads)
 # %%
 rows = []
 traces = {}
+timer = kr.timing.Timer()
 for n in n_values:
     X = data.load(dataset, n=n, seed=0).X.astype(np.float32)
     kernel = RBF(sigma=median_sigma(X))
     for s in seeds:
         ref, (t_gram, t_eigh) = kg.exact_kpca(kernel, X, h)
-        nys, t_setup = kg.timed_call(lambda: Nystrom(kernel, select_landmarks(X, m=m, method="kmeans++", kernel=kernel, seed=s)))
-        scores_nys, t_nys = kg.timed_call(lambda: kg.nystrom_kpca(nys, X, h))
+        nys, t_setup = timer.call(lambda: Nystrom(kernel, select_landmarks(X, m=m, method="kmeans++", kernel=kernel, seed=s)))
+        scores_nys, t_nys = timer.call(lambda: kg.nystrom_kpca(nys, X, h))
         model = NystromModel(nys, h=h, init="random", seed=s)
         sec, ang = kg.kpca_fit_trace(model, X, ref, epochs=int(np.ceil(steps * batch_size / n)), batch_size=batch_size,
                                      lr=lr, seed=s)
@@ -150,20 +152,20 @@ plt.show()
 # %%
 n_max = max(n_values)
 big = [r for r in rows if r["n"] == n_max]
-claims = [kg.time_claim(
+claims = kr.claims.decide([kg.time_claim(
     f"n={n_max}: the kpca loss by gradient (Nyström m={m}) reaches {target_deg}° of exact KPCA faster than "
     "the dense eigendecomposition (paired seconds, gradient − exact)",
     [r["gradient"] for r in big], [r["exact"] for r in big],
-    "significant speed-up of KPCA training by gradient-based algorithms (avoiding the SVD of the Gram matrix)",
-    alpha=alpha)]
+    "significant speed-up of KPCA training by gradient-based algorithms (avoiding the SVD of the Gram matrix)")],
+    kr.claims.Paired("less", alpha=alpha, missing="fails"))
 for name in robust_kernels:
     huber_angles = ", ".join(f"{r['huber']:.1f}" for r in robust[name])
-    claims.append(threshold_claim(
+    claims += kr.claims.decide([threshold_claim(
         f"{name} kernel, {outlier_frac:.0%} planted outliers: Huber (Moreau-envelope) KPCA is closer to clean-data "
         f"KPCA than plain KPCA (paired angle difference Huber − plain; Huber angles "
         f"{huber_angles}°)",
         [r["huber"] - r["plain"] for r in robust[name]], 0.0, "°",
-        "Moreau-envelope objectives promote robustness", alpha=alpha))
+        "Moreau-envelope objectives promote robustness")], kr.claims.Paired("less", alpha=alpha))
 for c in claims:
     print(f"- {c['claim']}:\n    {c['ours']}\n    → {c['verdict']}")
 

@@ -58,10 +58,13 @@ import os
 import matplotlib.pyplot as plt
 import numpy as np
 
+import torch
+
+import krepes_lib as kr
 from krepes_lib import stats
 from krepes_lib.studies import scaling
 from krepes_lib.backend import default_xp, limit_host_threads
-from krepes_lib.entk import MLP, EmpiricalNTK
+from krepes_lib.neural import MLPEncoder, TorchNTK
 from krepes_lib.studies.results import save_figure, save_results
 
 limit_host_threads(cpu_threads)
@@ -102,18 +105,18 @@ train_time = scaling.train_seconds
 fits = {}
 for name, rows in curve.items():
     sel = [r for r in rows if r["n"] >= fit_min_n]
-    fits[f"KREPES {name}"] = scaling.fit_loglog([r["n"] for r in sel], [train_time(r) for r in sel])
+    fits[f"KREPES {name}"] = stats.fit_loglog([r["n"] for r in sel], [train_time(r) for r in sel])
     for k in TRAIN:
-        fits[f"KREPES {name}: {k}"] = scaling.fit_loglog([r["n"] for r in sel],
+        fits[f"KREPES {name}: {k}"] = stats.fit_loglog([r["n"] for r in sel],
                                                          [max(r["seconds"][k], 1e-6) for r in sel])
-fits["full kernel"] = scaling.fit_loglog([r["n"] for r in both["full"]], [train_time(r) for r in both["full"]])
+fits["full kernel"] = stats.fit_loglog([r["n"] for r in both["full"]], [train_time(r) for r in both["full"]])
 for k in TRAIN:
-    fits[f"full kernel: {k}"] = scaling.fit_loglog([r["n"] for r in both["full"]],
+    fits[f"full kernel: {k}"] = stats.fit_loglog([r["n"] for r in both["full"]],
                                                    [max(r["seconds"][k], 1e-6) for r in both["full"]])
 for name, f in fits.items():
     print(f"{name:<28s} slope {f.slope:5.2f}  95% t-CI [{f.ci_t[0]:.2f}, {f.ci_t[1]:.2f}]  "
           f"bootstrap [{f.ci_boot[0]:.2f}, {f.ci_boot[1]:.2f}]  ({f.n_points} timings)")
-n_cross = scaling.crossover_n(fits["full kernel"], fits[f"KREPES {first}"])
+n_cross = stats.crossover_n(fits["full kernel"], fits[f"KREPES {first}"])
 common = sorted(set(r["n"] for r in both["full"]))
 ratio = {n: np.mean([train_time(r) for r in both["full"] if r["n"] == n]) /
          np.mean([train_time(r) for r in both["nystrom"] if r["n"] == n]) for n in common}
@@ -164,9 +167,12 @@ for meth, rows in both.items():
     for n in common:
         print(f"{meth:>8s} n={n:>6d}: accuracy " +
               stats.mean_std([r["accuracy"] for r in rows if r["n"] == n], digits=4))
-verdict, d_mean, d_lo, d_hi, rule = scaling.equivalence_test(
-    [acc["nystrom"][s] for s in acc_seeds], [acc["full"][s] for s in acc_seeds], equiv_margin, alpha)
-print(f"KREPES − full: {d_mean:+.4f} (90% CI [{d_lo:+.4f}, {d_hi:+.4f}]) → on par within ±{equiv_margin}: {verdict}")
+par = kr.claims.decide([kr.claims.Claim(
+    f"{first}: accuracy on par (KREPES m = ⌈√n⌉ vs full kernel, n = {min(full_ns)}…{max(full_ns)})", "on par",
+    a=[acc["nystrom"][s] for s in acc_seeds], b=[acc["full"][s] for s in acc_seeds],
+    what="d = per-seed mean accuracy over full_ns, KREPES − full kernel")],
+    kr.claims.Equivalence(margin=equiv_margin, alpha=alpha), digits=4)[0]
+print(f"KREPES − full: {par['ours']} → on par within ±{equiv_margin}: {par['verdict']}")
 
 # %% [markdown]
 # ## 3. How to choose m: accuracy and Nyström error vs m at fixed n
@@ -182,7 +188,7 @@ for n in m_sweep_ns:
     sel = [r for r in sweep if r["n"] == n]
     print(f"n={n}: " + "; ".join(f"m={r['m']} acc {r['accuracy']:.3f} err {r['nystrom_error']:.3f}" for r in sel))
     print(f"   smallest sufficient m = {m_star[n]} vs √n = {math.sqrt(n):.0f} (m*/√n = {m_star[n] / math.sqrt(n):.2f})")
-err_fit = {n: scaling.fit_loglog([r["m"] for r in sweep if r["n"] == n], [r["nystrom_error"] for r in sweep if r["n"] == n])
+err_fit = {n: stats.fit_loglog([r["m"] for r in sweep if r["n"] == n], [r["nystrom_error"] for r in sweep if r["n"] == n])
            for n in m_sweep_ns}
 m_growth = (math.log(m_star[m_sweep_ns[-1]] / m_star[m_sweep_ns[0]]) / math.log(m_sweep_ns[-1] / m_sweep_ns[0])
             if len(m_sweep_ns) > 1 else float("nan"))
@@ -212,16 +218,19 @@ save_figure(fig, "13_scaling_choose_m")
 # %% [markdown]
 # ## 4. Time breakdown: RBF vs an empirical NTK
 #
-# The eNTK of an MLP costs per kernel entry a contraction over every layer's activations and
-# back-propagated signals (eq. (entk-layer)), against one d-dimensional distance for the RBF:
-# the kernel stages take over. MLP: random He initialisation (not an SSL-pretrained network).
+# The eNTK of an MLP costs per kernel entry a contraction of two per-sample Jacobians (eq.
+# (entk-proj)), against one d-dimensional distance for the RBF: the kernel stages take over.
+# MLP at PyTorch's default initialisation, its exact eNTK by `TorchNTK` (not an SSL-pretrained
+# network).
 # "kernel" = landmarks + kernel pass + PC init + the epoch's own kernel blocks; "views" =
 # drawing and augmenting the epoch's two views (both timed apart on the epoch's batches);
 # "optimisation" = the rest of the epoch (loss, gradients, Adam); "evaluation" = embedding + probe.
 
 # %%
 d = tables[first][0].shape[1]
-entk = EmpiricalNTK(MLP.init([d, *entk_widths], seed=0, xp=default_xp(), dtype="float32"))
+torch.manual_seed(0)
+entk = TorchNTK(MLPEncoder(d, widths=entk_widths[:-1], out=entk_widths[-1], batchnorm=False), contraction="sum",
+                implementation="exact", dtype="float32")
 entk_rows = scaling.scaling_curve(*tables[first][:4], entk_ns, seeds=[0], h=h, loss=loss, batch_size=batch_size,
                                   kernel=entk, breakdown=True) if entk_ns else []
 rbf_rows = scaling.scaling_curve(*tables[first][:4], entk_ns, seeds=[0], h=h, loss=loss,
@@ -238,28 +247,18 @@ for key, b in breakdown.items():
 # %%
 f_k, f_f = fits[f"KREPES {first}"], fits["full kernel"]
 kre_rows_first = [r for r in curve[first] if r["n"] >= fit_min_n]
-rule_slope = ("holds if the 95% t-interval of the KREPES training-time slope (m = ⌈√n⌉) lies entirely below 2 "
-              "and below the full kernel's interval; does not hold if it lies entirely at or above 2; "
-              "else inconclusive (fixed before the run)")
-if f_k.ci_t[1] < 2 and f_k.ci_t[1] < f_f.ci_t[0]:
-    v_slope = stats.HOLDS
-elif f_k.ci_t[0] >= 2:
-    v_slope = stats.FAILS
-else:
-    v_slope = stats.INCONCLUSIVE
 claims = [
-    stats.claim_row(
+    kr.claims.decide_check(
         f"{first}: runtime grows like n^1.5 (m ≈ √n) vs n² for the full kernel",
         "n^1.5 vs n²",
         f"KREPES slope {f_k.slope:.2f} [{f_k.ci_t[0]:.2f}, {f_k.ci_t[1]:.2f}] over n = {min(r['n'] for r in kre_rows_first)}"
         f"…{max(r['n'] for r in kre_rows_first)}; full kernel {f_f.slope:.2f} [{f_f.ci_t[0]:.2f}, {f_f.ci_t[1]:.2f}] "
         f"over n = {min(full_ns)}…{max(full_ns)}; 1.5 inside the KREPES CI: {f_k.ci_t[0] <= 1.5 <= f_k.ci_t[1]}",
-        v_slope, rule_slope),
-    stats.claim_row(
-        f"{first}: accuracy on par (KREPES m = ⌈√n⌉ vs full kernel, n = {min(full_ns)}…{max(full_ns)})",
-        "on par",
-        f"KREPES − full = {d_mean:+.4f} (90% CI [{d_lo:+.4f}, {d_hi:+.4f}]), {len(acc_seeds)} seeds",
-        verdict, rule),
+        "holds if the 95% t-interval of the KREPES training-time slope (m = ⌈√n⌉) lies entirely below 2 "
+        "and below the full kernel's interval; does not hold if it lies entirely at or above 2; "
+        "else inconclusive (fixed before the run)",
+        holds=f_k.ci_t[1] < 2 and f_k.ci_t[1] < f_f.ci_t[0], fails=f_k.ci_t[0] >= 2),
+    par,
 ]
 for c in claims:
     print(f"- {c['claim']}\n    ours: {c['ours']}\n    rule: {c['rule']}\n    → {c['verdict']}")

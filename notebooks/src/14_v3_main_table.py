@@ -39,8 +39,8 @@
 # their training are not public: ours are small and trained briefly (see the last section,
 # which prints the sizes this run used).
 #
-# **Verdict rules** (fixed before the run; `kr.stats`, over seeds, Holm-corrected across the
-# cells of each family):
+# **Verdict rules** (fixed before the run; the claims engine `kr.claims`, over seeds — at least
+# 3, else inconclusive — Holm-corrected across the cells of each family):
 #
 # * Δ: "on par" — TOST (two one-sided t-tests) that the mean per-seed Δ lies within
 #   ±`delta_margin` points (holds), or significantly outside (does not hold);
@@ -147,35 +147,37 @@ print("\nnot run offline:", "; ".join(f"{k} ({v})" for k, v in v3.NOT_OFFLINE.it
 # %%
 flags = {c: table_e.flags(dataset=c[0], loss=c[1]) for c in cells}
 name = {c: f"v3 {v3.PAPER_NAMES.get(c[0], c[0])} × {c[1]}" for c in cells}
-claims_delta = v3.tost_claims([dict(
-    claim=f"{name[c]}: the KREPES audit's probe is on par with the network's probe, Δ = KREPES − NN within ±{delta_margin:g} points (eNTK)",
-    paper=f"Δ = {paper_of('v3_delta', *c):+.2f} points" if paper_of("v3_delta", *c) is not None else "no cell in the paper's table",
-    d=table_e.values("delta", dataset=c[0], loss=c[1]), flags=flags[c],
+claims_delta = kr.claims.decide([kr.claims.Claim(
+    f"{name[c]}: the KREPES audit's probe is on par with the network's probe, Δ = KREPES − NN within ±{delta_margin:g} points (eNTK)",
+    f"Δ = {paper_of('v3_delta', *c):+.2f} points" if paper_of("v3_delta", *c) is not None else "no cell in the paper's table",
+    a=table_e.values("delta", dataset=c[0], loss=c[1]), flags=flags[c], what="d = Δ = KREPES − NN, accuracy points",
     ours=f"NN {table_e.mean_std('nn_probe', 2, 100, dataset=c[0], loss=c[1])} %, KREPES "
-         f"{table_e.mean_std('krepes_probe', 2, 100, dataset=c[0], loss=c[1])} %") for c in cells], delta_margin)
+         f"{table_e.mean_std('krepes_probe', 2, 100, dataset=c[0], loss=c[1])} %") for c in cells],
+    kr.claims.Equivalence(margin=delta_margin), family="Δ cells")
 tau_ref = {c: (paper_of("v3_kendall_tau", *c) or min(min(v) for v in PAPER["v3_kendall_tau"].values())) for c in cells}
-claims_tau = v3.threshold_claims([dict(
-    claim=f"{name[c]}: Kendall-τ between the two probes' predicted-class probabilities is at least the paper's τ − {tau_tolerance:g}",
-    paper=(f"τ = {paper_of('v3_kendall_tau', *c):.3f}" if paper_of("v3_kendall_tau", *c) is not None
-           else f"no cell; the paper's lowest τ {tau_ref[c]:.3f}"),
-    values=table_e.values("tau", dataset=c[0], loss=c[1]), threshold=tau_ref[c] - tau_tolerance,
-    what=f"(paper τ − {tau_tolerance:g})", flags=flags[c],
+claims_tau = kr.claims.decide([kr.claims.Claim(
+    f"{name[c]}: Kendall-τ between the two probes' predicted-class probabilities is at least the paper's τ − {tau_tolerance:g}",
+    (f"τ = {paper_of('v3_kendall_tau', *c):.3f}" if paper_of("v3_kendall_tau", *c) is not None
+     else f"no cell; the paper's lowest τ {tau_ref[c]:.3f}"),
+    a=table_e.values("tau", dataset=c[0], loss=c[1]), b=tau_ref[c] - tau_tolerance, flags=flags[c],
+    what=f"d = τ − (paper τ − {tau_tolerance:g}) = τ − {tau_ref[c] - tau_tolerance:g}",
     ours=f"τ {table_e.mean_std('tau', 3, dataset=c[0], loss=c[1])} (true-class probabilities: "
-         f"{table_e.mean_std('tau_true', 3, dataset=c[0], loss=c[1])})") for c in cells])
-claims_drop = AS.paired_claims([dict(
-    claim=f"{name[c]}: the k-NN confidence drop after removing the top-{drop_n_remove} KREPES landmarks exceeds the drop "
-          f"after removing {drop_n_remove} random ones (k = {drop_k})",
-    paper=(f"random {paper_of('v3_confidence_drop', *c)[0]:.4f} vs KREPES {paper_of('v3_confidence_drop', *c)[1]:.4f}"
-           if paper_of("v3_confidence_drop", *c) is not None else "no cell in the paper's table"),
+         f"{table_e.mean_std('tau_true', 3, dataset=c[0], loss=c[1])})") for c in cells],
+    kr.claims.Paired("greater"), family="τ cells")
+claims_drop = kr.claims.decide([kr.claims.Claim(
+    f"{name[c]}: the k-NN confidence drop after removing the top-{drop_n_remove} KREPES landmarks exceeds the drop "
+    f"after removing {drop_n_remove} random ones (k = {drop_k})",
+    (f"random {paper_of('v3_confidence_drop', *c)[0]:.4f} vs KREPES {paper_of('v3_confidence_drop', *c)[1]:.4f}"
+     if paper_of("v3_confidence_drop", *c) is not None else "no cell in the paper's table"),
     a=table_e.values("drop_top_true", dataset=c[0], loss=c[1]), b=table_e.values("drop_random_true", dataset=c[0], loss=c[1]),
-    test="d = KREPES drop − random drop", digits=4, flags=flags[c],
+    what="d = KREPES drop − random drop", flags=flags[c],
     ours=f"random {table_e.mean_std('drop_random_true', 4, dataset=c[0], loss=c[1])} vs KREPES "
-         f"{table_e.mean_std('drop_top_true', 4, dataset=c[0], loss=c[1])}") for c in cells])
+         f"{table_e.mean_std('drop_top_true', 4, dataset=c[0], loss=c[1])}") for c in cells],
+    kr.claims.Paired("greater"), family="drop cells", digits=4)
 claims = claims_delta + claims_tau + claims_drop
 for c in claims:
     print(f"[{c['verdict']}] {c['claim']}\n    ours: {c['ours']}\n    paper: {c['paper']} | rule: {c['rule']}")
-summary = {fam: {v: sum(c["verdict"] == v for c in rows) for v in ("holds", "does not hold", "inconclusive")}
-           for fam, rows in (("Δ", claims_delta), ("Kendall-τ", claims_tau), ("drop", claims_drop))}
+summary = {fam: kr.claims.tally(rows) for fam, rows in (("Δ", claims_delta), ("Kendall-τ", claims_tau), ("drop", claims_drop))}
 print("\nverdict counts:", summary)
 
 # %% [markdown]

@@ -151,38 +151,39 @@ plt.show()
 # %%
 nm = {ds: v3.PAPER_NAMES.get(ds, ds) for ds in datasets}
 arch = {ds: "CNN" if ds in ("mnist", "cifar10") else "MLP" for ds in datasets}
-c_nn = AS.paired_claims([dict(
-    claim=f"v1 {nm[ds]}: KREPES trained ({epochs} epochs) on the eNTK of the {arch[ds]} beats the network's own probe",
-    paper=("v1: 89.54–90.31 % on CIFAR-10 (eNTK + BT, m = 2000); KREPES ≫ weak neural baselines" if ds == "cifar10"
-           else "v1: KREPES ≫ weak neural baselines"),
+greater = kr.claims.Paired("greater")
+c_nn = kr.claims.decide([kr.claims.Claim(
+    f"v1 {nm[ds]}: KREPES trained ({epochs} epochs) on the eNTK of the {arch[ds]} beats the network's own probe",
+    ("v1: 89.54–90.31 % on CIFAR-10 (eNTK + BT, m = 2000); KREPES ≫ weak neural baselines" if ds == "cifar10"
+     else "v1: KREPES ≫ weak neural baselines"),
     a=100 * E.values("krepes_probe", dataset=ds), b=100 * E.values("nn_probe", dataset=ds),
-    test="d = KREPES (eNTK) − network, in accuracy points", digits=2,
+    what="d = KREPES (eNTK) − network, in accuracy points",
     ours=f"KREPES {E.mean_std('krepes_probe', 2, 100, dataset=ds)} % vs network {E.mean_std('nn_probe', 2, 100, dataset=ds)} %")
-    for ds in datasets])
-c_rbf = AS.paired_claims([dict(
-    claim=f"v1 {nm[ds]}: KREPES trained on the network's eNTK beats KREPES trained on an RBF kernel of the raw rows",
-    paper="v1: eNTK kernels give the headline accuracy", a=100 * E.values("krepes_probe", dataset=ds),
-    b=100 * R.values("krepes_probe", dataset=ds), test="d = eNTK − RBF, in accuracy points", digits=2,
+    for ds in datasets], greater, family="KREPES vs network", digits=2)
+c_rbf = kr.claims.decide([kr.claims.Claim(
+    f"v1 {nm[ds]}: KREPES trained on the network's eNTK beats KREPES trained on an RBF kernel of the raw rows",
+    "v1: eNTK kernels give the headline accuracy", a=100 * E.values("krepes_probe", dataset=ds),
+    b=100 * R.values("krepes_probe", dataset=ds), what="d = eNTK − RBF, in accuracy points",
     ours=f"eNTK {E.mean_std('krepes_probe', 2, 100, dataset=ds)} % vs RBF {R.mean_std('krepes_probe', 2, 100, dataset=ds)} %")
-    for ds in datasets])
+    for ds in datasets], greater, family="eNTK vs RBF", digits=2)
 c_par = []
 for ds in datasets:
     rows = E.select(dataset=ds)
-    fewer = all(r["n_trained"] < r["nn_backbone_parameters"] for r in rows)
-    c_par.append(kr.stats.claim_row(
-        claim=f"v1 {nm[ds]}: KREPES trains fewer parameters than the network (History.n_trained vs the network's parameters)",
-        paper="v1: 0.5–0.9M trained parameters vs 5–22M for the networks",
-        ours=f"n_trained {rows[0]['n_trained']:,} (m·h + h = {rows[0]['mh_plus_h']:,}) vs backbone {rows[0]['nn_backbone_parameters']:,} "
-             f"(+ projector {rows[0]['nn_parameters']:,}); the eNTK needs all of the network's parameters to evaluate",
-        verdict=kr.stats.HOLDS if fewer else kr.stats.FAILS,
-        rule="count comparison in every seed (History.n_trained measured by fit, not the formula); no test needed"))
-c_time = v3.threshold_claims([dict(
-    claim=f"v1 {nm[ds]}: the network is at least 100× faster than KREPES (eNTK) at test time",
-    paper="v1: neural nets 100–1000× faster at test time",
-    values=np.log10(E.values("krepes_test_s", dataset=ds) / E.values("nn_test_s", dataset=ds)), threshold=2.0,
-    what="log10(100)", ours=f"KREPES {E.mean_std('krepes_test_s', 3, dataset=ds)} s vs network "
-                            f"{E.mean_std('nn_test_s', 4, dataset=ds)} s for {E.select(dataset=ds)[0]['n_test']} rows")
-    for ds in datasets])
+    c_par.append(kr.claims.decide_check(
+        f"v1 {nm[ds]}: KREPES trains fewer parameters than the network (History.n_trained vs the network's parameters)",
+        "v1: 0.5–0.9M trained parameters vs 5–22M for the networks",
+        f"n_trained {rows[0]['n_trained']:,} (m·h + h = {rows[0]['mh_plus_h']:,}) vs backbone {rows[0]['nn_backbone_parameters']:,} "
+        f"(+ projector {rows[0]['nn_parameters']:,}); the eNTK needs all of the network's parameters to evaluate",
+        "count comparison in every seed (History.n_trained measured by fit, not the formula); no test needed",
+        holds=all(r["n_trained"] < r["nn_backbone_parameters"] for r in rows)))
+c_time = kr.claims.decide([kr.claims.Claim(
+    f"v1 {nm[ds]}: the network is at least 100× faster than KREPES (eNTK) at test time",
+    "v1: neural nets 100–1000× faster at test time",
+    a=np.log10(E.values("krepes_test_s", dataset=ds) / E.values("nn_test_s", dataset=ds)), b=2.0,
+    what="d = log10(t_KREPES / t_network) − log10(100)",
+    ours=f"KREPES {E.mean_std('krepes_test_s', 3, dataset=ds)} s vs network "
+         f"{E.mean_std('nn_test_s', 4, dataset=ds)} s for {E.select(dataset=ds)[0]['n_test']} rows")
+    for ds in datasets], greater, family="test time")
 claims = c_nn + c_rbf + c_par + c_time
 for c in claims:
     print(f"[{c['verdict']}] {c['claim']}\n    ours: {c['ours']}\n    paper: {c['paper']} | rule: {c['rule']}")

@@ -27,12 +27,12 @@
 # training augmentations. The seed sets the network's initialisation and batches and the
 # audit's landmarks, views and labelled subset.
 #
-# **Verdict rules** (fixed before the run; one-sided paired t-tests over seeds at α = 0.05,
-# Holm within each family, as in notebooks 06–09): κ — per-seed Kendall τ across the losses
-# between κ and the networks' probe accuracy below 0, and between our κ and the paper's κ above
-# 0; Precision@1 — KREPES above cosine; λ sweep — `studies.audits.peak_verdict` (argmax of the
-# seed means, equal or adjacent grid points; a peak at the largest δ is the trivial no-step
-# limit); alignment gap — every (high, low) pair by a one-sided paired t-test (intersection-union);
+# **Verdict rules** (fixed before the run; the claims engine `kr.claims`: one-sided paired
+# t-tests over seeds at α = 0.05, at least 3 seeds, Holm within each family, as in notebooks
+# 06–09): κ — per-seed Kendall τ across the losses between κ and the networks' probe accuracy
+# below 0, and between our κ and the paper's κ above 0; Precision@1 — KREPES above cosine;
+# λ sweep — `studies.audits.peak_check` (argmax of the seed means, equal or adjacent grid
+# points; a peak at or next to the largest δ is the trivial no-step limit); alignment gap — every (high, low) pair by a one-sided paired t-test (intersection-union);
 # gallery — attracting share above chance, repelling share below chance, repelling landmarks more
 # similar to the test image than other classes' landmarks.
 
@@ -113,26 +113,27 @@ for loss in kappa_losses:
           f"{K_e.mean_std('krepes_probe', 2, 100, loss=loss):>15}{K_r.mean_std('krepes_probe', 2, 100, loss=loss):>15}")
 
 # %%
-specs = []
+specs, greater, less = [], kr.claims.Paired("greater"), kr.claims.Paired("less")
 for tb, col in ((K_e, "eNTK"), (K_r, "RBF column")):
     tau_acc = AS.per_seed_kendall(tb, "kappa", "nn_probe", over="loss", levels=kappa_losses)
     tau_pap = AS.per_seed_kendall(tb, "kappa", [paper_kappa[l] for l in kappa_losses], over="loss", levels=kappa_losses)
-    specs += [dict(claim=f"{kappa_dataset} ({col}): smaller class coverage κ goes with a more accurate network across the "
-                         f"{len(kappa_losses)} losses (per-seed Kendall τ(κ, network probe) < 0)",
-                   paper="CIFAR-10 κ BT 12 (91.18 %), VICReg 18, BYOL 26, SimCLR 27, spectral 81 (89.75 %)",
-                   a=tau_acc, b=np.zeros_like(tau_acc), alternative="less", flags=tb.flags(),
-                   test="d = per-seed Kendall τ(κ, network probe)", ours=f"τ per seed {np.round(tau_acc, 2).tolist()}"),
-              dict(claim=f"{kappa_dataset} ({col}): our κ ranks the losses as the paper's CIFAR-10 κ does "
-                         "(per-seed Kendall τ(κ, paper κ) > 0)",
-                   paper="κ: BT 12 < VICReg 18 < BYOL 26 < SimCLR 27 < spectral 81", a=tau_pap, b=np.zeros_like(tau_pap),
-                   flags=tb.flags(), test="d = per-seed Kendall τ(κ, paper κ)", ours=f"τ per seed {np.round(tau_pap, 2).tolist()}")]
+    specs += [kr.claims.Claim(f"{kappa_dataset} ({col}): smaller class coverage κ goes with a more accurate network across "
+                              f"the {len(kappa_losses)} losses (per-seed Kendall τ(κ, network probe) < 0)",
+                              "CIFAR-10 κ BT 12 (91.18 %), VICReg 18, BYOL 26, SimCLR 27, spectral 81 (89.75 %)",
+                              a=tau_acc, b=np.zeros_like(tau_acc), rule=less, flags=tb.flags(),
+                              what="d = per-seed Kendall τ(κ, network probe)", ours=f"τ per seed {np.round(tau_acc, 2).tolist()}"),
+              kr.claims.Claim(f"{kappa_dataset} ({col}): our κ ranks the losses as the paper's CIFAR-10 κ does "
+                              "(per-seed Kendall τ(κ, paper κ) > 0)",
+                              "κ: BT 12 < VICReg 18 < BYOL 26 < SimCLR 27 < spectral 81", a=tau_pap, b=np.zeros_like(tau_pap),
+                              flags=tb.flags(), what="d = per-seed Kendall τ(κ, paper κ)",
+                              ours=f"τ per seed {np.round(tau_pap, 2).tolist()}")]
 tau_net = AS.per_seed_kendall(K_e, "nn_probe", [paper_kappa[l] for l in kappa_losses], over="loss", levels=kappa_losses)
-specs.append(dict(claim=f"{kappa_dataset}: the networks' accuracy falls along the paper's κ order of the losses "
-                        "(per-seed Kendall τ(network probe, paper κ) < 0)",
-                  paper="accuracy BT 91.18 % … spectral contrastive 89.75 % (CIFAR-10)", a=tau_net, b=np.zeros_like(tau_net),
-                  alternative="less", test="d = per-seed Kendall τ(network probe, paper κ)",
-                  ours=f"τ per seed {np.round(tau_net, 2).tolist()}"))
-claims_kappa = AS.paired_claims(specs)
+specs.append(kr.claims.Claim(f"{kappa_dataset}: the networks' accuracy falls along the paper's κ order of the losses "
+                             "(per-seed Kendall τ(network probe, paper κ) < 0)",
+                             "accuracy BT 91.18 % … spectral contrastive 89.75 % (CIFAR-10)", a=tau_net,
+                             b=np.zeros_like(tau_net), rule=less, what="d = per-seed Kendall τ(network probe, paper κ)",
+                             ours=f"τ per seed {np.round(tau_net, 2).tolist()}"))
+claims_kappa = kr.claims.decide(specs, greater, family="κ")
 
 # %% [markdown]
 # ## 2. Precision@1 vs the cosine baseline (tables)
@@ -148,10 +149,11 @@ for ds in p1_datasets:
         P_r.add(v3.v3_row(net, split, seed, kernel="rbf", p1=True, label_fraction=label_fraction, **audit_kw))
 claims_p1 = []
 for tb, col in ((P_e, "eNTK"), (P_r, "RBF column")):
-    claims_p1 += AS.table_claims(tb, [dict(dataset=ds) for ds in p1_datasets], "p1_krepes", "p1_cosine",
-                                 "{dataset} / %s (%s): Precision@1 of the top-1 landmark by IS exceeds the cosine baseline"
-                                 % (p1_loss, col), "Adult 0.872 vs 0.809; CoverType 0.772 vs 0.550",
-                                 test="d = P@1 (IS) − P@1 (cosine)")
+    claims_p1 += kr.claims.decide(AS.table_claims(
+        tb, [dict(dataset=ds) for ds in p1_datasets], "p1_krepes", "p1_cosine",
+        "{dataset} / %s (%s): Precision@1 of the top-1 landmark by IS exceeds the cosine baseline" % (p1_loss, col),
+        "Adult 0.872 vs 0.809; CoverType 0.772 vs 0.550", what="d = P@1 (IS) − P@1 (cosine)"), greater,
+        family=f"Precision@1 ({col})")
     for ds in p1_datasets:
         print(f"{ds} ({col}): P@1 IS {tb.mean_std('p1_krepes', 3, dataset=ds)}, cosine {tb.mean_std('p1_cosine', 3, dataset=ds)}, "
               f"random landmark {tb.mean_std('p1_random', 3, dataset=ds)}, distinct top-1 {tb.mean_std('distinct_top1', 1, dataset=ds)}")
@@ -175,15 +177,14 @@ for tb, col in ((W_e, "eNTK"), (W_r, "RBF column")):
     H = np.array([[tb.values("H", value=float(v), seed=s)[0] for v in grid] for s in seeds])
     P = np.array([[tb.values("probe", value=float(v), seed=s)[0] for v in grid] for s in seeds])
     curves[col] = (H, P)
-    pv = AS.peak_verdict(grid, H, P, sweep="damping")
+    pv = AS.peak_check(grid, H, P, sweep="damping")
     rose = [int(tb.values("loss_rose", value=float(v)).sum()) for v in grid]
-    claims_sweep.append(kr.stats.claim_row(
-        claim=f"{sweep_dataset} + {sweep_loss} ({col}): the peak of the spectral entropy over a λ = δ sweep coincides with "
-              f"the peak of the {label_fraction:.0%}-label probe accuracy",
-        paper="MNIST + Barlow Twins: the peaks coincide", verdict=pv["verdict"], rule=pv["rule"],
-        ours=f"argmax H at δ = {grid[pv['i_H']]:g}, argmax probe at δ = {grid[pv['i_P']]:g} "
-             f"({100 * P.mean(0)[pv['i_P']]:.2f} %); choosing by entropy costs {pv['cost'].describe(4)}; "
-             f"audits whose step raised the loss per δ: {rose} of {len(seeds)}"))
+    claims_sweep.append(kr.claims.decide_check(
+        f"{sweep_dataset} + {sweep_loss} ({col}): the peak of the spectral entropy over a λ = δ sweep coincides with "
+        f"the peak of the {label_fraction:.0%}-label probe accuracy", "MNIST + Barlow Twins: the peaks coincide",
+        f"argmax H at δ = {grid[pv['i_H']]:g}, argmax probe at δ = {grid[pv['i_P']]:g} "
+        f"({100 * P.mean(0)[pv['i_P']]:.2f} %); choosing by entropy costs {pv['cost'].describe(4)}; "
+        f"audits whose step raised the loss per δ: {rose} of {len(seeds)}", **pv["check"]))
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
@@ -224,11 +225,11 @@ for tb, col in ((F_e, "eNTK"), (F_r, "RBF column")):
     print(f"{col}: " + ", ".join(f"{f} {tb.mean_std('gap', 4, feature=f)}" for f in fag_features))
 claims_fag = []
 if all(f in fag_features for f in ("sex", "relationship", "education", "occupation")):
-    claims_fag = [AS.all_pairs_claim(tb, ["sex", "relationship"], ["education", "occupation"],
-                                     f"{fag_dataset} / {p1_loss} ({col}): the Alignment Gap of sex and relationship exceeds "
-                                     "that of education and occupation",
-                                     "Adult: AG(gender), AG(relationship) > AG(education), AG(occupation)")
-                  for tb, col in ((F_e, "eNTK"), (F_r, "RBF column"))]
+    claims_fag = [kr.claims.decide_all(
+        f"{fag_dataset} / {p1_loss} ({col}): the Alignment Gap of sex and relationship exceeds that of education and occupation",
+        "Adult: AG(gender), AG(relationship) > AG(education), AG(occupation)",
+        AS.pair_comparisons(tb, ["sex", "relationship"], ["education", "occupation"]), greater, flags=tb.flags())
+        for tb, col in ((F_e, "eNTK"), (F_r, "RBF column"))]
 
 # %% [markdown]
 # ## 5. Attracting and repelling landmarks (the gallery)
@@ -244,15 +245,16 @@ claims_gal = []
 for tb, col in ((G_e, "eNTK"), (G_r, "RBF column")):
     grp = [dict(dataset=kappa_dataset)]
     qual = "CIFAR-10: look-alike pairs pushed apart (qualitative: dark plane vs bird, white car vs fuselage, bird vs deer)"
-    claims_gal += AS.table_claims(tb, grp, "share_att", "chance", "{dataset} / %s (%s): attracting landmarks share the "
-                                  "test image's class more often than chance" % (gallery_loss, col), qual,
-                                  test="d = same-class share of the attracting landmarks − chance")
-    claims_gal += AS.table_claims(tb, grp, "share_rep", "chance", "{dataset} / %s (%s): repelling landmarks belong to "
-                                  "another class (same-class share below chance)" % (gallery_loss, col), qual,
-                                  alternative="less", test="d = same-class share of the repelling landmarks − chance")
-    claims_gal += AS.table_claims(tb, grp, "sim_rep", "sim_other", "{dataset} / %s (%s): repelling landmarks look alike "
-                                  "(closer to the test image than other classes' landmarks)" % (gallery_loss, col), qual,
-                                  test="d = mean k(repelling, x_t) − mean k(other-class landmark, x_t)")
+    claims_gal += kr.claims.decide(AS.table_claims(
+        tb, grp, "share_att", "chance", "{dataset} / %s (%s): attracting landmarks share the test image's class more often "
+        "than chance" % (gallery_loss, col), qual, what="d = same-class share of the attracting landmarks − chance"), greater)
+    claims_gal += kr.claims.decide(AS.table_claims(
+        tb, grp, "share_rep", "chance", "{dataset} / %s (%s): repelling landmarks belong to another class (same-class share "
+        "below chance)" % (gallery_loss, col), qual, what="d = same-class share of the repelling landmarks − chance"), less)
+    claims_gal += kr.claims.decide(AS.table_claims(
+        tb, grp, "sim_rep", "sim_other", "{dataset} / %s (%s): repelling landmarks look alike (closer to the test image "
+        "than other classes' landmarks)" % (gallery_loss, col), qual,
+        what="d = mean k(repelling, x_t) − mean k(other-class landmark, x_t)"), greater)
 
 
 def show_gallery(ax_row, run, g, split, i, title):  # plotting only

@@ -1,0 +1,33 @@
+"""The one timer (krepes_lib/timing.py): stages add up, calls are counted, best-of repeats."""
+import time
+
+import numpy as np
+import pytest
+
+from krepes_lib.timing import Timer, best_of, per_point
+
+
+def test_timer_adds_up_stages_and_returns_call_results():
+    T = Timer()
+    with T("a"):
+        time.sleep(0.01)
+    with T("a"):
+        pass
+    out, sec = T.call(lambda: 41 + 1, "b")
+    assert out == 42 and sec >= 0 and T.calls == {"a": 2, "b": 1}
+    assert T.get("a") >= 0.009 and T.total == pytest.approx(T.get("a") + T.get("b")) and T.get("c") == 0
+    with pytest.raises(ZeroDivisionError):  # a failing stage is still timed
+        with T("err"):
+            1 / 0
+    assert "err" in T.seconds
+    T.reset()
+    assert T.seconds == {} and T.total == 0
+
+
+def test_best_of_and_per_point_call_as_often_as_asked():
+    calls = []
+    assert best_of(lambda: calls.append(1), np, repeats=3) >= 0 and len(calls) == 3
+    assert best_of(lambda: calls.append(1), repeats=2, warmup=True) >= 0 and len(calls) == 6
+    assert per_point(lambda X: calls.append(len(X)), np.zeros((4, 2)), repeats=1) >= 0 and calls[-1] == 4
+    with pytest.raises(ValueError, match="repeats"):
+        best_of(lambda: None, repeats=0)
