@@ -376,7 +376,7 @@ class Audit:
 
         Xt, K = self._args(X_t)
         return influence_scores(self.kernel, self.landmarks, Xt, self.delta_A, v=v,
-                                memory_budget=self.options.memory_budget, K_tm=K)
+                                options=self.options, K_tm=K)
 
     def top_influential(self, X_t, K: int | None = None, v=None):
         """The K landmarks of largest IS per test point, eq. (int-is) (a TopK record)."""
@@ -385,7 +385,7 @@ class Audit:
 
         Xt, Kt = self._args(X_t)
         return top_influential(self.kernel, self.landmarks, Xt, self.delta_A, K=TOP_K if K is None else K,
-                               v=v, memory_budget=self.options.memory_budget, K_tm=Kt)
+                               v=v, options=self.options, K_tm=Kt)
 
     def attracting_repelling(self, X_t, v, K: int | None = None):
         """K most attracting and repelling landmarks along a concept vector, eq. (int-concept)."""
@@ -395,7 +395,7 @@ class Audit:
         Xt, Kt = self._args(X_t)
         return top_attracting_repelling(self.kernel, self.landmarks, Xt, self.delta_A, v,
                                         K=TOP_K if K is None else K,
-                                        memory_budget=self.options.memory_budget, K_tm=Kt)
+                                        options=self.options, K_tm=Kt)
 
     def concept_vector(self, X_pos, X_neg):
         """Unit CAV separating f(X_pos) from f(X_neg) in the audited representation, eq. (int-concept)."""
@@ -415,7 +415,7 @@ class Audit:
 
         Xt, K = self._args(X_t)
         return precision_at_1(self.kernel, self.landmarks, Xt, self.delta_A, y_t, y_landmarks,
-                              A_repr=self.A, gamma=self.gamma, memory_budget=self.options.memory_budget,
+                              A_repr=self.A, gamma=self.gamma, options=self.options,
                               K_tm=K, K_mm=self.K_mm)
 
     def confidence_drop(self, X_t, y_landmarks, y_t=None, target: str = "true", **kw):
@@ -425,7 +425,7 @@ class Audit:
         Xt, K = self._args(X_t)
         return confidence_drop(self.kernel, self.landmarks, Xt, self.delta_A, y_landmarks, y_t=y_t,
                                target=target, A_repr=self.A, gamma=self.gamma,
-                               memory_budget=self.options.memory_budget, K_tm=K, K_mm=self.K_mm, **kw)
+                               options=self.options, K_tm=K, K_mm=self.K_mm, **kw)
 
     def alignment_gap(self, X_t, X_t_raw, L_raw, feature: int, **kw):
         """Feature Alignment Gap of one raw feature, eqs. (int-feature), (int-gap)."""
@@ -433,7 +433,7 @@ class Audit:
 
         Xt, K = self._args(X_t)
         return alignment_gap(self.kernel, self.landmarks, Xt, self.delta_A, X_t_raw, L_raw,
-                             feature=feature, memory_budget=self.options.memory_budget, K_tm=K, **kw)
+                             feature=feature, options=self.options, K_tm=K, **kw)
 
     def spectral_entropy(self) -> float:
         """Normalised spectral entropy of (Ã₀ + ΔÃ)ᵀ(Ã₀ + ΔÃ), eq. (int-entropy)."""

@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from .backend import get_xp, host_rng, is_device_array, to_host
-from .defaults import BLOCK_BYTES, KNN_K, PROBE_C, PROBE_MAX_ITER
+from .defaults import KNN_K, PROBE_C, PROBE_MAX_ITER
 
 __all__ = ["linear_probe", "labelled_subset", "knn_accuracy", "raw_feature_probe",
            "count_parameters", "PROBE_C", "PROBE_MAX_ITER", "KNN_K"]
@@ -175,7 +175,7 @@ def raw_feature_probe(X_train, y_train, X_test, y_test, **probe_kwargs) -> float
 
 
 def knn_accuracy(Z_train, y_train, Z_test, y_test, k: int = KNN_K, metric: str = "cosine",
-                 memory_budget: int = BLOCK_BYTES) -> float:
+                 options=None) -> float:
     """k-NN classification accuracy with a plain majority vote.
 
     Parameters
@@ -185,8 +185,8 @@ def knn_accuracy(Z_train, y_train, Z_test, y_test, k: int = KNN_K, metric: str =
     k : int, default :data:`KNN_K`
     metric : {"cosine", "euclidean"}
         Cosine: the largest ẑ_t·ẑ_i (rows normalised); Euclidean: the smallest ‖z_t − z_i‖.
-    memory_budget : int
-        Bytes for one (b, n_train) block of scores (plus temporaries).
+    options : krepes_lib.Options, optional
+        Its ``memory_budget``: bytes for one (b, n_train) block of scores (plus temporaries).
 
     Returns
     -------
@@ -224,7 +224,10 @@ def knn_accuracy(Z_train, y_train, Z_test, y_test, k: int = KNN_K, metric: str =
         Ztr = Ztr / xp.maximum(xp.linalg.norm(Ztr, axis=1, keepdims=True), 1e-12)
     sq_tr = (Ztr * Ztr).sum(axis=1)
     itemsize = max(Ztr.dtype.itemsize, 8)
-    b = int(max(1, min(Z_test.shape[0], memory_budget // (itemsize * (3 * n_tr + k * n_cls)))))
+    from .options import resolve_options
+
+    budget = resolve_options(options).memory_budget
+    b = int(max(1, min(Z_test.shape[0], budget // (itemsize * (3 * n_tr + k * n_cls)))))
     correct = 0
     for start in range(0, Z_test.shape[0], b):
         Zt = Z_test[start:start + b]

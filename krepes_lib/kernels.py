@@ -43,7 +43,6 @@ from typing import Iterator
 import numpy as np
 
 from .backend import asarray, get_xp
-from .defaults import BLOCK_BYTES
 
 __all__ = [
     "Kernel",
@@ -66,12 +65,24 @@ _TEMPORARIES = 3
 _STREAM_BLOCK_BYTES = 16 * 2**20
 
 
-def block_rows(n_rows: int, n_cols: int, d: int, itemsize: int, memory_budget: int = BLOCK_BYTES) -> int:
-    """Rows per block so that one kernel block and its temporaries fit ``memory_budget`` bytes.
+def _budget(memory_budget: int | None) -> int:
+    """``memory_budget`` as given by a caller that read it from its Options, or — when None —
+    ``Options().memory_budget``, the one default (:class:`krepes_lib.Options`)."""
+    if memory_budget is None:
+        from .options import DEFAULT_OPTIONS
+
+        return DEFAULT_OPTIONS.memory_budget
+    return memory_budget
+
+
+def block_rows(n_rows: int, n_cols: int, d: int, itemsize: int, memory_budget: int | None = None) -> int:
+    """Rows per block so that one kernel block and its temporaries fit ``memory_budget`` bytes
+    (None: ``Options().memory_budget``).
 
     A block of b rows holds about ``_TEMPORARIES * b * n_cols`` numbers plus the ``b * d``
     input rows.
     """
+    memory_budget = _budget(memory_budget)
     if memory_budget <= 0:
         raise ValueError(f"memory_budget={memory_budget} must be a positive number of bytes.")
     per_row = itemsize * (_TEMPORARIES * n_cols + d)
@@ -194,8 +205,9 @@ class Kernel:
         X = asarray(X, dtype=dtype, name="X")
         return self._diag(get_xp(X), X)
 
-    def blocks(self, X, Y, memory_budget: int = BLOCK_BYTES, rows: int | None = None) -> Iterator:
-        """Yield ``(slice, K_block)`` over row blocks of X, each within ``memory_budget`` bytes."""
+    def blocks(self, X, Y, memory_budget: int | None = None, rows: int | None = None) -> Iterator:
+        """Yield ``(slice, K_block)`` over row blocks of X, each within ``memory_budget`` bytes
+        (the caller's ``Options.memory_budget``; None: the default Options)."""
         xp = get_xp(X, Y)
         _check_pair(X, Y)
         n = X.shape[0]
@@ -213,7 +225,7 @@ class Kernel:
         _check_pair(X, Y)
         n = X.shape[0]
         b = rows or block_rows(n, Y.shape[0], X.shape[1], X.dtype.itemsize,
-                               min(memory_budget, _STREAM_BLOCK_BYTES))
+                               min(_budget(memory_budget), _STREAM_BLOCK_BYTES))
         prep = self._prepare(xp, X, Y)
         buf = None
         for start in range(0, n, b):
@@ -223,7 +235,7 @@ class Kernel:
             K = self._block_prepared(xp, X[sl], prep, out=buf[: sl.stop - sl.start])
             yield sl, K
 
-    def matmul(self, X, Y, A, memory_budget: int = BLOCK_BYTES, rows: int | None = None):
+    def matmul(self, X, Y, A, memory_budget: int | None = None, rows: int | None = None):
         """K(X, Y) @ A, shape (n, k), streamed over row blocks of X (no n×m matrix)."""
         xp = get_xp(X, Y, A)
         A2 = A[:, None] if A.ndim == 1 else A
@@ -237,7 +249,7 @@ class Kernel:
                 out[sl] = K @ A2
         return out[:, 0] if A.ndim == 1 else out
 
-    def rmatmul(self, X, Y, G, memory_budget: int = BLOCK_BYTES, rows: int | None = None):
+    def rmatmul(self, X, Y, G, memory_budget: int | None = None, rows: int | None = None):
         """K(X, Y)ᵀ @ G, shape (m, k), accumulated over row blocks of X (no n×m matrix)."""
         xp = get_xp(X, Y, G)
         G2 = G[:, None] if G.ndim == 1 else G

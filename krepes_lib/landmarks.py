@@ -27,8 +27,8 @@ import math
 import numpy as np
 
 from .backend import asarray, get_xp, host_rng, scipy_linalg, to_host
-from .defaults import BLOCK_BYTES
 from .kernels import RBF, Kernel, Laplacian, block_rows, make_kernel
+from .options import resolve_options
 
 __all__ = ["Landmarks", "select_landmarks", "uniform", "kmeans_pp", "ridge_leverage", "given",
            "approximate_leverage_scores", "class_coverage", "METHODS"]
@@ -88,8 +88,7 @@ def uniform(X, m: int | str, seed=0) -> Landmarks:
     return _take(X, np.sort(idx), "uniform")
 
 
-def kmeans_pp(X, m: int | str, seed=0, kernel: Kernel | None = None,
-              memory_budget: int = BLOCK_BYTES) -> Landmarks:
+def kmeans_pp(X, m: int | str, seed=0, kernel: Kernel | None = None, options=None) -> Landmarks:
     """k-means++ seeding, eq. (lm-kmeanspp): the next landmark is drawn with P(x_j) ∝ min_c D(x_j, c).
 
     D is the squared Euclidean distance in input space by default, or the kernel-space
@@ -104,7 +103,7 @@ def kmeans_pp(X, m: int | str, seed=0, kernel: Kernel | None = None,
     and j (device → host) cross between host and device, so the seed decides the landmarks
     on a CPU and a GPU alike (up to float rounding of the cumulative sum at a boundary).
     When fewer than m distinct points remain (all D_min zero), the rest is drawn uniformly
-    among the unchosen rows.
+    among the unchosen rows. ``options``: its ``memory_budget`` bounds the streamed kernel column.
     """
     n = X.shape[0]
     m = _check_m(m, n)
@@ -117,6 +116,7 @@ def kmeans_pp(X, m: int | str, seed=0, kernel: Kernel | None = None,
         return _take(X, kmeans_pp(kernel.features(X), m, seed).indices, "kmeans++")
     xp = get_xp(X)
     rng = host_rng(seed)
+    memory_budget = resolve_options(options).memory_budget
     if kernel is None or isinstance(kernel, (RBF, Laplacian)):
         # Squared distances by ‖x‖² + ‖c‖² − 2x·c are translation-sensitive in float32 (data far
         # from the origin cancel catastrophically): compute them on X centred once on its mean,
@@ -170,7 +170,7 @@ def kmeans_pp(X, m: int | str, seed=0, kernel: Kernel | None = None,
 
 
 def approximate_leverage_scores(X, kernel: Kernel, lam: float = 1e-3, sketch_size: int | None = None,
-                                seed=0, memory_budget: int = BLOCK_BYTES):
+                                seed=0, options=None):
     """Ridge leverage scores ℓ_j(λ) = [K(K + nλI)⁻¹]_jj from a Nyström pre-sketch, eq. (lm-rls-nys).
 
     With a uniform sketch S of s rows:
@@ -178,6 +178,7 @@ def approximate_leverage_scores(X, kernel: Kernel, lam: float = 1e-3, sketch_siz
     With S = all rows this equals eq. (lm-rls) exactly (tested). Streamed over row blocks;
     memory O(s² + block·s) (X is cast to float64 one block at a time). Returns a host
     float64 array of shape (n,). Cost O(n s (s + d)): the triangular solve dominates.
+    Blocks fit ``options.memory_budget``.
     """
     n = X.shape[0]
     if not lam > 0:
@@ -190,7 +191,7 @@ def approximate_leverage_scores(X, kernel: Kernel, lam: float = 1e-3, sketch_siz
     K_SS = kernel(XS, XS, dtype="float64")
     L = xp.linalg.cholesky(K_SS + c * xp.eye(s, dtype=xp.float64))
     scores = xp.empty(n, dtype=xp.float64)
-    b = block_rows(n, s, X.shape[1], 8, memory_budget)
+    b = block_rows(n, s, X.shape[1], 8, resolve_options(options).memory_budget)
     sla = scipy_linalg(xp)
     for start in range(0, n, b):
         sl = slice(start, min(n, start + b))
@@ -202,7 +203,7 @@ def approximate_leverage_scores(X, kernel: Kernel, lam: float = 1e-3, sketch_siz
 
 
 def ridge_leverage(X, m: int | str, kernel: Kernel, seed=0, lam: float = 1e-3,
-                   sketch_size: int | None = None, memory_budget: int = BLOCK_BYTES) -> Landmarks:
+                   sketch_size: int | None = None, options=None) -> Landmarks:
     """m rows sampled without replacement with P(x_j) ∝ ℓ̃_j(λ) (spec §2).
 
     ``sketch_size`` defaults to min(n, max(4m, 500)); no n×n matrix is ever formed.
@@ -211,8 +212,7 @@ def ridge_leverage(X, m: int | str, kernel: Kernel, seed=0, lam: float = 1e-3,
     m = _check_m(m, n)
     rng = host_rng(seed)
     s = min(n, max(4 * int(m), 500)) if sketch_size is None else sketch_size
-    ell = approximate_leverage_scores(X, kernel, lam=lam, sketch_size=s, seed=rng,
-                                      memory_budget=memory_budget)
+    ell = approximate_leverage_scores(X, kernel, lam=lam, sketch_size=s, seed=rng, options=options)
     p = ell + 1e-12 * ell.max() if ell.max() > 0 else np.ones(n)
     idx = rng.choice(n, size=int(m), replace=False, p=p / p.sum())
     return _take(X, np.sort(idx), "leverage")

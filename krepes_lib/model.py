@@ -236,15 +236,16 @@ class NystromModel:
         return {self._main: self.grad_from_A(dA), "gamma": dF.sum(axis=0)}
 
     # --- embeddings -----------------------------------------------------------------
-    def embed(self, X, memory_budget: int | None = None):
+    def embed(self, X, options=None):
         """f(X) = K_Xm Ã + 1γᵀ, shape (n, h), streamed over row blocks (eq. nys-features).
 
-        A NumPy ``X`` is moved to the model's device once; the result stays there.
+        A NumPy ``X`` is moved to the model's device once; the result stays there. Blocks fit
+        the Nyström basis's memory budget, or ``options.memory_budget`` when ``options`` is given.
         """
         if not is_device_array(X) and self.xp is not np:
             X = to_device(X, self.xp)
-        if memory_budget is not None:
-            old, self.nystrom.memory_budget = self.nystrom.memory_budget, int(memory_budget)
+        if options is not None:
+            old, self.nystrom.memory_budget = self.nystrom.memory_budget, int(options.memory_budget)
             try:
                 return self.nystrom.features(X, self.A_tilde, self.params["gamma"])
             finally:

@@ -20,8 +20,9 @@ from __future__ import annotations
 import numpy as np
 
 from .backend import asarray, get_xp, resolve_dtype
-from .defaults import BLOCK_BYTES, EIGEN_RTOL, PSD_RTOL
+from .defaults import EIGEN_RTOL, PSD_RTOL
 from .kernels import Kernel, make_kernel
+from .options import resolve_options
 
 __all__ = ["Nystrom"]
 
@@ -42,8 +43,9 @@ class Nystrom:
     dtype : {"float32", "float64"}, optional
         Working dtype of the returned arrays (default float32, see
         :func:`krepes_lib.backend.resolve_dtype`). The eigendecomposition is always float64.
-    memory_budget : int
-        Bytes allowed for one streamed kernel block.
+    options : krepes_lib.Options, optional
+        Its ``memory_budget``: bytes allowed for one streamed kernel block (kept as the
+        attribute ``memory_budget``).
 
     Attributes
     ----------
@@ -73,8 +75,7 @@ class Nystrom:
     (200, 5)
     """
 
-    def __init__(self, kernel, landmarks, rtol: float = EIGEN_RTOL, dtype=None,
-                 memory_budget: int = BLOCK_BYTES):
+    def __init__(self, kernel, landmarks, rtol: float = EIGEN_RTOL, dtype=None, options=None):
         self.kernel: Kernel = make_kernel(kernel)
         self.dtype = resolve_dtype(dtype)
         self.landmark_indices = getattr(landmarks, "indices", None)
@@ -87,7 +88,7 @@ class Nystrom:
         if not 0 <= rtol < 1:
             raise ValueError(f"rtol={rtol} must be in [0, 1) (relative eigenvalue floor).")
         self.rtol = float(rtol)
-        self.memory_budget = int(memory_budget)
+        self.memory_budget = int(resolve_options(options).memory_budget)
         xp = self.xp = get_xp(self.landmarks)
         L64 = self.landmarks.astype(xp.float64)
         K64 = self.kernel(L64, L64, dtype="float64")

@@ -36,8 +36,8 @@ import math
 import numpy as np
 
 from .backend import asarray, eps, get_xp, resolve_dtype, scipy_linalg
-from .defaults import BLOCK_BYTES
 from .kernels import make_kernel
+from .options import resolve_options
 
 __all__ = ["FalkonPreconditioner", "MAX_JITTER_RTOL"]
 
@@ -68,9 +68,10 @@ class FalkonPreconditioner:
         The training points; streamed over row blocks, never held as K_nm.
     lam : float
         λ > 0, the regularisation (and CG damping) of spec §4.
-    memory_budget : int, default :data:`krepes_lib.defaults.BLOCK_BYTES`
-        Bytes for one streamed kernel block K_bm (its float64 copy for the accumulation
-        is included: the block iterator is given a proportionally smaller budget).
+    options : krepes_lib.Options, optional
+        Its ``memory_budget``: bytes for one streamed kernel block K_bm (its float64 copy for
+        the accumulation is included: the block iterator is given a proportionally smaller
+        budget).
     jitter : float, optional
         Relative diagonal jitter; ``None`` (default) adds one only when needed (module
         docstring).
@@ -106,8 +107,8 @@ class FalkonPreconditioner:
     True
     """
 
-    def __init__(self, kernel, landmarks, X, lam: float, memory_budget: int = BLOCK_BYTES,
-                 jitter: float | None = None, dtype=None):
+    def __init__(self, kernel, landmarks, X, lam: float, options=None, jitter: float | None = None,
+                 dtype=None):
         try:
             lam_f = float(lam)
         except (TypeError, ValueError):
@@ -141,8 +142,7 @@ class FalkonPreconditioner:
         # K_mn K_nm = Σ_b K_bmᵀ K_bm over row blocks (eq. precond), accumulated in float64.
         # The block iterator sizes for 3 working-dtype temporaries; the float64 copy adds
         # 8/itemsize of one, so it gets that share less.
-        if not memory_budget > 0:
-            raise ValueError(f"memory_budget={memory_budget} must be a positive number of bytes.")
+        memory_budget = resolve_options(options).memory_budget
         item = self.dtype.itemsize
         budget = max(1, int(memory_budget * 3 * item / (3 * item + 8))) if item < 8 else int(memory_budget)
         KtK = xp.zeros((self.m, self.m), dtype=xp.float64)
@@ -198,12 +198,12 @@ class FalkonPreconditioner:
         )
 
     @classmethod
-    def from_nystrom(cls, nystrom, X, lam: float, memory_budget: int | None = None,
+    def from_nystrom(cls, nystrom, X, lam: float, options=None,
                      jitter: float | None = None) -> "FalkonPreconditioner":
         """The preconditioner for a :class:`krepes_lib.nystrom.Nystrom` basis on X.
 
-        Uses ``nystrom.kernel``, ``nystrom.landmarks``, its working dtype and (unless
-        given) its ``memory_budget``.
+        Uses ``nystrom.kernel``, ``nystrom.landmarks``, its working dtype and its
+        ``memory_budget`` (unless ``options`` is given: then ``options.memory_budget``).
 
         Parameters
         ----------
@@ -211,12 +211,13 @@ class FalkonPreconditioner:
         X : array, shape (n, d)
         lam : float
             λ > 0.
-        memory_budget : int, optional
+        options : krepes_lib.Options, optional
         jitter : float, optional
         """
-        budget = nystrom.memory_budget if memory_budget is None else memory_budget
-        return cls(nystrom.kernel, nystrom.landmarks, X, lam, memory_budget=budget,
-                   jitter=jitter, dtype=nystrom.dtype)
+        if options is None:
+            options = resolve_options(None, memory_budget=nystrom.memory_budget)
+        return cls(nystrom.kernel, nystrom.landmarks, X, lam, options=options, jitter=jitter,
+                   dtype=nystrom.dtype)
 
     # ----------------------------------------------------------------------------------
     def _prepare(self, G):

@@ -7,6 +7,7 @@ from krepes_lib.cg import CGResult, conjugate_gradient
 from krepes_lib.kernels import RBF, Kernel, Linear
 from krepes_lib.nystrom import Nystrom
 from krepes_lib.preconditioner import FalkonPreconditioner
+from krepes_lib.options import Options
 
 #: CG stopping tolerance and the accepted relative solution error, per dtype. float32:
 #: eps32 ≈ 1.2e-7 and cond ≈ 30 leave ~1e-5 of round-off in x, hence 1e-4.
@@ -251,7 +252,7 @@ def test_block_accumulation_with_tiny_budget_equals_dense():
     X = pdata(97, 4, seed=4)
     kern = CountingRBF(sigma=2.0)
     object.__setattr__(kern, "_seen", [])
-    P_small = FalkonPreconditioner(kern, X[:15], X, lam=1e-2, memory_budget=1, dtype="float64")
+    P_small = FalkonPreconditioner(kern, X[:15], X, lam=1e-2, options=Options(memory_budget=1), dtype="float64")
     assert kern._seen == [1] * 97  # one row per block: no n×m matrix
     P_dense = FalkonPreconditioner(RBF(sigma=2.0), X[:15], X, lam=1e-2, dtype="float64")
     np.testing.assert_allclose(P_small.L, P_dense.L, rtol=1e-11, atol=1e-13)
@@ -307,7 +308,7 @@ def test_not_positive_definite_is_a_clear_error():
 def test_from_nystrom_and_krr_system_solved_in_one_iteration():
     """For H = K_mn K_nm / n + λ K_mm (kernel ridge), P is H⁻¹: preconditioned CG takes one step."""
     X = pdata(200, 3, seed=7)
-    nys = Nystrom(RBF(sigma=1.0), X[:30], dtype="float64", memory_budget=2000)
+    nys = Nystrom(RBF(sigma=1.0), X[:30], dtype="float64", options=Options(memory_budget=2000))
     lam = 1e-4
     P = FalkonPreconditioner.from_nystrom(nys, X, lam)
     assert P.m == 30 and P.n == 200 and P.lam == lam

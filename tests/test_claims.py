@@ -175,3 +175,123 @@ def test_minimum_detectable_effect_closed_form():
     ref = (st.t.ppf(0.95, n - 1) + st.t.ppf(0.8, n - 1)) * s / math.sqrt(n)
     assert C.minimum_detectable_effect(s, n) == pytest.approx(ref)
     assert C.minimum_detectable_effect(s, 1) == math.inf
+
+
+# --- the claim-consistency test ------------------------------------------------------------------
+# The same per-seed numbers, fed through every notebook's claim path, give the same verdict.
+SCENARIOS = {
+    "clearly greater": (A, B),
+    "clearly smaller": (B, A),
+    "noise": (np.array([0.50, 0.52, 0.49, 0.51]), np.array([0.51, 0.50, 0.50, 0.51])),
+    "two seeds": (np.array([0.9, 0.95]), np.array([0.5, 0.52])),
+    "identical differences": (np.arange(3.0) + 1, np.arange(3.0)),
+    "identical differences, 5 seeds": (np.arange(5.0) + 1, np.arange(5.0)),
+    "a failed run": (np.array([0.9, np.nan, 0.91, 0.92, 0.9]), np.array([0.5, 0.5, 0.52, 0.51, 0.5])),
+}
+
+
+def _outcome(v):
+    return C.outcome(v if isinstance(v, str) else v["verdict"])
+
+
+def _paths(a, b):
+    """(name, verdict) of every notebook claim path that decides "a > b" on these seeds."""
+    from krepes_lib.studies import audits as AS
+    from krepes_lib.studies import kpca_gradient as kg
+    from krepes_lib.studies import stepwise as sw
+    from krepes_lib.studies.results import Table
+
+    rows = [dict(group="g", arm="a", seed=s, v=x, w=y, loss_rose=False, step_ratio=1.0)
+            for s, (x, y) in enumerate(zip(a, b))]
+    rows += [dict(group="g", arm="b", seed=s, v=y, w=y, loss_rose=False, step_ratio=1.0) for s, y in enumerate(b)]
+    T = Table(rows)
+    greater = C.Paired("greater")
+    out = {
+        # notebooks 01-05, 07, 09, 10, 14-16: Claim objects decided by a family rule
+        "decide": one(greater, a, b),
+        "decide in a family of one claim that cannot test": C.decide(
+            [C.Claim("c", "p", a=a, b=b), C.Claim("x", "p", a=a, b=b, untestable="setting")], greater)[0],
+        # notebooks 06 and 16: columns of the results table
+        "table_claims (06, 16)": C.decide(AS.table_claims(T, [dict(group="g", arm="a")], "v", "w", "c", "p"),
+                                          greater)[0],
+        # notebooks 02 and 05: "for which of K" with K = 1
+        "decide_some (02, 05)": C.decide_some("c", "p", [C.Claim("l", "", a=a, b=b)], greater),
+        # notebooks 09 and 16: "every pair", one pair
+        "decide_all via pair_comparisons (09, 16)": C.decide_all(
+            "c", "p", AS.pair_comparisons(T, ["a"], ["b"], key="v", by="arm", group="g"), greater),
+        # notebook 10: a non-inferiority rule with no margin is the paired test
+        "NonInferiority(margin=0) (10)": one(C.NonInferiority(margin=0.0), a, b),
+        # notebooks 10, 14, 15: a threshold rule on the per-seed differences
+        "Threshold on a − b (10, 14, 15)": one(C.Threshold("greater", threshold=0.0), np.asarray(a) - np.asarray(b)),
+        # notebooks 11 and 12: the stepwise threshold builder on b − a "below 0"
+        "stepwise.threshold_claim (11, 12)": C.decide(
+            [sw.threshold_claim("c", np.asarray(b) - np.asarray(a), 0.0, "", "p")], C.Paired("less"))[0],
+        # notebook 12: the time-to-target builder (method = b, reference = a: "b faster than a")
+        "kpca time_claim (12)": C.decide([kg.time_claim("c", b, a, "p")], C.Paired("less"))[0],
+    }
+    return {k: _outcome(v) for k, v in out.items()}
+
+
+@pytest.mark.parametrize("scenario", sorted(SCENARIOS))
+def test_claim_consistency_every_notebook_path_gives_the_same_verdict(scenario):
+    a, b = SCENARIOS[scenario]
+    got = _paths(a, b)
+    assert len(set(got.values())) == 1, got
+    expected = {"clearly greater": C.HOLDS, "clearly smaller": C.FAILS, "noise": C.INCONCLUSIVE,
+                "two seeds": C.INCONCLUSIVE, "identical differences": C.INCONCLUSIVE,
+                "identical differences, 5 seeds": C.HOLDS, "a failed run": C.HOLDS}[scenario]
+    assert set(got.values()) == {expected}, got
+
+
+@pytest.mark.parametrize("scenario", sorted(SCENARIOS))
+def test_tost_is_the_two_one_sided_rules_together(scenario):
+    """Notebooks 13 and 14 (Equivalence) against the two one-sided rules it is made of."""
+    a, b = SCENARIOS[scenario]
+    d = np.asarray(a) - np.asarray(b)
+    for margin in (0.01, 0.05, 0.5):
+        tost = _outcome(one(C.Equivalence(margin=margin), d))
+        lo = _outcome(one(C.NonInferiority(margin=margin), d))               # mean d > −margin
+        hi = _outcome(one(C.Threshold("less", threshold=margin), d))          # mean d < +margin
+        if lo == hi == C.HOLDS:
+            assert tost == C.HOLDS
+        elif C.FAILS in (lo, hi):
+            assert tost == C.FAILS
+        else:
+            assert tost == C.INCONCLUSIVE
+
+
+VERDICT_WORDS = {C.HOLDS, C.FAILS, C.INCONCLUSIVE, C.UNTESTED}
+
+
+def _docstrings(tree):
+    out = set()
+    for n in ast.walk(tree):
+        if isinstance(n, (ast.Module, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and n.body:
+            first = n.body[0]
+            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant):
+                out.add(id(first.value))
+    return out
+
+
+def test_no_module_outside_the_engine_decides_a_verdict():
+    """Outside krepes_lib/claims.py no library module and no notebook writes a verdict word,
+    names the engine's outcome constants, or Holm-corrects p-values (stats.py defines holm)."""
+    files = [p for p in sorted((ROOT / "krepes_lib").rglob("*.py")) if p.name != "claims.py"]
+    files += sorted((ROOT / "notebooks" / "src").glob("*.py"))
+    bad = []
+    for p in files:
+        tree = ast.parse(p.read_text(), str(p))
+        docs = _docstrings(tree)
+        for n in ast.walk(tree):
+            where = f"{p.relative_to(ROOT)}:{getattr(n, 'lineno', '?')}"
+            if isinstance(n, ast.Constant) and isinstance(n.value, str) and id(n) not in docs:
+                if n.value in VERDICT_WORDS or n.value.startswith(tuple(w + ": " for w in VERDICT_WORDS)):
+                    bad.append(f"{where}: verdict literal {n.value!r}")
+            elif isinstance(n, ast.Attribute) and n.attr in ("HOLDS", "FAILS", "INCONCLUSIVE", "UNTESTED", "verdict"):
+                bad.append(f"{where}: .{n.attr}")
+            elif isinstance(n, ast.Call) and p.name != "stats.py":
+                f = n.func
+                name = f.attr if isinstance(f, ast.Attribute) else getattr(f, "id", "")
+                if name == "holm":
+                    bad.append(f"{where}: holm(...)")
+    assert not bad, "verdicts decided outside krepes_lib/claims.py:\n" + "\n".join(bad)

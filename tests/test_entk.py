@@ -3,7 +3,7 @@ and the random-projection estimate vs the exact kernel."""
 import numpy as np
 import pytest
 
-from krepes_lib.entk import MLP, EmpiricalNTK, RandomProjectionNTK
+from entk_reference import MLP, EmpiricalNTK, RandomProjectionNTK
 from krepes_lib.backend import to_host
 
 

@@ -7,6 +7,7 @@ from krepes_lib.evaluate import (count_parameters, knn_accuracy, labelled_subset
 from krepes_lib.kernels import RBF
 from krepes_lib.model import NystromModel
 from krepes_lib.nystrom import Nystrom
+from krepes_lib.options import Options
 
 
 def blobs(n_per=60, C=4, h=5, spread=0.3, seed=0):
@@ -69,7 +70,7 @@ def test_knn_equals_naive_reference(xp, metric, k):
     assert got == pytest.approx(ref, abs=1e-12)
     # streamed over tiny blocks of test rows: the same answer
     tiny = knn_accuracy(xp.asarray(Ztr), xp.asarray(ytr), xp.asarray(Zte), xp.asarray(yte), k=k,
-                        metric=metric, memory_budget=1)
+                        metric=metric, options=Options(memory_budget=1))
     assert tiny == got
 
 

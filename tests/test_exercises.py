@@ -16,7 +16,7 @@ from scipy.optimize import minimize
 
 from krepes_lib.studies import kpca_gradient as kg
 from krepes_lib.studies import stepwise as sw
-from krepes_lib.entk import MLP, EmpiricalNTK
+from entk_reference import MLP, EmpiricalNTK
 from krepes_lib.kernels import RBF
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -14,6 +14,7 @@ import pytest
 from krepes_lib import interpret as I
 from krepes_lib.backend import to_host
 from krepes_lib.kernels import RBF, Linear
+from krepes_lib.options import Options
 
 
 def _rng(seed=0):
@@ -120,13 +121,13 @@ def test_streamed_results_equal_dense_with_a_tiny_budget(xp):
     ref = naive_is(kern, X, L, A)
     ref_c = naive_is(kern, X, L, A, v)
     for budget in (tiny, big):
-        top = I.top_influential(kern, L, X, A, K=7, v=v, memory_budget=budget)
+        top = I.top_influential(kern, L, X, A, K=7, v=v, options=Options(memory_budget=budget))
         idx = to_host(top.indices)
         np.testing.assert_array_equal(idx, np.argsort(-ref, axis=1, kind="stable")[:, :7])
         np.testing.assert_allclose(to_host(top.scores), np.take_along_axis(ref, idx, 1), rtol=1e-12)
         np.testing.assert_allclose(to_host(top.concept_scores), np.take_along_axis(ref_c, idx, 1),
                                    rtol=1e-12, atol=1e-15)
-        ar = I.top_attracting_repelling(kern, L, X, A, v, K=4, memory_budget=budget)
+        ar = I.top_attracting_repelling(kern, L, X, A, v, K=4, options=Options(memory_budget=budget))
         np.testing.assert_array_equal(to_host(ar.attract_indices), np.argsort(-ref_c, axis=1)[:, :4])
         np.testing.assert_array_equal(to_host(ar.repel_indices), np.argsort(ref_c, axis=1)[:, :4])
         np.testing.assert_allclose(to_host(ar.repel_scores), np.sort(ref_c, axis=1)[:, :4], rtol=1e-12)
@@ -137,16 +138,16 @@ def test_streamed_results_equal_dense_with_a_tiny_budget(xp):
             np.testing.assert_allclose(to_host(x), to_host(y), rtol=1e-12, equal_nan=True)
         return a
 
-    same(lambda mb: (I.representer_sum(kern, L, X, A, gamma=g, memory_budget=mb),))
-    same(lambda mb: (I.contributions(kern, L, X, A, memory_budget=mb),))
+    same(lambda mb: (I.representer_sum(kern, L, X, A, gamma=g, options=Options(memory_budget=mb)),))
+    same(lambda mb: (I.contributions(kern, L, X, A, options=Options(memory_budget=mb)),))
     ag = same(lambda mb: I.alignment_gap(kern, L, X, A, X_raw, L_raw, feature=0, K=5, n_boot=200,
-                                         memory_budget=mb))
+                                         options=Options(memory_budget=mb)))
     same(lambda mb: I.alignment_gap(kern, L, X, A, X_raw, L_raw, feature=1, categorical=True, K=5,
-                                    n_boot=50, memory_budget=mb))
-    same(lambda mb: I.precision_at_1(kern, L, X, A, y_t, y_l, gamma=g, memory_budget=mb))
-    same(lambda mb: I.confidence_drop(kern, L, X, A, y_l, target="predicted", n_remove=5, k=20, gamma=g, memory_budget=mb, allow_small_m=True))
+                                    n_boot=50, options=Options(memory_budget=mb)))
+    same(lambda mb: I.precision_at_1(kern, L, X, A, y_t, y_l, gamma=g, options=Options(memory_budget=mb)))
+    same(lambda mb: I.confidence_drop(kern, L, X, A, y_l, target="predicted", n_remove=5, k=20, gamma=g, options=Options(memory_budget=mb), allow_small_m=True))
     same(lambda mb: I.confidence_drop(kern, L, X, A, y_l, y_t=y_t, target="true", metric="euclidean",
-                                      n_remove=5, k=20, memory_budget=mb, allow_small_m=True))
+                                      n_remove=5, k=20, options=Options(memory_budget=mb), allow_small_m=True))
 
     # alignment gap against a naive per-point computation (same random sets by construction)
     V = 1 - np.minimum(np.abs(to_host(X_raw)[:, 0, None] - to_host(L_raw)[None, :, 0])
@@ -167,8 +168,8 @@ def test_streaming_never_holds_an_n_by_m_matrix():
     A = r.normal(size=(m, h))
     kern = RBF(sigma=1.0)
     tracemalloc.start()
-    top = I.top_influential(kern, L, X, A, K=5, memory_budget=4 * 2**20)
-    F = I.representer_sum(kern, L, X, A, memory_budget=4 * 2**20)
+    top = I.top_influential(kern, L, X, A, K=5, options=Options(memory_budget=4 * 2**20))
+    F = I.representer_sum(kern, L, X, A, options=Options(memory_budget=4 * 2**20))
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     outputs = top.indices.nbytes + top.scores.nbytes + F.nbytes
@@ -269,7 +270,7 @@ def test_precision_at_1_is_one_on_clustered_data():
     # shuffled landmark labels: the metric must follow the definition (naive reference)
     y_bad = _rng(1).permutation(y_l)
     g = _rng(2).normal(size=5)
-    p_bad = I.precision_at_1(RBF(sigma=1.0), L, X, A, y_t, y_bad, gamma=g, memory_budget=1)
+    p_bad = I.precision_at_1(RBF(sigma=1.0), L, X, A, y_t, y_bad, gamma=g, options=Options(memory_budget=1))
     K_tm = RBF(sigma=1.0)(X, L, dtype="float64")
     top_is = np.argmax(np.abs(K_tm) * np.linalg.norm(A, axis=1), axis=1)
     Z, Z_L = K_tm @ A + g, RBF(sigma=1.0)(L, L, dtype="float64") @ A + g

@@ -8,6 +8,7 @@ import pytest
 
 from krepes_lib import landmarks as LM
 from krepes_lib.kernels import RBF, Kernel, Laplacian
+from krepes_lib.options import Options
 
 
 @pytest.mark.parametrize("method", ["uniform", "kmeans++", "leverage"])
@@ -65,9 +66,9 @@ def test_landmarks_at_2e5_rows_in_bounded_memory(method):
     if method == "kmeans++":
         LM.kmeans_pp(X, m, seed=0)
     elif method == "kmeans_kernel":
-        LM.kmeans_pp(X, m, seed=0, kernel=kern, memory_budget=budget)
+        LM.kmeans_pp(X, m, seed=0, kernel=kern, options=Options(memory_budget=budget))
     else:
-        LM.ridge_leverage(X, m, kern, seed=0, sketch_size=200, memory_budget=budget)
+        LM.ridge_leverage(X, m, kern, seed=0, sketch_size=200, options=Options(memory_budget=budget))
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     # O(n) vectors (a few float64 of length n = 1.6 MB each) + one block; n×m float32 would be 32 MB,
@@ -92,7 +93,7 @@ def test_kernel_space_fast_path_matches_generic_kernel_column(kern):
             return self.inner._diag(xp, A)
 
     fast = LM.kmeans_pp(X, 25, seed=4, kernel=kern).indices
-    slow = LM.kmeans_pp(X, 25, seed=4, kernel=Wrapped(inner=kern), memory_budget=4096).indices
+    slow = LM.kmeans_pp(X, 25, seed=4, kernel=Wrapped(inner=kern), options=Options(memory_budget=4096)).indices
     np.testing.assert_array_equal(fast, slow)
 
 

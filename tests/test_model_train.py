@@ -90,7 +90,7 @@ def test_pc_init_gives_the_nystrom_feature_map(xp, coords):
     model = NystromModel(nys, h=h, coords=coords, init="pc")
     Phi = nys.feature_map(X)[:, :h]  # K_nm U_h Λ_h^{-1/2}, eq. (nys-pc)
     np.testing.assert_allclose(to_host(model.embed(X)), to_host(Phi), atol=1e-10)
-    np.testing.assert_allclose(to_host(model.embed(X, memory_budget=2000)), to_host(Phi), atol=1e-10)
+    np.testing.assert_allclose(to_host(model.embed(X, options=Options(memory_budget=2000))), to_host(Phi), atol=1e-10)
     np.testing.assert_allclose(to_host(model.A_tilde.T @ nys.K_mm @ model.A_tilde), np.eye(h), atol=1e-8)
     assert model.n_parameters == nys.m * h + h
     assert float(abs(model.gamma).max()) == 0.0

@@ -125,25 +125,25 @@ def test_erf_nngp_matches_monte_carlo():
 
 
 def test_entk_features_match_explicit_jacobian():
-    """J(x)v_s by forward mode (eq. nef-rf) equals an explicit Jacobian times v_s."""
+    """The eNTK features NeuralEF uses are the library's (TorchNTK): exact = the explicit Jacobian,
+    sketch = J(x)v_s/√S by forward mode (eq. nef-rf)."""
     net = SmallCNN((8, 8, 1), width=2, seed=0).double()
     X = np.random.default_rng(0).normal(size=(5, 64))
     J = exact_entk_features(net, X)
     Xt = torch.as_tensor(X)
-    names = [n for n, _ in net.named_parameters()]
     Jref = []
     for i in range(5):
         net.zero_grad()
         net(Xt[i:i + 1])[0].backward()
         Jref.append(torch.cat([p.grad.reshape(-1) for p in net.parameters()]).numpy())
     assert np.allclose(J, np.array(Jref), atol=1e-10)
+    # the sketched eNTK of krepes_lib.neural.TorchNTK: direction s is Rademacher from default_rng([seed, s])
+    # over the parameters in order, and φ carries the 1/√S
     rf = entk_features(net, n_samples=3, seed=1)
     Fx = rf.features(X)
-    g = torch.Generator().manual_seed(1)
-    params = dict(net.named_parameters())
-    V = [np.concatenate([(torch.randint(0, 2, params[n].shape, generator=g) * 2 - 1).double().reshape(-1).numpy()
-                         for n in names]) for _ in range(3)]
-    assert np.allclose(Fx, J @ np.stack(V, 1), atol=1e-10)
+    P = J.shape[1]
+    V = [2.0 * np.random.default_rng([1, s]).integers(0, 2, size=P, dtype=np.int8) - 1 for s in range(3)]
+    assert rf.n_samples == 1 and np.allclose(Fx, J @ np.stack(V, 1) / np.sqrt(3), atol=1e-10)
     # unbiasedness E[vvᵀ] = I: many directions approach J Jᵀ
     rf_many = entk_features(net, n_samples=3000, seed=2)
     K_rf, K = rf_many(X, dtype="float64"), J @ J.T

@@ -6,6 +6,7 @@ from krepes_lib import landmarks as LM
 from krepes_lib.backend import to_host
 from krepes_lib.kernels import RBF, Linear, Polynomial, Kernel
 from krepes_lib.nystrom import Nystrom
+from krepes_lib.options import Options
 
 
 def data(n=120, d=4, seed=0):
@@ -115,7 +116,7 @@ def test_leverage_scores_exact_with_full_sketch():
     n = X.shape[0]
     Kf = kern(X, dtype="float64")
     exact = np.diag(Kf @ np.linalg.inv(Kf + n * lam * np.eye(n)))
-    approx = LM.approximate_leverage_scores(X, kern, lam=lam, sketch_size=None, memory_budget=4096)
+    approx = LM.approximate_leverage_scores(X, kern, lam=lam, sketch_size=None, options=Options(memory_budget=4096))
     np.testing.assert_allclose(approx, exact, rtol=1e-6, atol=1e-9)
     # a smaller sketch over-estimates (it projects onto fewer directions) but stays bounded by k(x,x)/(nλ)
     small = LM.approximate_leverage_scores(X, kern, lam=lam, sketch_size=20)

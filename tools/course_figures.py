@@ -26,7 +26,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from krepes_lib.entk import MLP, EmpiricalNTK  # noqa: E402
+from krepes_lib.backend import host_rng  # noqa: E402
 from krepes_lib.kernels import RBF  # noqa: E402
 from krepes_lib.files import atomic_path  # noqa: E402
 
@@ -89,16 +89,31 @@ def ggn_convex(outdir):
     return _save(fig, outdir, "ggn_convex.png")
 
 
+def he_mlp(width: int, seed: int):
+    """A 2 → width → 1 ReLU MLP in torch, He-initialised from the host RNG (weights N(0, 2/fan_in),
+    biases N(0, 0.01)): the same draw for the same seed on every machine."""
+    import torch
+
+    rng = host_rng(seed)
+    net = torch.nn.Sequential(torch.nn.Linear(2, width), torch.nn.ReLU(), torch.nn.Linear(width, 1)).double()
+    with torch.no_grad():
+        for layer, fan_in in ((net[0], 2), (net[2], width)):
+            layer.weight.copy_(torch.from_numpy(rng.normal(size=tuple(layer.weight.shape)) * np.sqrt(2.0 / fan_in)))
+            layer.bias.copy_(torch.from_numpy(0.1 * rng.normal(size=layer.bias.shape[0])))
+    return net
+
+
 def entk(outdir):
-    """eNTK of 1-hidden-layer ReLU MLPs (He init) along the unit circle, 5 seeds × 2 widths."""
+    """eNTK (``TorchNTK``) of 1-hidden-layer ReLU MLPs (He init) along the unit circle, 5 seeds × 2 widths."""
+    from krepes_lib.neural import TorchNTK
+
     theta = np.linspace(-np.pi, np.pi, 121)
     X = np.c_[np.cos(theta), np.sin(theta)]
     x0 = X[60:61]
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.3), sharey=True)
     for ax, width in zip(axes, (16, 4096)):
         for s in range(5):
-            mlp = MLP.init([2, width, 1], seed=s)
-            kx = EmpiricalNTK(mlp=mlp)(x0, X)[0]
+            kx = TorchNTK(he_mlp(width, s), dtype="float64")(x0, X)[0]
             ax.plot(theta, kx / width, lw=1.2)
         ax.set_title(f"width {width}: k(x₀, x(θ)) / width, 5 seeds", fontsize=10)
         ax.set_xlabel("angle θ between x₀ and x")

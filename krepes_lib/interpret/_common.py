@@ -7,7 +7,7 @@ from typing import Iterator, NamedTuple
 import numpy as np
 
 from ..backend import asarray, get_xp, resolve_dtype, to_host
-from ..defaults import (AG_TOP_K, BLOCK_BYTES, CAV_C, CI_LEVEL, DENSE_MAX_BYTES, DROP_KNN_K,
+from ..defaults import (AG_TOP_K, CAV_C, CI_LEVEL, DENSE_MAX_BYTES, DROP_KNN_K,
                         DROP_N_REMOVE, EIGEN_RTOL, N_BOOT, TOP_K)
 from ..kernels import make_kernel
 from ..landmarks import Landmarks, class_coverage
@@ -51,6 +51,14 @@ def _setup(kernel, landmarks, X_t, A, extra=()):
         raise ValueError(f"A must have shape (m={L.shape[0]}, h) (one row per landmark); "
                          f"got {A.shape}.")
     return kernel, xp, X_t, L, A
+
+
+def _budget(options) -> int:
+    """Bytes of one block: ``options.memory_budget`` (default :class:`krepes_lib.Options`), the
+    one place the budget is read from."""
+    from ..options import resolve_options
+
+    return resolve_options(options).memory_budget
 
 
 def _rows(n, per_row_numbers, itemsize, memory_budget):

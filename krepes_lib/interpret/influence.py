@@ -10,17 +10,17 @@ from typing import Iterator, NamedTuple
 import numpy as np
 
 from ..backend import asarray, get_xp, resolve_dtype, to_host
-from ..defaults import (AG_TOP_K, BLOCK_BYTES, CAV_C, CI_LEVEL, DENSE_MAX_BYTES, DROP_KNN_K,
+from ..defaults import (AG_TOP_K, CAV_C, CI_LEVEL, DENSE_MAX_BYTES, DROP_KNN_K,
                         DROP_N_REMOVE, EIGEN_RTOL, N_BOOT, TOP_K)
 from ..kernels import make_kernel
 from ..landmarks import Landmarks, class_coverage
-from ._common import (_blocks, _check_K, _check_dense, _influence_weights, _rows, _setup, _topk,
+from ._common import (_budget, _blocks, _check_K, _check_dense, _influence_weights, _rows, _setup, _topk,
                       _unit_vector, _work_dtype)
 
 # ---------------------------------------------------------------------------------------
 # (int-representer)
 # ---------------------------------------------------------------------------------------
-def contribution_blocks(kernel, landmarks, X_t, A, memory_budget: int = BLOCK_BYTES, K_tm=None) -> Iterator:
+def contribution_blocks(kernel, landmarks, X_t, A, options=None, K_tm=None) -> Iterator:
     """Per-landmark contributions k(x̃_l, x_t) A_l,: over blocks of test rows, eq. (int-representer).
 
     Parameters
@@ -33,9 +33,9 @@ def contribution_blocks(kernel, landmarks, X_t, A, memory_budget: int = BLOCK_BY
         Test points.
     A : array (m, h)
         Coefficients: ΔÃ (audit) or Ã (trained model).
-    memory_budget : int
-        Bytes for one block; a block of b rows holds the (b, m, h) contribution tensor and
-        the (b, m) kernel block with its temporaries.
+    options : krepes_lib.Options, optional
+        Its ``memory_budget``: bytes for one block; a block of b rows holds the (b, m, h)
+        contribution tensor and the (b, m) kernel block with its temporaries.
 
     Yields
     ------
@@ -44,6 +44,7 @@ def contribution_blocks(kernel, landmarks, X_t, A, memory_budget: int = BLOCK_BY
     C_block : array (b, m, h)
         ``C_block[t, l, :] = k(x̃_l, x_t) A[l, :]``.
     """
+    memory_budget = _budget(options)
     kernel, xp, X_t, L, A = _setup(kernel, landmarks, X_t, A)
     m, h = A.shape
     b = _rows(X_t.shape[0], 3 * m + m * h + X_t.shape[1] + h, X_t.dtype.itemsize, memory_budget)
@@ -51,7 +52,7 @@ def contribution_blocks(kernel, landmarks, X_t, A, memory_budget: int = BLOCK_BY
         yield sl, K_bm[:, :, None] * A[None, :, :]
 
 
-def contributions(kernel, landmarks, X_t, A, memory_budget: int = BLOCK_BYTES, K_tm=None,
+def contributions(kernel, landmarks, X_t, A, options=None, K_tm=None,
                   max_bytes: int = DENSE_MAX_BYTES):
     """All contributions, shape (n_t, m, h), eq. (int-representer) — for small test sets only.
 
@@ -62,12 +63,12 @@ def contributions(kernel, landmarks, X_t, A, memory_budget: int = BLOCK_BYTES, K
     n, (m, h) = X_t.shape[0], A.shape
     _check_dense(n * m * h * X_t.dtype.itemsize, max_bytes, "contributions", "contribution_blocks")
     out = xp.empty((n, m, h), dtype=X_t.dtype)
-    for sl, C in contribution_blocks(kernel, L, X_t, A, memory_budget, K_tm=K_tm):
+    for sl, C in contribution_blocks(kernel, L, X_t, A, options, K_tm=K_tm):
         out[sl] = C
     return out
 
 
-def representer_sum(kernel, landmarks, X_t, A, gamma=None, memory_budget: int = BLOCK_BYTES, K_tm=None):
+def representer_sum(kernel, landmarks, X_t, A, gamma=None, options=None, K_tm=None):
     """f(x_t) = Σ_l k(x̃_l, x_t) A_l,: + γ, the representer decomposition summed back, eq. (int-representer).
 
     Sums the contributions of :func:`contribution_blocks` over l, block by block; equals
@@ -75,7 +76,7 @@ def representer_sum(kernel, landmarks, X_t, A, gamma=None, memory_budget: int = 
 
     Parameters
     ----------
-    kernel, landmarks, X_t, A, memory_budget
+    kernel, landmarks, X_t, A, options
         As in :func:`contribution_blocks`.
     gamma : array (h,), optional
         The bias γ (omit for ΔÃ, whose model has no bias increment).
@@ -86,7 +87,7 @@ def representer_sum(kernel, landmarks, X_t, A, gamma=None, memory_budget: int = 
     """
     kernel, xp, X_t, L, A = _setup(kernel, landmarks, X_t, A, extra=(gamma,))
     out = xp.empty((X_t.shape[0], A.shape[1]), dtype=X_t.dtype)
-    for sl, C in contribution_blocks(kernel, L, X_t, A, memory_budget, K_tm=K_tm):
+    for sl, C in contribution_blocks(kernel, L, X_t, A, options, K_tm=K_tm):
         out[sl] = C.sum(axis=1)
     if gamma is not None:
         out += asarray(gamma, xp=xp, dtype=X_t.dtype, name="gamma").reshape(1, -1)
@@ -103,7 +104,7 @@ def landmark_norms(A):
     return xp.sqrt(xp.einsum("lj,lj->l", A, A)) if A.ndim == 2 else xp.abs(A)
 
 
-def influence_blocks(kernel, landmarks, X_t, A, v=None, memory_budget: int = BLOCK_BYTES, K_tm=None) -> Iterator:
+def influence_blocks(kernel, landmarks, X_t, A, v=None, options=None, K_tm=None) -> Iterator:
     """Influence scores over blocks of test rows, eqs. (int-is) and (int-concept).
 
     Without ``v``: IS(x̃_l, x_t) = ‖k(x̃_l, x_t) A_l,:‖₂ = |k(x̃_l, x_t)|·‖A_l,:‖₂ (≥ 0).
@@ -113,7 +114,7 @@ def influence_blocks(kernel, landmarks, X_t, A, v=None, memory_budget: int = BLO
 
     Parameters
     ----------
-    kernel, landmarks, X_t, A, memory_budget
+    kernel, landmarks, X_t, A, options
         As in :func:`contribution_blocks`.
     v : array (h,), optional
         Concept activation vector (:func:`concept_activation_vector`).
@@ -123,6 +124,7 @@ def influence_blocks(kernel, landmarks, X_t, A, v=None, memory_budget: int = BLO
     rows : slice
     IS_block : array (b, m)
     """
+    memory_budget = _budget(options)
     kernel, xp, X_t, L, A = _setup(kernel, landmarks, X_t, A, extra=(v,))
     w = _influence_weights(xp, A, v)
     m = A.shape[0]
@@ -134,7 +136,7 @@ def influence_blocks(kernel, landmarks, X_t, A, v=None, memory_budget: int = BLO
         yield sl, K_bm
 
 
-def influence_scores(kernel, landmarks, X_t, A, v=None, memory_budget: int = BLOCK_BYTES, K_tm=None,
+def influence_scores(kernel, landmarks, X_t, A, v=None, options=None, K_tm=None,
                      max_bytes: int = DENSE_MAX_BYTES):
     """All influence scores, shape (n_t, m), eqs. (int-is) / (int-concept) — small test sets only.
 
@@ -144,7 +146,7 @@ def influence_scores(kernel, landmarks, X_t, A, v=None, memory_budget: int = BLO
     n, m = X_t.shape[0], A.shape[0]
     _check_dense(n * m * X_t.dtype.itemsize, max_bytes, "influence_scores", "influence_blocks")
     out = xp.empty((n, m), dtype=X_t.dtype)
-    for sl, S in influence_blocks(kernel, L, X_t, A, v, memory_budget, K_tm=K_tm):
+    for sl, S in influence_blocks(kernel, L, X_t, A, v, options, K_tm=K_tm):
         out[sl] = S
     return out
 
@@ -168,7 +170,7 @@ class TopK(NamedTuple):
 
 
 def top_influential(kernel, landmarks, X_t, A, K: int = TOP_K, v=None,
-                    memory_budget: int = BLOCK_BYTES, K_tm=None) -> TopK:
+                    options=None, K_tm=None) -> TopK:
     """The K most influential landmarks of every test point, eq. (int-is), streamed.
 
     Per block of test rows: IS = |K_bm|·‖A_l,:‖₂, then ``argpartition`` for the top K and a
@@ -177,7 +179,7 @@ def top_influential(kernel, landmarks, X_t, A, K: int = TOP_K, v=None,
 
     Parameters
     ----------
-    kernel, landmarks, X_t, A, memory_budget
+    kernel, landmarks, X_t, A, options
         As in :func:`contribution_blocks`.
     K : int, default 5
         Landmarks per test point (1 ≤ K ≤ m).
@@ -200,6 +202,7 @@ def top_influential(kernel, landmarks, X_t, A, K: int = TOP_K, v=None,
     >>> top.indices                                  # near beats far, despite ‖A_2,:‖ = 5
     array([[1, 0]])
     """
+    memory_budget = _budget(options)
     kernel, xp, X_t, L, A = _setup(kernel, landmarks, X_t, A, extra=(v,))
     n, m = X_t.shape[0], A.shape[0]
     K = _check_K(K, m)
@@ -271,13 +274,13 @@ def concept_activation_vector(Z_pos, Z_neg, C: float = CAV_C, max_iter: int = 10
     return xp.asarray(w / nrm).astype(dt)
 
 
-def concept_influence(kernel, landmarks, X_t, A, v, memory_budget: int = BLOCK_BYTES, K_tm=None,
+def concept_influence(kernel, landmarks, X_t, A, v, options=None, K_tm=None,
                       max_bytes: int = DENSE_MAX_BYTES):
     """IS(x̃_l, x_t; v) = ⟨k(x̃_l, x_t) A_l,:, v⟩ for all pairs, shape (n_t, m), eq. (int-concept).
 
     Signed; small test sets only (stream with ``influence_blocks(..., v=v)``).
     """
-    return influence_scores(kernel, landmarks, X_t, A, v=v, memory_budget=memory_budget,
+    return influence_scores(kernel, landmarks, X_t, A, v=v, options=options,
                             max_bytes=max_bytes, K_tm=K_tm)
 
 
@@ -301,12 +304,12 @@ class AttractRepel(NamedTuple):
 
 
 def top_attracting_repelling(kernel, landmarks, X_t, A, v, K: int = TOP_K,
-                             memory_budget: int = BLOCK_BYTES, K_tm=None) -> AttractRepel:
+                             options=None, K_tm=None) -> AttractRepel:
     """K most attracting and K most repelling landmarks along a concept, eq. (int-concept), streamed.
 
     Parameters
     ----------
-    kernel, landmarks, X_t, A, memory_budget
+    kernel, landmarks, X_t, A, options
         As in :func:`contribution_blocks`.
     v : array (h,)
         Concept activation vector (normalised here).
@@ -321,7 +324,7 @@ def top_attracting_repelling(kernel, landmarks, X_t, A, v, K: int = TOP_K,
     K = _check_K(K, m)
     ai, ri = xp.empty((n, K), dtype=xp.int64), xp.empty((n, K), dtype=xp.int64)
     as_, rs = xp.empty((n, K), dtype=X_t.dtype), xp.empty((n, K), dtype=X_t.dtype)
-    for sl, S in influence_blocks(kernel, L, X_t, A, v=v, memory_budget=memory_budget, K_tm=K_tm):
+    for sl, S in influence_blocks(kernel, L, X_t, A, v=v, options=options, K_tm=K_tm):
         ai[sl], as_[sl] = _topk(xp, S, K)
         idx, vals = _topk(xp, -S, K)
         ri[sl], rs[sl] = idx, -vals

@@ -10,11 +10,11 @@ from typing import Iterator, NamedTuple
 import numpy as np
 
 from ..backend import asarray, get_xp, resolve_dtype, to_host
-from ..defaults import (AG_TOP_K, BLOCK_BYTES, CAV_C, CI_LEVEL, DENSE_MAX_BYTES, DROP_KNN_K,
+from ..defaults import (AG_TOP_K, CAV_C, CI_LEVEL, DENSE_MAX_BYTES, DROP_KNN_K,
                         DROP_N_REMOVE, EIGEN_RTOL, N_BOOT, TOP_K)
 from ..kernels import make_kernel
 from ..landmarks import Landmarks, class_coverage
-from ._common import (_RandomSubsets, _STREAM_DROP, _blocks, _check_K, _encode_labels,
+from ._common import (_budget, _RandomSubsets, _STREAM_DROP, _blocks, _check_K, _encode_labels,
                       _influence_weights, _representation_setup, _rows, _setup, _topk, _unit_rows)
 from .influence import landmark_norms
 
@@ -37,7 +37,7 @@ class PrecisionAt1(NamedTuple):
 
 
 def precision_at_1(kernel, landmarks, X_t, A, y_t, y_landmarks, A_repr=None, gamma=None,
-                   memory_budget: int = BLOCK_BYTES, K_tm=None, K_mm=None) -> PrecisionAt1:
+                   options=None, K_tm=None, K_mm=None) -> PrecisionAt1:
     """Precision@1 of KREPES' top-1 landmark and of the cosine baseline, eq. (int-p1), streamed.
 
     KREPES: l*(t) = argmax_l IS(x̃_l, x_t) with A. Baseline: l°(t) = argmax_l
@@ -46,7 +46,7 @@ def precision_at_1(kernel, landmarks, X_t, A, y_t, y_landmarks, A_repr=None, gam
 
     Parameters
     ----------
-    kernel, landmarks, X_t, A, memory_budget
+    kernel, landmarks, X_t, A, options
         As in :func:`contribution_blocks`; A is ΔÃ (audit) or Ã.
     y_t : array (n_t,)
         Test labels.
@@ -61,6 +61,7 @@ def precision_at_1(kernel, landmarks, X_t, A, y_t, y_landmarks, A_repr=None, gam
     -------
     PrecisionAt1
     """
+    memory_budget = _budget(options)
     kernel, xp, X_t, L, A = _setup(kernel, landmarks, X_t, A, extra=(A_repr, gamma))
     n, m = X_t.shape[0], A.shape[0]
     _, (c_t, c_l) = _encode_labels(y_t, y_landmarks)
@@ -121,7 +122,7 @@ MIN_M_FACTOR = 2
 def confidence_drop(kernel, landmarks, X_t, A, y_landmarks, y_t=None, target: str = "true",
                     n_remove: int = DROP_N_REMOVE, k: int = DROP_KNN_K, metric: str = "cosine",
                     A_repr=None, gamma=None, seed: int = 0,
-                    memory_budget: int = BLOCK_BYTES, K_tm=None, K_mm=None,
+                    options=None, K_tm=None, K_mm=None,
                     allow_small_m: bool = False) -> ConfidenceDrop:
     """k-NN confidence drop when a test point's most influential landmarks are removed, eq. (int-drop).
 
@@ -151,7 +152,7 @@ def confidence_drop(kernel, landmarks, X_t, A, y_landmarks, y_t=None, target: st
 
     Parameters
     ----------
-    kernel, landmarks, X_t, A, memory_budget
+    kernel, landmarks, X_t, A, options
         As in :func:`contribution_blocks`.
     y_landmarks : array (m,)
         Landmark labels.
@@ -170,6 +171,7 @@ def confidence_drop(kernel, landmarks, X_t, A, y_landmarks, y_t=None, target: st
     -------
     ConfidenceDrop
     """
+    memory_budget = _budget(options)
     kernel, xp, X_t, L, A = _setup(kernel, landmarks, X_t, A, extra=(A_repr, gamma))
     n, m = X_t.shape[0], A.shape[0]
     if target not in ("predicted", "true"):

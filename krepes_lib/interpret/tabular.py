@@ -10,11 +10,11 @@ from typing import Iterator, NamedTuple
 import numpy as np
 
 from ..backend import asarray, get_xp, resolve_dtype, to_host
-from ..defaults import (AG_TOP_K, BLOCK_BYTES, CAV_C, CI_LEVEL, DENSE_MAX_BYTES, DROP_KNN_K,
+from ..defaults import (AG_TOP_K, CAV_C, CI_LEVEL, DENSE_MAX_BYTES, DROP_KNN_K,
                         DROP_N_REMOVE, EIGEN_RTOL, N_BOOT, TOP_K)
 from ..kernels import make_kernel
 from ..landmarks import Landmarks, class_coverage
-from ._common import (_RandomSubsets, _STREAM_AG, _STREAM_BOOT, _blocks, _check_K, _check_dense,
+from ._common import (_budget, _RandomSubsets, _STREAM_AG, _STREAM_BOOT, _blocks, _check_K, _check_dense,
                       _influence_weights, _rows, _setup, _topk)
 from .influence import influence_blocks
 
@@ -75,7 +75,7 @@ def _feature_columns(xp, X_t_raw, L_raw, feature, n, m, categorical, feature_ran
 
 def feature_conditioned_influence(kernel, landmarks, X_t, A, X_t_raw, L_raw, feature: int = 0,
                                   categorical: bool = False, feature_range=None,
-                                  memory_budget: int = BLOCK_BYTES, K_tm=None, max_bytes: int = DENSE_MAX_BYTES):
+                                  options=None, K_tm=None, max_bytes: int = DENSE_MAX_BYTES):
     """IS(x̃_l, x_t; v_ξ) = IS(x̃_l, x_t)·v_ξ(x_t, x̃_l), shape (n_t, m), eq. (int-feature).
 
     Small test sets only (raises ValueError beyond ``max_bytes``); :func:`alignment_gap`
@@ -83,7 +83,7 @@ def feature_conditioned_influence(kernel, landmarks, X_t, A, X_t_raw, L_raw, fea
 
     Parameters
     ----------
-    kernel, landmarks, X_t, A, memory_budget
+    kernel, landmarks, X_t, A, options
         As in :func:`contribution_blocks` (X_t and landmarks: the kernel's inputs).
     X_t_raw : array (n_t, d_raw) or (n_t,)
         Raw (interpretable) table rows of the test points, or just column ξ.
@@ -102,7 +102,7 @@ def feature_conditioned_influence(kernel, landmarks, X_t, A, X_t_raw, L_raw, fea
                  "alignment_gap or influence_blocks")
     xt, xl, delta = _feature_columns(xp, X_t_raw, L_raw, feature, n, m, categorical, feature_range)
     out = xp.empty((n, m), dtype=X_t.dtype)
-    for sl, S in influence_blocks(kernel, L, X_t, A, None, memory_budget, K_tm=K_tm):
+    for sl, S in influence_blocks(kernel, L, X_t, A, None, options, K_tm=K_tm):
         out[sl] = S * feature_agreement(xt[sl], xl, delta, categorical)
     return out
 
@@ -137,7 +137,7 @@ class AlignmentGap(NamedTuple):
 def alignment_gap(kernel, landmarks, X_t, A, X_t_raw, L_raw, feature: int = 0,
                   categorical: bool = False, K: int = AG_TOP_K, n_boot: int = N_BOOT,
                   seed: int = 0, ci: float = CI_LEVEL, feature_range=None,
-                  memory_budget: int = BLOCK_BYTES, K_tm=None) -> AlignmentGap:
+                  options=None, K_tm=None) -> AlignmentGap:
     """Feature Alignment Gap AG_ξ with a bootstrap interval, eqs. (int-feature), (int-gap).
 
     For each test point x_t, with IS from eq. (int-is) and v_ξ from eq. (int-feature),
@@ -151,7 +151,7 @@ def alignment_gap(kernel, landmarks, X_t, A, X_t_raw, L_raw, feature: int = 0,
 
     Parameters
     ----------
-    kernel, landmarks, X_t, A, memory_budget
+    kernel, landmarks, X_t, A, options
         As in :func:`contribution_blocks`.
     X_t_raw, L_raw, feature, categorical, feature_range
         As in :func:`feature_conditioned_influence`.
@@ -167,6 +167,7 @@ def alignment_gap(kernel, landmarks, X_t, A, X_t_raw, L_raw, feature: int = 0,
     -------
     AlignmentGap
     """
+    memory_budget = _budget(options)
     kernel, xp, X_t, L, A = _setup(kernel, landmarks, X_t, A)
     n, m = X_t.shape[0], A.shape[0]
     K = _check_K(K, m)

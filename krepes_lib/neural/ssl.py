@@ -59,6 +59,7 @@ import numpy as np
 
 from ..augment import make_augmenter
 from ..backend import is_device_array
+from ..profiles import network_profiles
 from ..provenance import CacheWarning, Provenance, array_fingerprint, cache_root
 from ._torch import require_torch, torch_dtype
 
@@ -70,12 +71,9 @@ __all__ = ["SSLLossFunction", "ssl_loss", "SSLConfig", "TrainedNetwork", "train_
 #: The SSL losses a network can be trained with here (two-view losses + BYOL).
 SSL_LOSSES = ("barlow_twins", "simclr", "vicreg", "byol", "spectral_contrastive")
 
-#: Training sizes per profile (this project's choices; see the book page).
-PROFILES = {
-    "ci": {"n_train": 256, "n_test": 256, "size": "tiny", "epochs": 1, "batch_size": 64},
-    "quick": {"n_train": 2000, "n_test": 1000, "size": "quick", "epochs": 5, "batch_size": 128},
-    "paper": {"n_train": None, "n_test": None, "size": "paper", "epochs": 100, "batch_size": 512},
-}
+#: Training sizes per profile (this project's choices; see the book page), read from the
+#: ``networks:`` section of ``krepes_lib/experiments.yml``, where every profile lives.
+PROFILES = network_profiles()
 
 
 # ------------------------------------------------------------------------------------

@@ -182,12 +182,13 @@ def full_data_batches(X, batch_size: int, views: int, augment="auto", seed: int 
         yield tuple(aug(Xb, rng) for _ in range(views))
 
 
-def _source(model, objective, state, X, batch_size, augment, seed, memory_budget):
-    """A callable giving a fresh pass of batch problems over all rows (for a streamed GGNOperator)."""
-    from ..defaults import BLOCK_BYTES
+def _source(model, objective, state, X, batch_size, augment, seed, options):
+    """A callable giving a fresh pass of batch problems over all rows (for a streamed GGNOperator);
+    each batch's kernel block within ``options.memory_budget``."""
+    from ..options import resolve_options
     from ..problem import BatchProblem
 
-    budget = BLOCK_BYTES if memory_budget is None else int(memory_budget)
+    budget = resolve_options(options).memory_budget
 
     def one_pass():
         for vw in full_data_batches(X, batch_size, objective.views, augment, seed):
@@ -198,25 +199,26 @@ def _source(model, objective, state, X, batch_size, augment, seed, memory_budget
 
 
 def StreamedGGN(model, loss, X, damping: float = 0.0, batch_size: int = 1024, augment="auto",
-                seed: int = 0, memory_budget: int | None = None, keys=None, state=None):
+                seed: int = 0, options=None, keys=None, state=None):
     """(H_GN + δI) of the full-data objective (row-weighted batch mean), streamed (eq. ggn-lift).
 
     A :class:`krepes_lib.curvature.GGNOperator` over a *callable* source: every gradient and
     product regenerates the batch views (:func:`full_data_batches`) and recomputes their kernel
     blocks; nothing per batch is kept. Memory O(B·(m + d) + m·h); time per product: one pass.
-    ``keys`` defaults to the main parameter and γ (the audit's blocks).
+    ``keys`` defaults to the main parameter and γ (the audit's blocks); ``options``: its
+    ``memory_budget`` bounds a batch's kernel block.
     """
     from ..curvature import GGNOperator
     from ..losses import make_objective
 
     objective = make_objective(loss)
     state = objective.init_state(model) if state is None else state
-    src = _source(model, objective, state, X, batch_size, augment, seed, memory_budget)
+    src = _source(model, objective, state, X, batch_size, augment, seed, options)
     return GGNOperator(src, damping=damping, keys=(model._main, "gamma") if keys is None else keys)
 
 
 def full_objective_and_gradient(model, loss, X, batch_size: int = 1024, augment="auto", seed: int = 0,
-                                memory_budget: int | None = None, state=None):
+                                options=None, state=None):
     """Row-weighted mean over all batches of the objective and its gradient (eq. model-grad).
 
     The full-data objective of a batch loss is the mean of the batch objectives over a
@@ -228,7 +230,7 @@ def full_objective_and_gradient(model, loss, X, batch_size: int = 1024, augment=
 
     objective = make_objective(loss)
     state = objective.init_state(model) if state is None else state
-    src = _source(model, objective, state, X, batch_size, augment, seed, memory_budget)
+    src = _source(model, objective, state, X, batch_size, augment, seed, options)
     return GGNOperator(src).gradient()
 
 

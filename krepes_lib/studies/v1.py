@@ -132,20 +132,21 @@ class Scorer:
         return {"probe": float(probe), "knn": knn_accuracy(Z, self.y, Zt, self.y_test, k=k)}
 
 
-def objective_value(model, loss, batches, state=None, memory_budget: int | None = None) -> float:
+def objective_value(model, loss, batches, state=None, options: Options | None = None) -> float:
     """Mean objective (loss on Z plus any RKHS penalty) of ``model`` over fixed view batches.
 
     ``batches`` as from :func:`krepes_lib.view_batches`; ``state`` is the loss's own arrays
     (``History.state``; fresh when None). The value is that of
     :meth:`krepes_lib.problem.BatchProblem.value_and_grad`, so it is exactly what ``fit``
-    minimises, evaluated on the same views for every optimiser.
+    minimises, evaluated on the same views for every optimiser (kernel blocks within
+    ``options.memory_budget``).
     """
     from ..losses import make_objective
     from ..problem import BatchProblem
 
     obj = make_objective(loss)
     state = obj.init_state(model) if state is None else state
-    budget = Options().memory_budget if memory_budget is None else memory_budget
+    budget = (options or Options()).memory_budget
     vals = [float(BatchProblem(model, obj, state, views, budget).value_and_grad()[0]) for views in batches]
     return float(np.mean(vals))
 

@@ -84,6 +84,7 @@ from krepes_lib.kernels import RBF, Polynomial, median_sigma
 from krepes_lib.studies import neuralef as NEF
 from krepes_lib.studies.results import save_figure, save_results
 from krepes_lib.claims import Claim, NonInferiority, Paired, Threshold, decide, decide_check
+from krepes_lib.timing import per_point
 
 limit_host_threads(cpu_threads)
 torch.set_num_threads(cpu_threads)
@@ -254,8 +255,8 @@ for s in seeds:
     nef = NEF.NeuralEF(NEF.ParallelMLP(784, 10, width=mnist_width, activation="relu", seed=s), 10).fit(
         tr.X, cnn_gp, iterations=mnist_iterations, seed=s, progress=False)
     acc_nef.append(linear_probe(nef.predict(tr.X), tr.y, nef.predict(te.X), te.y, label_fraction=1.0))
-    sec_nef.append(NEF.seconds_per_point(nef.predict, X_time))
-    sec_nys.append(NEF.seconds_per_point(psi, X_time[::-1] + np.float32(s), repeats=1))  # a fresh block: no feature cache
+    sec_nef.append(per_point(nef.predict, X_time))
+    sec_nys.append(per_point(psi, X_time[::-1] + np.float32(s), repeats=1))  # a fresh block: no feature cache
 table1["NeuralEF (our MC CNN-GP)"] = float(np.mean(acc_nef))
 seed_table1 = {"NeuralEF (our MC CNN-GP)": "84.98 % (CNN-GP)", "Nyström (our MC CNN-GP)": "N/A",
                "Nyström (polynomial)": "78.00 %", "Nyström (rbf)": "77.55 %"}

@@ -1,7 +1,10 @@
-"""Empirical neural tangent kernels (eNTK) of a multilayer perceptron.
+"""A test reference: the empirical NTK (eNTK) of a NumPy multilayer perceptron, written out per layer.
 
-Book: *Theory* (``book/theory.md``), section "Empirical NTK", equations (entk),
-(entk-layer) and (entk-rp); spec §5.
+The library has one eNTK, :class:`krepes_lib.neural.TorchNTK` (any ``torch.nn.Module``). This
+module is not part of it: it is the independent closed form the tests hold TorchNTK to
+(``tests/test_neural_ntk.py``), itself checked against finite-difference Jacobians
+(``tests/test_entk.py``). Book: *Theory* (``book/theory.md``), section "Empirical NTK",
+equations (entk), (entk-layer) and (entk-rp); spec §5.
 
 For a network g(x; θ) with O outputs the eNTK is, summed over outputs (the spec's
 normalisation; ``output_reduction="mean"`` divides by O),
@@ -29,8 +32,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .backend import get_xp, host_rng, to_device
-from .kernels import Kernel
+from krepes_lib.backend import get_xp, host_rng, to_device
+from krepes_lib.kernels import Kernel
 
 __all__ = ["MLP", "EmpiricalNTK", "RandomProjectionNTK"]
 
