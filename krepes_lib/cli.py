@@ -575,7 +575,7 @@ def write_report(root: Path, exp: dict, profile: str, deps=None) -> Path:
         "(spec §7) where it reports one, *ours* the number this run computed, *verdict* what the",
         "notebook concluded from its own numbers. Defaults that are the project's and not the",
         "paper's are listed in each notebook's *Setting* section. Every verdict follows the",
-        "*rule* in its row, fixed before the run (paired tests over seeds, `krepes_lib.stats`).",
+        "*rule* in its row, fixed before the run (the claims engine, `krepes_lib.claims`).",
         "",
         "Each section states the profile and the date of the run its numbers come from, and",
         "whether they are **current**: the same notebook, parameters, library code, data files and",
