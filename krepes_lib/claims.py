@@ -51,6 +51,20 @@ the rule text) and the control as ``Claim(control=Control(...))``; the row then 
 compared with what, and a setting that cannot test the claim is neither "holds" nor "does not
 hold". :func:`minimum_detectable_effect` gives the effect a paired t-test of the same design
 would detect, for the row's text.
+
+Example — one v3 cell decided against its ceiling, with a control, beside the paper's rule::
+
+    from krepes_lib import claims as C
+    learned = C.Control("the network beats its random initialisation", a=nn_probe, b=nn_probe_init)
+    cells = [C.Claim("Adult × BT: τ reaches the same-features ceiling", "τ = 0.845", a=tau,
+                     b=tau_ceiling, what="τ(KREPES, NN) vs τ(NN, NN on another labelled subset)",
+                     control=learned)]
+    rows = C.decide(cells, C.NonInferiority(margin=0.05, reference="ceiling"), family="τ cells")
+    paper_rule = [C.Claim(c.claim, c.paper, a=c.a, control=c.control) for c in cells]
+    old = C.decide(paper_rule, C.Threshold("greater", threshold=0.745, name="paper τ − 0.1"), family="τ cells (paper)")
+
+Each row states its rule, the family and its size; ``C.tally(rows)`` counts the outcomes (a
+"does not test the claim" row is kept out of the decided ones).
 """
 from __future__ import annotations
 
@@ -185,8 +199,8 @@ class Rule:
 
     def evidence(self, a, b=None) -> Evidence:
         """The rule applied to one claim's per-seed values (pairs with a non-finite value are
-        handled by ``missing``); ``b`` None: the rule's own reference (a threshold, else 0)."""
-        a, b = _pairs(a, getattr(self, "threshold", 0.0) if b is None else b)
+        handled by ``missing``); ``b`` None: 0 (a :class:`Threshold` supplies its threshold)."""
+        a, b = _pairs(a, 0.0 if b is None else b)
         ok = np.isfinite(a) & np.isfinite(b)
         lost = int((~ok).sum())
         d = a[ok] - b[ok]
@@ -245,10 +259,17 @@ class Paired(Rule):
 @dataclass(frozen=True)
 class Threshold(Paired):
     """A per-seed value against a fixed number: H₁ mean(value) > threshold (+margin) or <.
-    Decide with ``Claim(a=values, b=threshold)`` (b may also be given per seed)."""
+    Decide ``Claim(a=values)`` (no ``b``: the rule's threshold is the other side; a claim with a
+    ``b`` is refused — compare with per-seed values by :class:`Paired`)."""
 
     threshold: float = 0.0
     name: str = "threshold"
+
+    def evidence(self, a, b=None) -> Evidence:
+        if b is not None:
+            raise ValueError(f"Threshold({self.name} = {self.threshold:g}) compares each value with its threshold; "
+                             "this claim also gives b. Leave b out, or use Paired to compare with per-seed b.")
+        return super().evidence(a, self.threshold)
 
     def text(self) -> str:
         side = ">" if self.alternative == "greater" else "<"

@@ -47,8 +47,10 @@ def test_threshold_rule_is_a_one_sample_t_test():
     r = one(C.Threshold("less", threshold=0.4), v)
     assert r["p"] == pytest.approx(st.ttest_1samp(v, 0.4, alternative="less").pvalue, rel=1e-10)
     assert r["verdict"] == C.HOLDS and "value − threshold (0.4)" in r["rule"]
-    # b given per seed overrides the rule's threshold (e.g. a threshold that differs per seed)
-    assert one(C.Threshold("greater", threshold=0.0), v, np.full(4, 0.4))["verdict"] == C.FAILS
+    # the threshold is the other side: a claim that also gives b is refused, not silently re-read
+    with pytest.raises(ValueError, match="use Paired"):
+        one(C.Threshold("greater", threshold=0.0), v, np.full(4, 0.4))
+    assert one(C.Paired("greater"), v, np.full(4, 0.4))["verdict"] == C.FAILS
 
 
 def test_non_inferiority_to_a_measured_ceiling():

@@ -148,3 +148,40 @@ def test_public_api_needs_no_study(module):
             "print(bad); sys.exit(1 if bad else 0)")
     r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+def _notebook_imports(path: Path) -> set[str]:
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            out |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            out |= {f"{node.module}.{a.name}" for a in node.names}
+    return out
+
+
+def test_notebooks_import_the_library_only():
+    """A notebook reads the project through ``krepes_lib`` (core and studies): never the CLI,
+    the data scripts or the tests' helpers."""
+    mods = _modules()
+    bad = []
+    for nb in sorted((ROOT / "notebooks" / "src").glob("*.py")):
+        for name in _notebook_imports(nb):
+            top = name.split(".")[0]
+            if top in ("data_scripts", "tests", "tools", "entk_reference", "conftest"):
+                bad.append(f"{nb.name}: {name}")
+            elif top == "krepes_lib":
+                t = name
+                while t and t not in mods:
+                    t = t.rpartition(".")[0]
+                if _layer(t) == "top":
+                    bad.append(f"{nb.name}: {name}")
+    assert not bad, "notebooks importing past the library:\n" + "\n".join(bad)
+
+
+def test_new_core_modules_are_core():
+    """The claims engine, the timer and the profiles are core: any study and the CLI may use them."""
+    g = import_graph()
+    for m in ("krepes_lib.claims", "krepes_lib.timing", "krepes_lib.profiles", "krepes_lib.recipe", "krepes_lib.views"):
+        assert m in g and _layer(m) == "core"
+    assert "krepes_lib.claims" in g["krepes_lib.studies.audits"]  # the studies build claims for it
