@@ -1,6 +1,6 @@
 """The claims engine: every verdict of the companion is decided here, by a rule fixed before the run.
 
-Book: *Reproduction report* (``book/checklist.md``, "How verdicts are decided"); spec §7.
+Book: *The layers of the code* (``book/layers.md``, "How a claim is decided"); *Reproducibility checklist*; spec §7.
 
 The model, in four nouns:
 
