@@ -27,7 +27,7 @@ from .backend import default_xp, gpu_available, to_device, to_host
 from .curvature import FalkonPrecond, GGNOperator, GGNPrecond, Preconditioner
 from .exceptions import ConvergenceWarning, KrepesWarning, LossIncreaseWarning
 from .evaluate import knn_accuracy, linear_probe, raw_feature_probe
-from .recipe import build_model, default_kernel
+from .recipe import build_model, build_nystrom, default_kernel
 from .views import view_batches
 from .kernels import (RBF, ArcCosineNNGP, Cosine, Kernel, Laplacian, Linear, Polynomial, ReluNTK,
                       make_kernel, median_sigma)
@@ -53,7 +53,7 @@ __all__ = [
     # warnings
     "KrepesWarning", "ConvergenceWarning", "LossIncreaseWarning",
     # evaluation and the experiment layer
-    "linear_probe", "knn_accuracy", "raw_feature_probe", "build_model", "default_kernel",
+    "linear_probe", "knn_accuracy", "raw_feature_probe", "build_model", "build_nystrom", "default_kernel",
     "view_batches",
     # arrays
     "default_xp", "gpu_available", "to_device", "to_host",

@@ -27,7 +27,6 @@ are the claims engine's (:mod:`krepes_lib.claims`), with the rule the notebook n
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -42,6 +41,7 @@ from ..interpret import concept_activation_vector, spectral_entropy
 from ..interpret.metrics import MIN_M_FACTOR
 from ..losses import make_objective
 from ..options import Options
+from ..timing import Timer
 from .results import Table, audit_flags
 
 __all__ = ["AuditRun", "run_audit", "drop_m", "audit_flags", "audit_metrics", "Table",
@@ -142,19 +142,20 @@ def run_audit(split, loss, seed: int = 0, *, dataset: str = "", h: int = 16, m="
     loss_hyper : dict, optional
         Hyper-parameters of a named loss (e.g. ``{"lambda_off": 1e-2}``).
     """
-    t0 = time.perf_counter()
-    objective = make_objective(loss, **(loss_hyper or {}))
-    if isinstance(augment, str) and augment == "dataset":
-        augment = split.train if objective.views > 1 else None
-    mm = max(resolve_m(m, len(split.X)), int(min_m))
-    model = build_model(split.X, h, m=mm, kernel=kernel, landmarks=landmarks, seed=seed, coords=coords,
-                        dtype=dtype, kernel_scale=kernel_scale, landmark_space=landmark_space)
-    opts = Options() if cg_max_iter is None else Options(cg_max_iter=int(cg_max_iter))
-    aud = audit(model, objective, split.X, augment=augment, damping=damping, seed=seed,
-                n_batches=n_batches, batch_size=batch_size, options=opts)
-    idx = np.asarray(to_host(model.nystrom.landmark_indices))
-    name = loss if isinstance(loss, str) else type(loss).__name__
-    return AuditRun(dataset, name, int(seed), aud, np.asarray(split.y)[idx], time.perf_counter() - t0)
+    T = Timer()
+    with T("build + audit"):
+        objective = make_objective(loss, **(loss_hyper or {}))
+        if isinstance(augment, str) and augment == "dataset":
+            augment = split.train if objective.views > 1 else None
+        mm = max(resolve_m(m, len(split.X)), int(min_m))
+        model = build_model(split.X, h, m=mm, kernel=kernel, landmarks=landmarks, seed=seed, coords=coords,
+                            dtype=dtype, kernel_scale=kernel_scale, landmark_space=landmark_space)
+        opts = Options() if cg_max_iter is None else Options(cg_max_iter=int(cg_max_iter))
+        aud = audit(model, objective, split.X, augment=augment, damping=damping, seed=seed,
+                    n_batches=n_batches, batch_size=batch_size, options=opts)
+        idx = np.asarray(to_host(model.nystrom.landmark_indices))
+        name = loss if isinstance(loss, str) else type(loss).__name__
+    return AuditRun(dataset, name, int(seed), aud, np.asarray(split.y)[idx], T.total)
 
 
 # ---------------------------------------------------------------------------------------

@@ -38,7 +38,6 @@ n' > n and the same seed gives the same rows on every machine. This is ours, not
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -330,10 +329,7 @@ def m_sweep(X, y, X_test, y_test, ms, h: int = 32, landmarks: str = "kmeans++", 
     Frobenius error ‖K − K̃‖_F/‖K‖_F on ``error_rows`` rows of X (seeded; eq. nys-approx).
     Returns a list of dicts ``{"n", "m", "accuracy", "nystrom_error", "seconds"}``.
     """
-    from ..recipe import default_kernel
-    from ..landmarks import select_landmarks
-    from ..model import NystromModel
-    from ..nystrom import Nystrom
+    from ..recipe import build_model, default_kernel
 
     X = np.asarray(to_host(X), dtype=np.float32)
     k = default_kernel(X) if kernel is None else kernel
@@ -348,14 +344,13 @@ def m_sweep(X, y, X_test, y_test, ms, h: int = 32, landmarks: str = "kmeans++", 
                                                            replace=False))
     out = []
     for m in ms:
-        t0 = time.perf_counter()
-        lm = select_landmarks(X, m=int(m), method=landmarks, seed=seed)
-        nys = Nystrom(k, lm)
-        model = NystromModel(nys, h=min(h, nys.rank), seed=seed)
-        acc = _probe(model, X, y, X_test, y_test, seed)
-        err = nys.relative_error(X[xp.asarray(rows)])
+        T = Timer(xp)
+        with T("m"):
+            model = build_model(X, h, m=int(m), kernel=k, landmarks=landmarks, seed=seed)
+            acc = _probe(model, X, y, X_test, y_test, seed)
+            err = model.nystrom.relative_error(X[xp.asarray(rows)])
         out.append({"n": int(X.shape[0]), "m": int(m), "accuracy": float(acc), "nystrom_error": float(err),
-                    "seconds": time.perf_counter() - t0})
+                    "seconds": T.get("m")})
     return out
 
 

@@ -30,19 +30,19 @@ so records of two arms with the same seed form a pair.
 """
 from __future__ import annotations
 
-import time
 
 import numpy as np
 
-from ..backend import default_xp, synchronize, to_device, to_host
+from ..backend import default_xp, to_device, to_host
 from ..defaults import KNN_K
 from ..evaluate import knn_accuracy, linear_probe, raw_feature_probe
-from ..recipe import default_kernel
+from ..recipe import build_nystrom, default_kernel
 from ..views import view_batches
 from ..landmarks import class_coverage, select_landmarks
 from ..model import NystromModel
 from ..nystrom import Nystrom
 from ..options import Options
+from ..timing import Timer
 from .results import Table
 
 __all__ = ["host_setup", "load_rows", "Scorer", "objective_value", "main_results",
@@ -196,15 +196,14 @@ def nystrom_error_study(X, y, kernel, methods, m_values, seeds, h: int, n_classe
     for method in methods:
         for m in m_values:
             for seed in seeds:
-                t0 = time.perf_counter()
-                lm = select_landmarks(X, int(m), method=method, kernel=kernel, seed=seed)
-                nys = Nystrom(kernel, lm, dtype=X.dtype)
-                err = nys.relative_error(X)
-                synchronize(xp)
-                secs = time.perf_counter() - t0
+                T = Timer(xp)
+                with T("run"):
+                    nys = build_nystrom(X, int(m), kernel=kernel, landmarks=method, seed=seed)
+                    err = nys.relative_error(X)
+                secs = T.get("run")
                 norms = to_host(xp.linalg.norm(nys.pc_init(min(h, nys.rank)), axis=1))
                 out.append(dict(method=method, m=int(m), seed=int(seed), error=float(err),
-                                kappa=class_coverage(norms, y[lm.indices], n_classes=C),
+                                kappa=class_coverage(norms, y[to_host(nys.landmark_indices)], n_classes=C),
                                 rank=nys.rank, seconds=secs))
                 bar.update(1)
     bar.close()
@@ -246,8 +245,7 @@ def main_results(split, losses, m, h: int, epochs: int, batch_size: int, seeds, 
     for seed in seeds:
         raw = raw_feature_probe(X, y, X_test, y_test, label_fraction=label_fraction, seed=seed)
         out.append(dict(method="raw features", seed=int(seed), probe=raw, knn=raw_knn))
-        lm = select_landmarks(X, min(int(m), X.shape[0]), method=landmarks, kernel=k, seed=seed)
-        nys = Nystrom(k, lm, dtype=X.dtype)
+        nys = build_nystrom(X, int(m), kernel=k, landmarks=landmarks, seed=seed)
         hh = min(int(h), nys.rank)
         pc = NystromModel(nys, hh)
         size = dict(m=nys.m, h=hh, mh_h=nys.m * hh + hh)
@@ -324,8 +322,7 @@ def optimizer_study(split, loss, methods, lrs, seeds, m: int, h: int, epochs: in
     X, y, X_test, y_test, aug = _split_parts(split, dtype)
     xp = default_xp()
     k = default_kernel(X, kernel)
-    nys = Nystrom(k, select_landmarks(X, min(int(m), X.shape[0]), method=landmarks, kernel=k, seed=0),
-                  dtype=X.dtype)
+    nys = build_nystrom(X, int(m), kernel=k, landmarks=landmarks, seed=0)
     hh = min(int(h), nys.rank)
     B = min(int(batch_size), X.shape[0])
     batches = view_batches(X, max(1, -(-int(n_eval_views) // B)), B, views=2, augment=aug, seed=12345)
@@ -342,12 +339,9 @@ def optimizer_study(split, loss, methods, lrs, seeds, m: int, h: int, epochs: in
         opts = Options(optimizer=optimizer, **({"lr": lr} if lr is not None else {}),
                        **({"damping": newton_damping, "cg_max_iter": newton_cg_iter}
                           if optimizer == "newton_cg" else {}))
-        synchronize(xp)
-        t0 = time.perf_counter()
-        precond = (FalkonPrecond(FalkonPreconditioner.from_nystrom(nys, X, falkon_lam)) if pre == "falkon"
-                   else GGNPrecond(damping=ggn_damping, cg_max_iter=ggn_cg_iter) if pre == "ggn" else None)
-        synchronize(xp)
-        setup_s = time.perf_counter() - t0
+        precond, setup_s = Timer(xp).call(
+            lambda: FalkonPrecond(FalkonPreconditioner.from_nystrom(nys, X, falkon_lam)) if pre == "falkon"
+            else GGNPrecond(damping=ggn_damping, cg_max_iter=ggn_cg_iter) if pre == "ggn" else None)
         f0 = objective_value(model, obj, batches, state)
         rec = dict(method=meth, lr=lr, seed=int(seed), diverged=False)
         try:
@@ -440,8 +434,7 @@ def init_study(split, loss, coords_list, inits, seeds, m: int, h: int, epochs: i
 
     X, y, X_test, y_test, aug = _split_parts(split, dtype)
     k = default_kernel(X, kernel)
-    nys = Nystrom(k, select_landmarks(X, min(int(m), X.shape[0]), method=landmarks, kernel=k, seed=0),
-                  dtype=X.dtype)
+    nys = build_nystrom(X, int(m), kernel=k, landmarks=landmarks, seed=0)
     hh = min(int(h), nys.rank)
     opts = Options(lr=Options().lr if lr is None else lr)
     out = []
@@ -490,9 +483,8 @@ def landmark_study(split, loss, methods, m_values, seeds, h: int, epochs: int, b
     for method in methods:
         for m in m_values:
             for seed in seeds:
-                t0 = time.perf_counter()
-                lm = select_landmarks(X, min(int(m), X.shape[0]), method=method, kernel=k, seed=seed)
-                t_sel = time.perf_counter() - t0
+                lm, t_sel = Timer().call(
+                    lambda: select_landmarks(X, min(int(m), X.shape[0]), method=method, kernel=k, seed=seed))
                 nys = Nystrom(k, lm, dtype=X.dtype)
                 model = NystromModel(nys, min(int(h), nys.rank), coords=coords)
                 scorer = Scorer(X, y, X_test, y_test, seed, label_fraction)

@@ -38,7 +38,6 @@ a threshold rule for τ, paired tests for the drop; Holm across the cells of eac
 """
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -322,19 +321,20 @@ def run_entk_audit(trained, split, loss: str, seed: int = 0, *, kernel=None, h: 
         Divide the kernel by its mean diagonal on the training rows (:func:`unit_diagonal_scale`,
         ours) so the damping δ means what it means for the RBF.
     """
-    t0 = time.perf_counter()
-    base = kernel if kernel is not None else entk_kernel(trained, implementation, sketch_size, seed)
-    X = to_device(split.X, dtype=dtype)  # the default device: the eNTK follows X (CuPy → CUDA tensors)
-    k = base if isinstance(base, TimedKernel) else TimedKernel(base)
-    k.reset()
-    if normalise:
-        k.scale = 1.0
-        k.scale = unit_diagonal_scale(k, X)
-    r = run_audit(split, loss, seed, dataset=trained.config.dataset, h=h, m=m, min_m=min_m, kernel=k,
-                  landmarks=landmarks, landmark_space="kernel", damping=damping, coords="raw",
-                  n_batches=n_batches, batch_size=batch_size, cg_max_iter=cg_max_iter, dtype=dtype,
-                  loss_hyper=loss_hyper)
-    return EntkRun(r.dataset, r.loss, r.seed, r.audit, r.y_landmarks, time.perf_counter() - t0,
+    T = Timer()
+    with T("run"):
+        base = kernel if kernel is not None else entk_kernel(trained, implementation, sketch_size, seed)
+        X = to_device(split.X, dtype=dtype)  # the default device: the eNTK follows X (CuPy → CUDA tensors)
+        k = base if isinstance(base, TimedKernel) else TimedKernel(base)
+        k.reset()
+        if normalise:
+            k.scale = 1.0
+            k.scale = unit_diagonal_scale(k, X)
+        r = run_audit(split, loss, seed, dataset=trained.config.dataset, h=h, m=m, min_m=min_m, kernel=k,
+                      landmarks=landmarks, landmark_space="kernel", damping=damping, coords="raw",
+                      n_batches=n_batches, batch_size=batch_size, cg_max_iter=cg_max_iter, dtype=dtype,
+                      loss_hyper=loss_hyper)
+    return EntkRun(r.dataset, r.loss, r.seed, r.audit, r.y_landmarks, T.get("run"),
                    kernel_name=_kernel_label(k.base), kernel_seconds=k.seconds,
                    n_network_parameters=int(getattr(k.base, "n_parameters", 0)), extra={"kernel_scale": k.scale})
 
@@ -405,11 +405,12 @@ def v3_row(trained, split, seed: int = 0, *, kernel: str = "entk", loss: str | N
                        batch_size=batch_size, cg_max_iter=cg_max_iter)
     else:
         raise ValueError(f"kernel={kernel!r}: use 'entk' (the network's eNTK) or 'rbf'.")
-    t0 = time.perf_counter()
-    row = audit_metrics(run, split, kappa=kappa, p1=p1, drop=True, drop_k=drop_k, drop_n_remove=drop_n_remove)
-    row.update(probe_pair(trained, run, split, label_fraction, seed))
+    T = Timer()
+    with T("metrics"):
+        row = audit_metrics(run, split, kappa=kappa, p1=p1, drop=True, drop_k=drop_k, drop_n_remove=drop_n_remove)
+        row.update(probe_pair(trained, run, split, label_fraction, seed))
     row.update(network_seed=int(trained.config.seed), network_loss=trained.config.loss,
-               metrics_s=time.perf_counter() - t0, n_train=int(len(split.y)), n_test=int(len(split.y_test)))
+               metrics_s=T.get("metrics"), n_train=int(len(split.y)), n_test=int(len(split.y_test)))
     return (row, run) if return_run else row
 
 
@@ -447,32 +448,30 @@ def v1_row(trained, split, seed: int = 0, *, kernel: str = "entk", loss: str | N
     loss = loss or trained.config.loss
     X = to_device(split.X, dtype=np.float32)  # the default device: the eNTK follows X
     Xf = X if n_fit is None else X[:int(n_fit)]
-    t0 = time.perf_counter()
-    if kernel == "entk":
-        k = unit_entk(trained, Xf, implementation, sketch_size, seed)
-    elif kernel == "rbf":
-        k = TimedKernel(default_kernel(Xf, "rbf"))
-    else:
+    if kernel not in ("entk", "rbf"):
         raise ValueError(f"kernel={kernel!r}: use 'entk' or 'rbf'.")
-    model = build_model(Xf, h, m=m, kernel=k, landmarks="kmeans++", seed=seed, coords="whitened", init="pc",
-                        landmark_space="kernel" if kernel == "entk" else "input")
-    setup_s, setup_k = time.perf_counter() - t0, k.seconds
+    T = Timer()
+    with T("setup"):
+        k = (unit_entk(trained, Xf, implementation, sketch_size, seed) if kernel == "entk"
+             else TimedKernel(default_kernel(Xf, "rbf")))
+        model = build_model(Xf, h, m=m, kernel=k, landmarks="kmeans++", seed=seed, coords="whitened", init="pc",
+                            landmark_space="kernel" if kernel == "entk" else "input")
+    setup_s, setup_k = T.get("setup"), k.seconds
     Z0 = (model.embed(X), model.embed(split.X_test))
-    t0, k0 = time.perf_counter(), k.seconds
-    hist = fit(model, Xf, loss, epochs=epochs, batch_size=batch_size, seed=seed, augment=split.train,
-               options=Options(lr=lr, optimizer="adam"), progress=False)
-    fit_s, fit_k = time.perf_counter() - t0, k.seconds - k0
+    k0 = k.seconds
+    with T("fit"):
+        hist = fit(model, Xf, loss, epochs=epochs, batch_size=batch_size, seed=seed, augment=split.train,
+                   options=Options(lr=lr, optimizer="adam"), progress=False)
+    fit_s, fit_k = T.get("fit"), k.seconds - k0
     Z_tr = model.embed(X)
     getattr(k.base, "clear_cache", lambda: None)()  # test time without the eNTK's feature cache
-    t1, k_tr = time.perf_counter(), k.seconds
-    Z_te = model.embed(split.X_test)
-    test_s, test_k = time.perf_counter() - t1, k.seconds
+    k_tr = k.seconds
+    Z_te, test_s = T.call(lambda: model.embed(split.X_test), "test")
+    test_k = k.seconds
     acc = linear_probe(Z_tr, split.y, Z_te, split.y_test, label_fraction=label_fraction, seed=seed)
     acc0 = linear_probe(*_pair(Z0, split), label_fraction=label_fraction, seed=seed)
     N_tr = trained.network.embed(split.X)
-    t1 = time.perf_counter()
-    N_te = trained.network.embed(split.X_test)
-    nn_test_s = time.perf_counter() - t1
+    N_te, nn_test_s = T.call(lambda: trained.network.embed(split.X_test), "nn_test")
     nn = linear_probe(N_tr, split.y, N_te, split.y_test, label_fraction=label_fraction, seed=seed)
     n_bb = int(sum(p.numel() for p in trained.backbone.parameters()))
     n_all = int(sum(p.numel() for p in trained.network.parameters()))

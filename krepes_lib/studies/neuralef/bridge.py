@@ -85,16 +85,13 @@ def neuralef_pc_model(nef: NeuralEF, X, m: int, h: int, seed: int = 0, dtype=Non
     when the ψ̂_j are orthonormal under q. Needs h ≤ k. Returns (model, Z) — train the model
     on Z with :func:`krepes_lib.train.fit` like any other.
     """
-    from ...landmarks import select_landmarks
-    from ...model import NystromModel
-    from ...nystrom import Nystrom
+    from ...backend import resolve_dtype
+    from ...recipe import build_model
 
     if h > nef.k:
         raise ValueError(f"h={h} exceeds k={nef.k} eigenfunctions; train NeuralEF with k >= h.")
     Z = nef.features(X)
-    sel = select_landmarks(Z, m, method="uniform", seed=seed)
-    nys = Nystrom(Linear(), sel, dtype=dtype)
-    return NystromModel(nys, h, coords="whitened", init="pc"), Z
+    return build_model(Z, h, m=m, kernel=Linear(), landmarks="uniform", seed=seed, dtype=resolve_dtype(dtype)), Z
 
 
 class CollapsedModel:

@@ -188,9 +188,7 @@ def bridge_run(X_train, y_train, X_test, y_test, kernel: Kernel, m: int, h: int,
     test cost (linear in m) would equal NeuralEF's.
     """
     from ...evaluate import linear_probe
-    from ...landmarks import select_landmarks
-    from ...model import NystromModel
-    from ...nystrom import Nystrom
+    from ...recipe import build_model
     from ...train import fit
 
     k = int(k or h)
@@ -205,8 +203,7 @@ def bridge_run(X_train, y_train, X_test, y_test, kernel: Kernel, m: int, h: int,
     out, T = {}, Timer()
     # -- Nyström PC init
     with T("init_seconds_nys"):
-        nys = Nystrom(kernel, select_landmarks(Xtr, m, method="uniform", seed=seed))
-        model = NystromModel(nys, h, init="pc")
+        model = build_model(Xtr, h, m=m, kernel=kernel, landmarks="uniform", seed=seed)
     out["probe0_nys"] = probe(model.embed(Xtr), model.embed(Xte))
     with T("train_seconds_nys"):
         fit(model, Xtr, loss, epochs=epochs, batch_size=batch_size, seed=seed, augment=None, progress=progress)
