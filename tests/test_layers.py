@@ -185,3 +185,49 @@ def test_new_core_modules_are_core():
     for m in ("krepes_lib.claims", "krepes_lib.timing", "krepes_lib.profiles", "krepes_lib.recipe", "krepes_lib.views"):
         assert m in g and _layer(m) == "core"
     assert "krepes_lib.claims" in g["krepes_lib.studies.audits"]  # the studies build claims for it
+
+
+#: Where a ``memory_budget`` number may still be a parameter: the streaming primitives the
+#: callers feed with their ``Options.memory_budget`` (kernels, the batch problem, interpret's
+#: row counter) and TorchNTK's field.
+BUDGET_MECHANISM = {"krepes_lib/kernels.py", "krepes_lib/problem.py", "krepes_lib/interpret/_common.py",
+                    "krepes_lib/neural/ntk.py"}
+
+
+def _functions(path: Path):
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            yield node
+
+
+def test_memory_budget_is_read_from_options():
+    """Entry points take ``options=`` and read ``options.memory_budget``; only the streaming
+    primitives take the number itself."""
+    bad = []
+    for path in sorted((ROOT / "krepes_lib").rglob("*.py")):
+        rel = str(path.relative_to(ROOT))
+        if rel in BUDGET_MECHANISM:
+            continue
+        for fn in _functions(path):
+            args = fn.args.args + fn.args.kwonlyargs
+            if any(a.arg == "memory_budget" for a in args):
+                bad.append(f"{rel}:{fn.lineno} {fn.name}")
+    assert not bad, "memory_budget as a parameter outside Options:\n" + "\n".join(bad)
+
+
+def test_no_study_hard_codes_the_damping():
+    """A study's damping defaults to Options().damping (None), never a copy of its value (an
+    operator's δ = 0, "no damping", is not the audit's default and may stay)."""
+    from krepes_lib.options import Options
+
+    bad = []
+    for path in sorted((ROOT / "krepes_lib" / "studies").rglob("*.py")):
+        for fn in _functions(path):
+            args = fn.args.args + fn.args.kwonlyargs
+            defaults = [None] * (len(fn.args.args) - len(fn.args.defaults)) + list(fn.args.defaults)
+            defaults += list(fn.args.kw_defaults)
+            for a, d in zip(args, defaults):
+                if ("damping" in a.arg and isinstance(d, ast.Constant) and isinstance(d.value, (int, float))
+                        and d.value == Options().damping):
+                    bad.append(f"{path.relative_to(ROOT)}:{fn.lineno} {fn.name}({a.arg}={d.value})")
+    assert not bad, "\n".join(bad)
