@@ -101,7 +101,9 @@ def _mapping(v) -> bool:
 def validate_experiments(exp, source: str = _EXPERIMENTS) -> dict:
     """Check the structure of ``experiments.yml`` (parsed); return it unchanged.
 
-    ``profiles`` (name -> description) and ``notebooks`` (name -> entry); an entry's keys
+    ``profiles`` (name -> description), ``notebooks`` (name -> entry) and, optionally,
+    ``networks`` (profile -> the SSL networks' sizes, :func:`krepes_lib.profiles.
+    check_network_profiles`); a notebook entry's keys
     are among :data:`NOTEBOOK_KEYS`, with ``title``, ``reproduces`` and ``profiles``
     required; its ``profiles`` name **every** profile and no other (an explicit ``{}`` for
     a profile that runs the notebook's defaults), each a mapping of parameters;
@@ -109,13 +111,21 @@ def validate_experiments(exp, source: str = _EXPERIMENTS) -> dict:
     notebook itself by :func:`resolve_parameters`. Raises :class:`ParameterError` naming
     the notebook, the key and the fix.
     """
-    if not _mapping(exp) or set(exp) != {"profiles", "notebooks"}:
+    if (not _mapping(exp) or not {"profiles", "notebooks"} <= set(exp)
+            or set(exp) - {"profiles", "notebooks", "networks"}):
         keys = sorted(exp) if _mapping(exp) else type(exp).__name__
-        raise ParameterError(f"{source}: the top level must have exactly the keys 'profiles' and "
-                             f"'notebooks'; found {keys}.")
+        raise ParameterError(f"{source}: the top level must have the keys 'profiles' and 'notebooks' "
+                             f"(and 'networks', the SSL networks' sizes per profile); found {keys}.")
     profiles, notebooks = exp["profiles"], exp["notebooks"]
     if not _mapping(profiles) or not profiles:
         raise ParameterError(f"{source}: 'profiles' must map each profile name to a description.")
+    if "networks" in exp:
+        from .profiles import check_network_profiles
+
+        try:
+            check_network_profiles(exp["networks"], profiles, source)
+        except ValueError as err:
+            raise ParameterError(str(err)) from None
     if not _mapping(notebooks) or not notebooks:
         raise ParameterError(f"{source}: 'notebooks' must map each notebook name to its entry.")
     names = sorted(profiles)

@@ -12,7 +12,7 @@ from functools import lru_cache
 from importlib import resources
 from types import MappingProxyType
 
-__all__ = ["load_experiments", "network_profiles"]
+__all__ = ["load_experiments", "network_profiles", "check_network_profiles"]
 
 _NETWORK_FIELDS = {"n_train", "n_test", "size", "epochs", "batch_size"}
 
@@ -29,18 +29,32 @@ def load_experiments() -> dict:
     return yaml.safe_load(_text())
 
 
+def check_network_profiles(nets, profiles=None, source: str = "krepes_lib/experiments.yml") -> dict:
+    """Validate the ``networks:`` section: a mapping profile -> {n_train, n_test, size, epochs,
+    batch_size}, naming every profile of ``profiles`` (when given) and no other. Returns it."""
+    if not isinstance(nets, dict) or not nets:
+        raise ValueError(f"{source}: 'networks' must map each profile to the SSL networks' training sizes "
+                         f"{sorted(_NETWORK_FIELDS)}.")
+    if profiles is not None and set(nets) != set(profiles):
+        raise ValueError(f"{source}: 'networks' must name every profile {sorted(profiles)} and no other; "
+                         f"found {sorted(nets)}.")
+    for name, cfg in nets.items():
+        if not isinstance(cfg, dict) or set(cfg) != _NETWORK_FIELDS:
+            got = sorted(cfg) if isinstance(cfg, dict) else type(cfg).__name__
+            raise ValueError(f"{source}: networks.{name} needs exactly {sorted(_NETWORK_FIELDS)}, got {got}.")
+        for k in ("epochs", "batch_size"):
+            if not (isinstance(cfg[k], int) and not isinstance(cfg[k], bool) and cfg[k] >= 1):
+                raise ValueError(f"{source}: networks.{name}.{k} must be a positive integer; got {cfg[k]!r}.")
+        for k in ("n_train", "n_test"):
+            if cfg[k] is not None and not (isinstance(cfg[k], int) and not isinstance(cfg[k], bool) and cfg[k] >= 2):
+                raise ValueError(f"{source}: networks.{name}.{k} must be an integer ≥ 2 or null (all rows); "
+                                 f"got {cfg[k]!r}.")
+    return nets
+
+
 def network_profiles() -> MappingProxyType:
     """``{profile: {n_train, n_test, size, epochs, batch_size}}`` of the ``networks:`` section
-    (read-only); a profile missing a field or naming an unknown one is refused."""
-    nets = load_experiments().get("networks")
-    if not isinstance(nets, dict) or not nets:
-        raise ValueError("krepes_lib/experiments.yml has no 'networks:' section (the SSL networks' "
-                         "training sizes per profile).")
-    out = {}
-    for name, cfg in nets.items():
-        cfg = dict(cfg or {})
-        if set(cfg) != _NETWORK_FIELDS:
-            raise ValueError(f"experiments.yml networks.{name}: needs exactly {sorted(_NETWORK_FIELDS)}, "
-                             f"got {sorted(cfg)}.")
-        out[name] = MappingProxyType(cfg)
-    return MappingProxyType(out)
+    (read-only), checked by :func:`check_network_profiles`."""
+    exp = load_experiments()
+    nets = check_network_profiles(exp.get("networks"), exp.get("profiles"))
+    return MappingProxyType({name: MappingProxyType(dict(cfg)) for name, cfg in nets.items()})
