@@ -107,6 +107,7 @@ def kmeans_pp(X, m: int | str, seed=0, kernel: Kernel | None = None, options=Non
     """
     n = X.shape[0]
     m = _check_m(m, n)
+    memory_budget = resolve_options(options).memory_budget
     if kernel is not None and getattr(kernel, "features_fit", None) is not None \
             and kernel.features_fit(X, memory_budget):
         # a feature-map kernel k(x, y) = φ(x)·φ(y) (the eNTK): the kernel distance is
@@ -116,7 +117,6 @@ def kmeans_pp(X, m: int | str, seed=0, kernel: Kernel | None = None, options=Non
         return _take(X, kmeans_pp(kernel.features(X), m, seed).indices, "kmeans++")
     xp = get_xp(X)
     rng = host_rng(seed)
-    memory_budget = resolve_options(options).memory_budget
     if kernel is None or isinstance(kernel, (RBF, Laplacian)):
         # Squared distances by ‖x‖² + ‖c‖² − 2x·c are translation-sensitive in float32 (data far
         # from the origin cancel catastrophically): compute them on X centred once on its mean,

@@ -189,9 +189,10 @@ def test_new_core_modules_are_core():
 
 #: Where a ``memory_budget`` number may still be a parameter: the streaming primitives the
 #: callers feed with their ``Options.memory_budget`` (kernels, the batch problem, interpret's
-#: row counter) and TorchNTK's field.
+#: row counter) and the eNTK's own feature budget (TorchNTK's field, passed on by
+#: ``audit_network`` and ``audit_resnet18``; not yet folded into Options).
 BUDGET_MECHANISM = {"krepes_lib/kernels.py", "krepes_lib/problem.py", "krepes_lib/interpret/_common.py",
-                    "krepes_lib/neural/ntk.py"}
+                    "krepes_lib/neural/ntk.py", "krepes_lib/neural/pipeline.py", "krepes_lib/neural/recipes.py"}
 
 
 def _functions(path: Path):
