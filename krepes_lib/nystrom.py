@@ -40,6 +40,9 @@ class Nystrom:
         the device.
     rtol : float, default 1e-10
         Relative eigenvalue floor: eigenvalues ≤ rtol·λ_max are dropped.
+    atol : float, default 0
+        Absolute eigenvalue floor: eigenvalues ≤ atol are dropped too (the floor is
+        max(rtol·λ_max, atol)). Unlike ``rtol`` it is not invariant to the kernel's scale.
     dtype : {"float32", "float64"}, optional
         Working dtype of the returned arrays (default float32, see
         :func:`krepes_lib.backend.resolve_dtype`). The eigendecomposition is always float64.
@@ -75,7 +78,8 @@ class Nystrom:
     (200, 5)
     """
 
-    def __init__(self, kernel, landmarks, rtol: float = EIGEN_RTOL, dtype=None, options=None):
+    def __init__(self, kernel, landmarks, rtol: float = EIGEN_RTOL, dtype=None, options=None,
+                 atol: float = 0.0):
         self.kernel: Kernel = make_kernel(kernel)
         self.dtype = resolve_dtype(dtype)
         self.landmark_indices = getattr(landmarks, "indices", None)
@@ -87,7 +91,9 @@ class Nystrom:
                              "krepes_lib.select_landmarks(X, m, ...) from a non-empty X.")
         if not 0 <= rtol < 1:
             raise ValueError(f"rtol={rtol} must be in [0, 1) (relative eigenvalue floor).")
-        self.rtol = float(rtol)
+        if not atol >= 0:
+            raise ValueError(f"atol={atol} must be >= 0 (absolute eigenvalue floor; 0 switches it off).")
+        self.rtol, self.atol = float(rtol), float(atol)
         self.memory_budget = int(resolve_options(options).memory_budget)
         xp = self.xp = get_xp(self.landmarks)
         L64 = self.landmarks.astype(xp.float64)
@@ -111,7 +117,7 @@ class Nystrom:
                 f"the kernel is not positive semi-definite on these landmarks: K_mm has eigenvalue "
                 f"{lam_min:.3g} (λ_max = {lam_max:.3g}); use a PSD kernel or fix its parameters."
             )
-        keep = w > self.rtol * lam_max
+        keep = w > max(self.rtol * lam_max, self.atol)
         self.eigvals = w[keep]
         self.U = V[:, keep]
         self.rank = int(self.eigvals.shape[0])
@@ -128,7 +134,7 @@ class Nystrom:
         if h > self.rank:
             raise ValueError(
                 f"h={h} exceeds the numerical rank r={self.rank} of K_mm (eigenvalues above "
-                f"rtol·λ_max = {self.rtol:g}·λ_max); lower h, add landmarks, or use a kernel "
+                f"max(rtol·λ_max, atol) with rtol = {self.rtol:g}, atol = {self.atol:g}); lower h, add landmarks, or use a kernel "
                 "with a fuller spectrum."
             )
 

@@ -155,3 +155,208 @@ def test_course_figures_script_runs_and_is_deterministic(tmp_path):
         assert files == ["entk.png", "ggn_convex.png", "representer.png"]
         digests.append([hashlib.sha256((out / f).read_bytes()).hexdigest() for f in files])
     assert digests[0] == digests[1]
+
+
+# --- notebook 01 (lecture 1) ---------------------------------------------------------------
+def _nb01_points(ds):
+    from krepes_lib import studies
+    return studies.load_rows(ds, 800, seed=0)
+
+
+def test_notebook01_ex1_laplacian_needs_most_landmarks():
+    import krepes_lib as kr
+    X, _, _ = _nb01_points("mnist_test")
+    err = {}
+    for name in ("rbf", "laplacian", "ntk"):
+        k = kr.default_kernel(X, name)
+        err[name] = [kr.Nystrom(k, kr.select_landmarks(X, m, method="kmeans++", kernel=k, seed=0),
+                                dtype="float64").relative_error(X.astype(np.float64)) for m in (20, 160)]
+    # solution: m = 20 / 160 → RBF 5.3 % / 1.1 %, NTK 11.3 % / 2.7 %, Laplacian 11.1 % / 5.0 %
+    assert [round(100 * e, 1) for e in err["rbf"]] == [5.3, 1.1]
+    assert [round(100 * e, 1) for e in err["ntk"]] == [11.3, 2.7]
+    assert [round(100 * e, 1) for e in err["laplacian"]] == [11.1, 5.0]
+    assert err["laplacian"][1] > err["ntk"][1] > err["rbf"][1]
+
+
+def test_notebook01_ex2_absolute_floor_depends_on_the_kernel_scale():
+    import krepes_lib as kr
+    X0, _, _ = _nb01_points("digits")
+    L = 1e-6 * X0[:160].astype(np.float64)
+    rel = kr.Nystrom(kr.Linear(), L, dtype="float64")
+    ab = kr.Nystrom(kr.Linear(), L, dtype="float64", rtol=0.0, atol=1e-10)
+    assert (rel.rank, ab.rank) == (54, 3) and round(rel.eigvals[0] * 1e9, 1) == 1.7
+    assert rel.rank == kr.Nystrom(kr.Linear(), X0[:160].astype(np.float64), dtype="float64").rank
+    with pytest.raises(ValueError, match="rank r=3"):
+        ab.pc_init(10)
+    with pytest.raises(ValueError, match="atol"):
+        kr.Nystrom(kr.Linear(), L, atol=-1.0)
+
+
+def test_notebook01_ex3_float32_does_not_change_the_error_curve():
+    import krepes_lib as kr
+    X, _, _ = _nb01_points("digits")
+    k = kr.default_kernel(X, "rbf")
+    quoted = [5.96e-2, 2.82e-2, 1.13e-2, 4.68e-3, 1.87e-3]
+    for m, q in zip((20, 40, 80, 160, 320), quoted):
+        lm = kr.select_landmarks(X, m, method="uniform", seed=0)
+        e64 = kr.Nystrom(k, lm, dtype="float64").relative_error(X.astype("float64"))
+        e32 = kr.Nystrom(k, lm, dtype="float32").relative_error(X.astype("float32"))
+        assert float(f"{e64:.2e}") == q and abs(e32 - e64) < 1e-3 * e64
+
+
+# --- notebook 02 (lecture 2 homework) ---------------------------------------------------------
+@pytest.fixture(scope="module")
+def nb02_runs():
+    import krepes_lib as kr
+    from krepes_lib import studies
+    split = kr.data.load_split("digits", 1000, 400, seed=0, shrink=True)
+    losses = ["kpca", "barlow_twins", "simclr", "vicreg"]
+    runs = {k: studies.main_results(split, losses, 60, 16, 2, 128, [0, 1, 2], kernel=k, lr=1e-3, progress=False)
+            for k in ("rbf", "ntk")}
+    return studies, split, losses, runs
+
+
+def _delta(studies, R, loss):
+    return 100 * (studies.column(R, "probe", method=loss) - studies.column(R, "probe", method="PC init"))
+
+
+def test_notebook02_ex1_ntk_training_beats_pc_init_more_often(nb02_runs):
+    studies, _, losses, runs = nb02_runs
+    means = {k: [round(_delta(studies, R, loss).mean(), 2) for loss in losses] for k, R in runs.items()}
+    assert means == {"rbf": [-0.17, 0.25, 0.17, 0.25], "ntk": [0.5, 0.58, 0.42, 0.58]}
+    assert all((_delta(studies, runs["ntk"], loss) >= 0).all() for loss in losses)
+    pc = {k: round(100 * studies.column(R, "probe", method="PC init").mean(), 2) for k, R in runs.items()}
+    assert pc == {"rbf": 89.67, "ntk": 89.08}
+
+
+def test_notebook02_ex2_long_fast_training_degrades_the_probe(nb02_runs):
+    studies, split, _, _ = nb02_runs
+    R = studies.main_results(split, ["barlow_twins", "vicreg"], 60, 16, 10, 128, [0], kernel="rbf", lr=1e-2,
+                             progress=False)
+    got = {r["method"]: (round(100 * r["probe"], 2), round(100 * r["knn"], 2)) for r in R}
+    assert got["PC init"] == (90.25, 95.5)
+    assert got["barlow_twins"] == (81.5, 85.75) and got["vicreg"] == (86.25, 90.0)
+
+
+def test_notebook02_ex3_seeds_needed(nb02_runs):
+    from scipy import stats as st
+    studies, _, _, runs = nb02_runs
+    d = _delta(studies, runs["rbf"], "barlow_twins")
+    assert np.allclose(d, [0.25, 0.5, 0.0]) and np.isclose(d.std(ddof=1), 0.25)
+    need = lambda effect: next(n for n in range(2, 100)  # noqa: E731
+                               if st.t.ppf(0.95, n - 1) * d.std(ddof=1) / np.sqrt(n) < effect)
+    assert need(d.mean()) == 5 and need(1.0) == 3
+
+
+# --- notebook 11 and stepwise.md exercise 3 (lecture 2) --------------------------------------------
+@pytest.fixture(scope="module")
+def nb11_setup():
+    from krepes_lib import data
+    from krepes_lib.augment import TableAugmenter
+    from krepes_lib.kernels import median_sigma
+    from krepes_lib.landmarks import select_landmarks
+    from krepes_lib.model import NystromModel
+    from krepes_lib.nystrom import Nystrom
+
+    X = data.load("digits", n=300, seed=0).X.astype(np.float64)
+
+    def gamma(sigma_scale):
+        kernel = RBF(sigma=sigma_scale * median_sigma(X))
+        nys = Nystrom(kernel, select_landmarks(X, m=48, method="kmeans++", kernel=kernel, seed=0), dtype=np.float64)
+        G = sw.contrastive_operator(nys, X, TableAugmenter(), n_draws=10, seed=1001)
+        return nys, G
+
+    def model(nys, init_scale, seed=0):
+        return sw.scale_init(NystromModel(nys, h=5, coords="raw", init="random", seed=seed), init_scale)
+    return gamma, model
+
+
+def test_notebook11_ex2_stretch():
+    assert round(np.log(1.25) / np.log(1.05), 2) == 4.57
+
+
+def test_notebook11_ex3_narrow_kernel_separates_modes_2_and_3(nb11_setup):
+    gamma, _ = nb11_setup
+    for sigma_scale, quoted in ((1.0, [1.43, 1.03, 1.71, 1.39, 2.07]), (0.5, [1.32, 1.36, 1.55, 1.24, 1.73])):
+        lam = np.linalg.eigvalsh(gamma(sigma_scale)[1])[::-1]
+        gaps = lam[:5] / lam[1:6]
+        assert list(np.round(gaps, 2)) == quoted
+        assert [k + 1 for k in range(5) if gaps[k] >= 1.15] == ([1, 3, 4, 5] if sigma_scale == 1.0 else [1, 2, 3, 4, 5])
+
+
+def test_stepwise_ex3_larger_init_moves_ratios_away_and_shrinks_gaps(nb11_setup):
+    """stepwise.md exercise 3 with notebook 11's setting (seed 0): predicted step times at
+    init_scale 1e-3 and 1e-2, their ratios against ρ_j/ρ_{j+1}, and the separation of the steps."""
+    gamma, model = nb11_setup
+    nys, G = gamma(1.0)
+    lam = np.linalg.eigvalsh(G)[::-1]
+    lr = 0.5 / (8 * lam[0])
+    t = {s: sw.predict(G, 5, lr, A0=model(nys, s).A_tilde).step_times for s in (1e-3, 1e-2)}
+    assert list(np.round(t[1e-3], 1)) == [43.1, 60.5, 60.3, 106.1, 177.5]
+    assert list(np.round(t[1e-2], 1)) == [32.8, 46.2, 45.6, 81.8, 144.1]
+    rho = 2 * np.log1p(4 * lr * lam[:5])
+    target = rho[:-1] / rho[1:]
+    r3, r2 = t[1e-3][1:] / t[1e-3][:-1], t[1e-2][1:] / t[1e-2][:-1]
+    assert list(np.round(target, 3)) == [1.388, 1.023, 1.66, 1.372]
+    assert list(np.round(r3, 3)) == [1.404, 0.996, 1.762, 1.672]
+    assert list(np.round(r2, 3)) == [1.409, 0.987, 1.794, 1.761]
+    assert np.all(np.abs(np.log(r2 / target)) > np.abs(np.log(r3 / target)))  # away, every j
+    # every step time drops by about ln(100)/ρ_j: the last one most
+    drop = t[1e-3] - t[1e-2]
+    assert np.argmax(drop) == 4 and np.allclose(drop, np.log(100) / rho, rtol=0.02)
+    # separation: gap between resolvable neighbours in units of the 10–90 % rise time 2 ln 9/ρ
+    width = 2 * np.log(9) / rho
+    sep = {s: (t[s][[2, 3, 4]] - t[s][[0, 2, 3]]) / width[[2, 3, 4]] for s in t}
+    assert list(np.round(sep[1e-3], 2)) == [1.23, 1.98, 2.24] and list(np.round(sep[1e-2], 2)) == [0.92, 1.56, 1.96]
+
+
+# --- notebook 12 (lecture 3 homework) -----------------------------------------------------------
+def test_notebook12_ex1_rbf_outliers_far_or_near_look_the_same():
+    from krepes_lib import data
+    from krepes_lib.kernels import median_sigma
+    from krepes_lib.landmarks import select_landmarks
+    from krepes_lib.nystrom import Nystrom
+
+    X0 = data.load("mnist_test", n=400, seed=0).X.astype(np.float64)
+    got = {}
+    for noise in (3.0, 30.0):
+        for s in (0, 1, 2):
+            X_all, out = kg.plant_outliers(X0, 0.05, noise, seed=s)
+            nys = Nystrom(RBF(sigma=median_sigma(X_all)), select_landmarks(X_all, m=100, method="uniform", seed=s),
+                          dtype=np.float64)
+            Phi = nys.feature_map(X_all)
+            ref = kg.nystrom_kpca(nys, X_all[~out], 3)
+            delta = np.median(np.linalg.norm(Phi - np.median(Phi, 0), axis=1))
+            plain = kg.fit_robust(Phi, 3, np.inf, steps=200, seed=s)
+            huber = kg.fit_robust(Phi, 3, delta, steps=200, seed=s)
+            dist = np.linalg.norm(Phi - Phi.mean(0), axis=1)
+            got[noise, s] = (round(kg.subspace_angle(Phi[~out] @ huber.W, ref), 1),
+                             round(kg.subspace_angle(Phi[~out] @ plain.W, ref), 1),
+                             round(float(huber.weights[out].mean()), 2), round(dist[out].mean() / dist[~out].mean(), 2))
+    assert [got[30.0, s] for s in range(3)] == [(32.8, 45.1, 0.84, 1.8), (31.1, 69.4, 0.71, 2.08), (25.7, 42.6, 0.79, 1.93)]
+    assert [got[3.0, s] for s in range(3)] == [(32.8, 46.4, 0.84, 1.8), (5.7, 56.9, 0.55, 2.08), (18.3, 58.4, 0.78, 1.93)]
+
+
+def test_notebook12_ex2_eigen_gaps():
+    from krepes_lib import data
+    from krepes_lib.kernels import median_sigma
+
+    X = data.load("mnist_test", n=1200, seed=0).X.astype(np.float32)
+    K = RBF(sigma=median_sigma(X))(X, X, dtype="float64")
+    K = K - K.mean(0) - K.mean(1)[:, None] + K.mean()
+    w = np.linalg.eigvalsh(K)[::-1]
+    gaps = w[:5] / w[1:6]
+    assert [round(g, 2) for g in gaps[1:4]] == [1.29, 1.08, 1.13]  # λ₂/λ₃, λ₃/λ₄, λ₄/λ₅
+
+
+def test_kpca_gradient_penalty_is_not_convex_at_zero():
+    """kpca_gradient.md: (β/2)‖WᵀW − I‖² has Hessian −2βI at W = 0 (finite differences, float64)."""
+    beta, r, h, eps = 1.5, 3, 2, 1e-4
+    f = lambda w: 0.5 * beta * np.sum((w.reshape(r, h).T @ w.reshape(r, h) - np.eye(h)) ** 2)  # noqa: E731
+    n = r * h
+    H = np.empty((n, n))
+    for i in range(n):
+        for j in range(n):
+            ei, ej = np.eye(n)[i] * eps, np.eye(n)[j] * eps
+            H[i, j] = (f(ei + ej) - f(ei - ej) - f(-ei + ej) + f(-ei - ej)) / (4 * eps**2)
+    np.testing.assert_allclose(H, -2 * beta * np.eye(n), atol=1e-5)

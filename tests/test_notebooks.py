@@ -12,7 +12,7 @@ from krepes_lib import cli
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 sys.path.insert(0, str(ROOT / "tools"))
-import nbbuild  # noqa: E402
+import editions  # noqa: E402
 
 
 def test_there_are_notebooks():
@@ -32,11 +32,11 @@ def test_committed_without_outputs_and_with_parameters_cell(path):
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_matches_its_source(path):
     src = ROOT / "notebooks" / "src" / f"{path.stem}.py"
-    assert src.is_file(), f"{path.name} has no source {src} (edit the source, run tools/nbbuild.py)"
-    built = nbbuild.build(src)
+    assert src.is_file(), f"{path.name} has no source {src} (edit the source, run tools/editions.py)"
+    built = editions.book_notebook(src)
     nb = nbformat.read(path, as_version=4)
     assert [(c.cell_type, c.source) for c in nb.cells] == [(c.cell_type, c.source) for c in built.cells], (
-        f"{path.name} differs from {src.name}: run python tools/nbbuild.py {src} {path}")
+        f"{path.name} differs from {src.name}: run python tools/editions.py {src} {path}")
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)

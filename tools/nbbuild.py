@@ -1,48 +1,14 @@
-"""Write a notebook from a plain Python source with ``# %%`` cell markers (dev helper).
+"""Kept for existing commands: ``python tools/nbbuild.py SRC.py DST.ipynb`` = ``tools/editions.py``.
 
-    python tools/nbbuild.py notebooks/src/01_nystrom_pc.py notebooks/01_nystrom_pc.ipynb
-
-``# %% [markdown]`` starts a markdown cell (its lines are written as ``# text``);
-``# %% tags=["parameters"]`` starts the papermill parameters cell. Outputs are never stored.
-The committed ``.ipynb`` is what papermill and nbval run; tests/test_notebooks.py checks
-that each one matches its source here, so edit the source and re-run this script.
+The sources are jupytext percent scripts; tools/editions.py reads them with jupytext and
+writes the book notebook (exercise blocks → sphinx-exercise directives), and with
+``--editions`` the student and instructor editions (otter-grader).
 """
-import json
-import re
 import sys
+from pathlib import Path
 
-import nbformat
-
-
-def parse(text):
-    cells = []
-    for chunk in re.split(r"^# %%", text, flags=re.M)[1:]:
-        header, _, body = chunk.partition("\n")
-        body = body.strip("\n")
-        if "[markdown]" in header:
-            md = "\n".join(re.sub(r"^# ?", "", ln) for ln in body.splitlines())
-            cells.append(nbformat.v4.new_markdown_cell(md))
-        else:
-            cell = nbformat.v4.new_code_cell(body)
-            m = re.search(r"tags=(\[.*?\])", header)
-            if m:
-                cell.metadata["tags"] = json.loads(m.group(1))
-            cells.append(cell)
-    return cells
-
-
-def build(src, dst=None):
-    nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nb.metadata["language_info"] = {"name": "python"}
-    with open(src) as f:
-        nb.cells = parse(f.read())
-    for i, c in enumerate(nb.cells):
-        c.id = f"cell-{i:02d}"
-    if dst:
-        nbformat.write(nb, dst)
-    return nb
-
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from editions import book_notebook as build, main  # noqa: E402,F401
 
 if __name__ == "__main__":
-    build(sys.argv[1], sys.argv[2])
+    sys.exit(main(sys.argv[1:3]))

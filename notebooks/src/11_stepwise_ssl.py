@@ -1,13 +1,19 @@
 # %% [markdown]
 # # Experiment: stepwise learning in the Nyström model
 #
-# **What this reproduces.** Simon et al. (2023, *On the stepwise nature of self-supervised
-# learning*; seed 003) solve a linearised Barlow Twins from a small initialisation: the
+# **Learning objectives.** After this notebook you can (1) compute the contrastive operator
+# $\Gamma$ of an augmentation and read its eigen-gaps, (2) predict from eq. {eq}`sw-steptime`
+# when each eigenmode is learned and check the prediction against training, and (3) say which
+# losses follow the prediction and why. *Time:* 20 min in class at the default parameters;
+# exercises 15 + 10 + 20 min.
+#
+# **What this reproduces.** {cite:t}`simon2023stepwise` solve a linearised Barlow Twins from a
+# small initialisation: the
 # embedding learns the top eigenmodes of an augmentation-defined *contrastive kernel* one at a
 # time, in a sequence of well-separated steps, and the final representation is in closed form.
 # The Nyström model in raw coordinates, $f(x) = \tilde A^\top k_x + \gamma$, is exactly such a linear
 # model, so the theory applies to it without any width limit. The chapter
-# *SSL learns eigenmodes one at a time* (`book/stepwise.md`) derives the prediction for this
+# *SSL learns eigenmodes one at a time* ({doc}`../stepwise`) derives the prediction for this
 # model: the contrastive operator $\Gamma$ (eq. {eq}`sw-gamma`), logistic growth of each mode
 # (eq. {eq}`sw-logistic`), the step times (eq. {eq}`sw-steptime`) and the final representation
 # (eq. {eq}`sw-final`).
@@ -241,35 +247,119 @@ save_results(
 #
 # ## Exercises
 #
-# 1. *Predict, then run.* Halve `init_scale` (`5e-4`). By how many SGD steps should every step
-#    time move (hint: eq. {eq}`sw-steptime`, $c_k(0) \propto$ `init_scale`²)? Check against the
-#    printed step times.
-#
-# ```{admonition} Solution
-# :class: dropdown
+# `tests/test_exercises.py` recomputes the numbers quoted in the solutions.
+
+# %% [raw]
+# # BEGIN QUESTION
+# name: ex1
+# points: 1
+
+# %% [markdown]
+# *(15 min) Predict, then run.* Halve `init_scale` (`5e-4`). By how many SGD steps should
+# every step time move (hint: eq. {eq}`sw-steptime`, $c_k(0) \propto$ `init_scale`²)? Compute
+# the predicted shift of each of the $h$ step times as an array `shift` (use `lam_all`, `lr`
+# and `h` from above), then re-run with `init_scale = 5e-4` and compare with the printed
+# step times.
+
+# %% [raw]
+# # BEGIN SOLUTION
+
+# %% [markdown]
 # $c_k(0)$ scales with `init_scale`², so $\ln((1-c_k)/c_k)$ grows by $2\ln 2$ and every step
 # time grows by $2\ln 2/\rho_k$ steps, $\rho_k = 2\ln(1+4\eta\lambda_k)$: the later (small-$\lambda$)
-# modes move most. With `lr_scale = 0.5`, $\rho_1 = 2\ln(1.25) \approx 0.446$, so the first step
-# moves by $\approx 3.1$ steps and mode $k$ by $3.1\,\rho_1/\rho_k$.
-# ```
-#
-# 2. *Predict, then run.* Set `lr_scale = 0.1`. Do the steps become sharper or blurrier as a
-#    function of $t/t_k$? (Hint: the logistic curve of eq. {eq}`sw-logistic` in units of its own step time.)
-#
-# ```{admonition} Solution
-# :class: dropdown
-# In units of $t/t_k$ the curve is $c_0^{1 - t/t_k}$-like: its width relative to $t_k$ is
-# $1/\ln(1/c_0)$, independent of η. All times scale by ≈ 5 (the rate $\rho \approx 8\eta\lambda$ is
-# proportional to η), so the *shape* does not change; only the discretisation error of the
+# modes move most. With `lr_scale = 0.5`, $4\eta\lambda_1 = 1/4$ and $\rho_1 = 2\ln 1.25 = 0.446$,
+# so the first step moves by 3.1 steps and mode $k$ by $3.1\,\rho_1/\rho_k$.
+
+# %%
+shift = 2 * np.log(2) / (2 * np.log1p(4 * lr * lam_all[:h]))  # SOLUTION
+print("predicted shift of each step time (steps):", np.round(shift, 2))
+
+# %% [raw]
+# # END SOLUTION
+
+# %% [raw]
+# # BEGIN TESTS
+
+# %%
+assert np.shape(shift) == (h,), "one shift per mode"
+assert abs(shift[0] - np.log(2) / np.log(1.25)) < 0.01, "the first mode's shift is 2 ln 2 / ρ₁"
+
+# %%
+""" # BEGIN TEST CONFIG
+hidden: true
+""" # END TEST CONFIG
+assert np.allclose(shift, np.log(2) / np.log1p(4 * lr * lam_all[:h]), rtol=1e-6)
+
+# %% [raw]
+# # END TESTS
+
+# %% [raw]
+# # END QUESTION
+
+# %% [raw]
+# # BEGIN QUESTION
+# name: ex2
+# points: 1
+
+# %% [markdown]
+# *(10 min) Predict, then run.* Set `lr_scale = 0.1`. By what factor `stretch` should the first
+# step time grow, and do the steps become sharper or blurrier as a function of $t/t_k$?
+# (Hint: the logistic curve of eq. {eq}`sw-logistic` in units of its own step time.)
+
+# %% [raw]
+# # BEGIN SOLUTION
+
+# %% [markdown]
+# All times scale with $1/\rho$: $\rho_1 = 2\ln(1 + 4\eta\lambda_1)$ goes from $2\ln 1.25$ to
+# $2\ln 1.05$, a factor 4.57 (not 5: the discrete rate is not proportional to η). In units of
+# $t/t_k$ the curve is $c_0^{1 - t/t_k}$-like: its width relative to $t_k$ is $1/\ln(1/c_0)$,
+# independent of η, so the *shape* does not change; only the discretisation error of the
 # prediction (the ratio $\rho/8\eta\lambda$) shrinks.
-# ```
-#
-# 3. Set `sigma_scale = 0.5`. The gaps of Γ change (printed in the first cell); which steps
-#    merge and which separate? Does the order rule still hold?
-#
-# ```{admonition} Solution
-# :class: dropdown
-# A narrower kernel flattens the spectrum of Γ: pairs with $\lambda_k/\lambda_{k+1}$ below `gap_min` are
-# learned as one step and drop out of `resolvable`; the remaining subspaces are still learned in
-# order. Read the printed gaps and order angles.
-# ```
+
+# %%
+stretch = np.log1p(4 * lr * lam_all[0]) / np.log1p(4 * (lr / 5) * lam_all[0])  # SOLUTION
+print(f"first step time grows by a factor {stretch:.2f}")
+
+# %% [raw]
+# # END SOLUTION
+
+# %% [raw]
+# # BEGIN TESTS
+
+# %%
+assert 4.5 < stretch < 4.65, "ρ₁(0.5)/ρ₁(0.1) = ln 1.25 / ln 1.05"
+
+# %% [raw]
+# # END TESTS
+
+# %% [raw]
+# # END QUESTION
+
+# %% [raw]
+# # BEGIN QUESTION
+# name: ex3
+# manual: true
+
+# %% [markdown]
+# *(20 min) Predict, then run.* Set `sigma_scale = 0.5`. The gaps of Γ change (printed in the
+# first cell); which steps merge and which separate? Does the order rule still hold?
+
+# %% [raw]
+# # BEGIN SOLUTION
+
+# %% [markdown]
+# At the default bandwidth the gaps are 1.43, **1.03**, 1.71, 1.39, 2.07: modes 2 and 3 are
+# nearly degenerate ($\lambda_2/\lambda_3 = 1.03 <$ `gap_min`), are learned as one two-dimensional
+# step (seed 0: measured 58.6 and 61.1 steps) and $k = 2$ is not resolvable (resolvable
+# $k$ = 1, 3, 4, 5). With `sigma_scale = 0.5` the narrower kernel *separates* that pair: the gaps
+# become 1.32, 1.36, 1.55, 1.24, 1.73, every $k = 1,\dots,5$ is resolvable, and the five steps are
+# distinct (seed 0: 43.1, 54.5, 73.3, 118.4, 180.3 steps, predicted 43.1, 55.6, 73.8, 115.1,
+# 186.9). The order rule still holds (max order angles 5.5°, 14.7°, 4.2° over the seeds,
+# p = 0.035); the largest angle is now at $k = 4$, the smallest gap (1.24).
+# (Run: `papermill -p sigma_scale 0.5 11_stepwise_ssl.ipynb out.ipynb`.)
+
+# %% [raw]
+# # END SOLUTION
+
+# %% [raw]
+# # END QUESTION
