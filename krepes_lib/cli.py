@@ -692,8 +692,20 @@ def _datasets_section() -> list[str]:
     return lines + [""]
 
 
+def build_course_editions(root: Path) -> Path:
+    """Student/instructor editions and autograder zips of the course notebooks into
+    ``_build/editions`` (``tools/editions.py``, otter-grader); the book copies them to ``editions/``."""
+    out = root / "_build" / "editions"
+    cmd = [sys.executable, str(root / "tools" / "editions.py"), "--editions", str(out)]
+    print("krepes: course editions:", " ".join(cmd), flush=True)
+    if subprocess.run(cmd, cwd=root).returncode != 0:
+        raise SystemExit("krepes: writing the course editions failed; see the error above.")
+    return out
+
+
 def build_book(root: Path) -> Path:
     """``jupyter-book build`` with warnings as errors; returns ``_build/html/index.html``."""
+    build_course_editions(root)
     exe = Path(sys.executable).with_name("jupyter-book")
     cmd = [str(exe) if exe.exists() else "jupyter-book", "build", str(root), "--path-output",
            str(root), "-W", "-n", "--keep-going", "--all"]

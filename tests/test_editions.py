@@ -1,0 +1,111 @@
+"""Student and instructor editions of the course notebooks (tools/editions.py, otter-grader).
+
+The student edition must carry no solution text and no MyST-only syntax; the committed
+course/student notebooks must be what the sources generate; the otter autograder must pass the
+instructor's answers and fail a wrong one.
+"""
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tools"))
+import editions  # noqa: E402
+
+GRADED = "11_stepwise_ssl"  # autograded end to end (the others share the code path)
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    out = tmp_path_factory.mktemp("editions")
+    return out, editions.write_editions(editions.COURSE, out)
+
+
+def _solution_texts(name):
+    """Every solution paragraph and solution code line of the source (what students must not see)."""
+    master = editions.plain_master(ROOT / "notebooks" / "src" / f"{name}.py")
+    texts = []
+    for q in editions.questions(master):
+        for i in q["solution"]:
+            c = master.cells[i]
+            if c.cell_type == "markdown":
+                texts += [p.strip() for p in c.source.split("\n\n") if len(p.strip()) > 30]
+            else:
+                texts += [ln.split("#")[0].strip() for ln in c.source.splitlines() if ln.rstrip().endswith("# SOLUTION")]
+    assert texts, name
+    return texts
+
+
+@pytest.mark.parametrize("name", editions.COURSE)
+def test_student_edition_has_no_solution_and_no_myst(built, name):
+    out, _ = built
+    student = nbformat.read(out / "student" / f"{name}.ipynb", as_version=4)
+    instructor = nbformat.read(out / "instructor" / f"{name}.ipynb", as_version=4)
+    s_text = "\n".join(c.source for c in student.cells)
+    i_text = "\n".join(c.source for c in instructor.cells)
+    for t in _solution_texts(name):
+        assert t not in s_text, f"solution text reached the student edition: {t[:80]!r}"
+        assert t in i_text, f"instructor edition lacks: {t[:80]!r}"
+    hidden = json.dumps(student.metadata.get("otter", {}))
+    assert "hidden" not in hidden.lower() or "BEGIN TEST CONFIG" not in hidden
+    for nb in (student, instructor):
+        for c in nb.cells:
+            if c.cell_type == "markdown":
+                assert not editions.MYST_LEFTOVERS.search(c.source), c.source[:200]
+                assert "{eq}" not in c.source and "{doc}" not in c.source and "{cite" not in c.source
+    assert re.search(r"\(\d+\) in \*", s_text) or name == "02_main_results" or "{eq}" not in s_text
+    assert 'grader.check("ex' in s_text or not any(not q["manual"] for q in editions.questions(
+        editions.read_master(ROOT / "notebooks" / "src" / f"{name}.py")))
+
+
+@pytest.mark.parametrize("name", editions.COURSE)
+def test_committed_student_edition_is_current(built, name):
+    out, _ = built
+    fresh = nbformat.read(out / "student" / f"{name}.ipynb", as_version=4)
+    committed = ROOT / "course" / "student" / f"{name}.ipynb"
+    assert committed.is_file(), f"run: python tools/editions.py --editions course && rm -r course/instructor course/autograder"
+    old = nbformat.read(committed, as_version=4)
+    assert [(c.cell_type, c.source) for c in old.cells] == [(c.cell_type, c.source) for c in fresh.cells], (
+        f"{committed} is stale: python tools/editions.py --editions /tmp/ed && cp /tmp/ed/student/*.ipynb course/student/")
+
+
+def test_equation_numbers_in_plain_text():
+    eqs = editions.equation_index()
+    page, n, title = eqs["sw-steptime"]
+    assert page == "stepwise" and title == "SSL learns eigenmodes one at a time"
+    assert editions.plain_markdown("eq. {eq}`sw-steptime`", eqs, {}) == f"eq. ({n}) in *{title}*"
+    with pytest.raises(ValueError, match="MyST-only"):
+        editions.plain_markdown("```{admonition} Solution\n:class: dropdown\nx\n```", eqs, {})
+
+
+def _grade(zip_path, nb_path, tmp_path):
+    out = tmp_path / nb_path.stem
+    out.mkdir()
+    env = {**os.environ, "KREPES_RESULTS": str(tmp_path / "results"), "MPLBACKEND": "Agg"}
+    proc = subprocess.run([sys.executable, "-m", "otter", "run", "-a", str(zip_path), "-o", str(out), str(nb_path)],
+                          capture_output=True, text=True, cwd=ROOT / "notebooks", timeout=600, env=env)
+    assert (out / "results.json").is_file(), proc.stdout + proc.stderr
+    tests = json.loads((out / "results.json").read_text())["tests"]
+    return {t["name"]: t["score"] for t in tests if "score" in t}
+
+
+def test_autograder_passes_instructor_and_fails_wrong_answer(built, tmp_path):
+    out, done = built
+    inst = done[GRADED]["instructor"]
+    scores = _grade(done[GRADED]["autograder"], inst, tmp_path)
+    assert scores == {"ex1": 1.0, "ex2": 1.0}, scores
+    wrong = nbformat.read(inst, as_version=4)
+    for c in wrong.cells:  # a student who forgot the factor 2 in the exponent of c0 ∝ init_scale²
+        if c.cell_type == "code" and c.source.startswith("shift = "):
+            c.source = c.source.replace("shift = 2 * np.log(2)", "shift = np.log(2)")
+    bad = tmp_path / "wrong" / f"{GRADED}.ipynb"
+    bad.parent.mkdir()
+    nbformat.write(wrong, bad)
+    scores = _grade(done[GRADED]["autograder"], bad, tmp_path)
+    assert scores == {"ex1": 0.0, "ex2": 1.0}, scores
