@@ -85,7 +85,7 @@ def test_equation_numbers_in_plain_text():
 
 
 def _grade(zip_path, nb_path, tmp_path):
-    out = tmp_path / nb_path.stem
+    out = tmp_path / f"graded-{nb_path.parent.name}"
     out.mkdir()
     env = {**os.environ, "KREPES_RESULTS": str(tmp_path / "results"), "MPLBACKEND": "Agg"}
     proc = subprocess.run([sys.executable, "-m", "otter", "run", "-a", str(zip_path), "-o", str(out), str(nb_path)],
