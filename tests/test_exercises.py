@@ -159,7 +159,7 @@ def test_course_figures_script_runs_and_is_deterministic(tmp_path):
 
 # --- notebook 01 (lecture 1) ---------------------------------------------------------------
 def _nb01_points(ds):
-    from krepes_lib import studies
+    from krepes_lib.studies import v1 as studies
     return studies.load_rows(ds, 800, seed=0)
 
 
@@ -208,7 +208,7 @@ def test_notebook01_ex3_float32_does_not_change_the_error_curve():
 @pytest.fixture(scope="module")
 def nb02_runs():
     import krepes_lib as kr
-    from krepes_lib import studies
+    from krepes_lib.studies import v1 as studies
     split = kr.data.load_split("digits", 1000, 400, seed=0, shrink=True)
     losses = ["kpca", "barlow_twins", "simclr", "vicreg"]
     runs = {k: studies.main_results(split, losses, 60, 16, 2, 128, [0, 1, 2], kernel=k, lr=1e-3, progress=False)
