@@ -401,9 +401,12 @@ def run_notebook(root: Path, name: str, profile: str, exp: dict, force: bool = F
         return "skipped"
     fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=f".{name}.", suffix=".ipynb")
     os.close(fd)
-    env_before = {k: os.environ.get(k) for k in ("KREPES_RESULTS", PROVENANCE_ENV)}
+    env_before = {k: os.environ.get(k) for k in ("KREPES_RESULTS", PROVENANCE_ENV, "TQDM_DISABLE")}
     os.environ["KREPES_RESULTS"] = str(out_dir / "results")
     os.environ[PROVENANCE_ENV] = json.dumps(prov.as_dict(), sort_keys=True)  # -> save_results
+    # no progress bars in the executed notebooks: with ipywidgets installed they are widget
+    # outputs, which the book could only render with the widget JavaScript from a CDN
+    os.environ["TQDM_DISABLE"] = "1"
     try:
         papermill.execute_notebook(
             str(src), tmp, parameters=params, cwd=str(root / "notebooks"), progress_bar=progress,
@@ -703,8 +706,33 @@ def build_course_editions(root: Path) -> Path:
     return out
 
 
+def unfit_outputs(executed: Path) -> list[str]:
+    """Outputs of executed notebooks that must not reach the book: anything on stderr, a
+    printed warning, a widget (it needs the widget JavaScript from a CDN), an error."""
+    import nbformat
+
+    bad = []
+    for path in sorted(executed.glob("*.ipynb")):
+        if path.name.startswith(".") or path.name.endswith(".failed.ipynb"):
+            continue
+        nb = nbformat.read(path, as_version=4)
+        for i, cell in enumerate(nb.cells):
+            for out in cell.get("outputs", []):
+                text = "".join(out.get("text", "")) if out.get("output_type") == "stream" else ""
+                if out.get("name") == "stderr" or "Warning" in text or out.get("output_type") == "error":
+                    what = (text.strip().splitlines() or [out.get("ename", "")])[0][:100]
+                    bad.append(f"{path.name} cell {i}: {out.get('output_type')} {what!r}")
+                elif "application/vnd.jupyter.widget-view+json" in out.get("data", {}):
+                    bad.append(f"{path.name} cell {i}: a widget output (a progress bar?)")
+    return bad
+
+
 def build_book(root: Path) -> Path:
     """``jupyter-book build`` with warnings as errors; returns ``_build/html/index.html``."""
+    bad = unfit_outputs(root / EXECUTED)
+    if bad:
+        raise SystemExit("krepes: executed notebooks have output the book must not show (rerun them with "
+                         "--force; a warning is fixed in the notebook or the library):\n  " + "\n  ".join(bad))
     build_course_editions(root)
     exe = Path(sys.executable).with_name("jupyter-book")
     cmd = [str(exe) if exe.exists() else "jupyter-book", "build", str(root), "--path-output",

@@ -152,14 +152,39 @@ def _title(md: Path) -> str:
     return md.stem
 
 
-def equation_index(book: Path = ROOT / "book") -> dict:
-    """label → (page, number, page title): Sphinx numbers labelled display equations per page,
-    in order; this is the number the built book prints (checked by tests/test_browser.py)."""
-    index = {}
-    for md in sorted(book.glob("*.md")):
-        text = md.read_text()
-        for n, m in enumerate(re.finditer(r"\$\$(.+?)\$\$[ \t]*\(([A-Za-z0-9_-]+)\)", text, re.S), 1):
-            index[m.group(2)] = (md.stem, n, _title(md))
+EQ_LABELLED = re.compile(r"\$\$(.+?)\$\$[ \t]*\(([A-Za-z0-9_-]+)\)", re.S)
+
+
+def _page_texts(doc: str) -> list[str]:
+    """The MyST text of one table-of-contents entry: ``book/X.md``, or for an executed
+    notebook ``book/executed/NAME`` the markdown cells of ``notebooks/NAME.ipynb`` (the
+    generated report is read when it exists)."""
+    md = ROOT / f"{doc}.md"
+    if md.is_file():
+        return [md.read_text()]
+    nb = ROOT / "notebooks" / f"{Path(doc).name}.ipynb"
+    if nb.is_file():
+        return [c.source for c in nbformat.read(nb, as_version=4).cells if c.cell_type == "markdown"]
+    return []
+
+
+def equation_index(toc: Path = ROOT / "_toc.yml") -> dict:
+    """label → (page, number, page title) for every labelled display equation of the book.
+
+    Jupyter Book numbers labelled equations consecutively through the whole book in
+    table-of-contents order (chapter 1's are 1..k, the next chapter continues at k+1), so
+    the number of an equation depends on every page before it: the editions quote exactly
+    the number the built book prints (tests/test_browser.py compares them with the HTML)."""
+    spec = yaml.safe_load(toc.read_text())
+    docs = [spec["root"]] + [c["file"] for part in spec.get("parts", []) for c in part["chapters"]]
+    index, n = {}, 0
+    for doc in docs:
+        md = ROOT / f"{doc}.md"
+        title = _title(md) if md.is_file() else Path(doc).name
+        for text in _page_texts(doc):
+            for m in EQ_LABELLED.finditer(text):
+                n += 1
+                index[m.group(2)] = (Path(doc).stem, n, title)
     return index
 
 

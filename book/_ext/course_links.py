@@ -3,8 +3,9 @@ student edition at ``repository.url`` of _config.yml) and the editions directory
 
 ``krepes reproduce`` writes the student/instructor editions and autograder zips to
 ``_build/editions`` before the book is built (tools/editions.py); when that folder exists it is
-copied into the HTML output as ``editions/``.
+copied into the HTML output as ``editions/`` when the build has finished.
 """
+import shutil
 from pathlib import Path
 
 from docutils import nodes
@@ -22,13 +23,13 @@ def colab_role(name, rawtext, text, lineno, inliner, options=None, content=None)
     return [nodes.reference(rawtext, f"Open {text} in Colab", refuri=url)], []
 
 
-def _extra_path(app, config):
+def _copy_editions(app, error):
     editions = Path(app.confdir) / "_build" / "editions"
-    if editions.is_dir() and str(editions) not in config.html_extra_path:
-        config.html_extra_path.append(str(editions.parent / "editions"))
+    if error is None and app.builder.format == "html" and editions.is_dir():
+        shutil.copytree(editions, Path(app.outdir) / "editions", dirs_exist_ok=True)
 
 
 def setup(app):
     app.add_role("colab", colab_role)
-    app.connect("config-inited", _extra_path)
+    app.connect("build-finished", _copy_editions)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
