@@ -742,6 +742,10 @@ def build_book(root: Path) -> Path:
     if proc.returncode != 0:
         raise SystemExit(f"krepes: the book build failed (exit {proc.returncode}); see the warnings above.")
     index = root / "_build" / "html" / "index.html"
+    check = [sys.executable, str(root / "tools" / "editions.py"), "--check-html", str(index.parent)]
+    if subprocess.run(check, cwd=root).returncode != 0:
+        raise SystemExit("krepes: the course editions quote equation/exercise numbers the book does not print "
+                         "(see above); regenerate them: python tools/editions.py --editions DIR.")
     print(f"krepes: book written to {index}")
     return index
 

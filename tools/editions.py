@@ -168,6 +168,26 @@ def _page_texts(doc: str) -> list[str]:
     return []
 
 
+def _toc_docs(toc: Path = ROOT / "_toc.yml") -> list[str]:
+    spec = yaml.safe_load(toc.read_text())
+    return [spec["root"]] + [c["file"] for part in spec.get("parts", []) for c in part["chapters"]]
+
+
+EXERCISE = re.compile(r"^(`{3,}|:{3,})\{exercise\}", re.M)
+
+
+def exercise_index(toc: Path = ROOT / "_toc.yml") -> dict:
+    """page → the number the book prints for its first exercise. sphinx-exercise numbers
+    exercises consecutively through the whole book in table-of-contents order ("Exercise 27" is
+    the first of the stepwise chapter), so the editions use the same numbers."""
+    first, n = {}, 0
+    for doc in _toc_docs(toc):
+        first[Path(doc).stem] = n + 1
+        for text in _page_texts(doc):
+            n += len(EXERCISE.findall(text))
+    return first
+
+
 def equation_index(toc: Path = ROOT / "_toc.yml") -> dict:
     """label → (page, number, page title) for every labelled display equation of the book.
 
@@ -175,10 +195,8 @@ def equation_index(toc: Path = ROOT / "_toc.yml") -> dict:
     table-of-contents order (chapter 1's are 1..k, the next chapter continues at k+1), so
     the number of an equation depends on every page before it: the editions quote exactly
     the number the built book prints (tests/test_browser.py compares them with the HTML)."""
-    spec = yaml.safe_load(toc.read_text())
-    docs = [spec["root"]] + [c["file"] for part in spec.get("parts", []) for c in part["chapters"]]
     index, n = {}, 0
-    for doc in docs:
+    for doc in _toc_docs(toc):
         md = ROOT / f"{doc}.md"
         title = _title(md) if md.is_file() else Path(doc).name
         for text in _page_texts(doc):
@@ -274,9 +292,9 @@ generate: true
 """
 
 
-def _numbered_prompts(nb):
-    """'**Exercise k.**' in front of each prompt (the book numbers its exercise directives)."""
-    for k, q in enumerate(questions(nb), 1):
+def _numbered_prompts(nb, name):
+    """'**Exercise k.**' in front of each prompt, k as the book numbers it (:func:`exercise_index`)."""
+    for k, q in enumerate(questions(nb), exercise_index()[name]):
         first = nb.cells[q["prompt"][0]]
         first.source = re.sub(r"^\s*\d+\.\s*", "", first.source)
         first.source = f"**Exercise {k}.** " + first.source
@@ -293,7 +311,7 @@ def write_editions(names, out: Path, quiet: bool = True) -> dict:
             raise ValueError(f"{name} has no otter exercise blocks; only {COURSE} have editions")
         nb.cells = [c for c in nb.cells if _raw_kind(c) != ("CONFIG", None)]
         nb.cells.insert(0, nbformat.v4.new_raw_cell(ASSIGN_CONFIG))
-        _numbered_prompts(nb)
+        _numbered_prompts(nb, name)
         with tempfile.TemporaryDirectory() as tmp:
             master = Path(tmp) / f"{name}.ipynb"
             nbformat.write(nb, master)
@@ -323,11 +341,42 @@ def write_editions(names, out: Path, quiet: bool = True) -> dict:
     return done
 
 
+def html_numbers(html: Path) -> tuple[dict, dict]:
+    """(equation label → number, page → first exercise number) as a built book prints them."""
+    eqs, first = {}, {}
+    for page in Path(html).rglob("*.html"):
+        text = page.read_text(errors="replace")
+        for m in re.finditer(r'<span class="eqno">\((\d+)\)<a class="headerlink" href="#equation-([^"]+)"', text):
+            eqs[m.group(2)] = int(m.group(1))
+        nums = [int(x) for x in re.findall(r'<span class="caption-number">Exercise (\d+) ', text)]
+        if nums:
+            first[page.stem] = min(nums)
+    return eqs, first
+
+
+def check_numbers(html: Path) -> list[str]:
+    """Where the numbers the editions quote differ from the built book's (empty: none)."""
+    eqs, first = html_numbers(html)
+    bad = [f"equation {k}: editions say ({n}), the book ({eqs.get(k.lower())})"
+           for k, (_, n, _) in equation_index().items() if k.lower() in eqs and eqs[k.lower()] != n]
+    bad += [f"first exercise of {page}: editions say {exercise_index()[page]}, the book {n}"
+            for page, n in first.items() if exercise_index().get(page) != n]
+    if not eqs or not first:
+        bad.append(f"{html} has no numbered equations or exercises: not a built book?")
+    return bad
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("paths", nargs="*", help="SRC.py DST.ipynb (book notebook), or course notebook names with --editions")
     p.add_argument("--editions", metavar="OUT", help="write student/instructor editions and autograder zips here")
+    p.add_argument("--check-html", metavar="HTML", help="compare the equation and exercise numbers with a built book")
     a = p.parse_args(argv)
+    if a.check_html:
+        bad = check_numbers(Path(a.check_html))
+        for line in bad:
+            print("editions:", line, file=sys.stderr)
+        return 1 if bad else 0
     if a.editions:
         write_editions(a.paths or COURSE, Path(a.editions), quiet=False)
         return 0
