@@ -360,3 +360,200 @@ def test_kpca_gradient_penalty_is_not_convex_at_zero():
             ei, ej = np.eye(n)[i] * eps, np.eye(n)[j] * eps
             H[i, j] = (f(ei + ej) - f(ei - ej) - f(-ei + ej) + f(-ei - ej)) / (4 * eps**2)
     np.testing.assert_allclose(H, -2 * beta * np.eye(n), atol=1e-5)
+
+
+# --- the exercises reviewed in the second pass ----------------------------------------------------
+def test_derivations_ex1_covariance_bt_gradient_by_finite_differences():
+    """∇_{Z_a} L = Z̄_b G / B with G = 2(C − I), C = (Z̄_aᵀZ̄_b + Z̄_bᵀZ̄_a)/(2B)."""
+    rng = np.random.default_rng(0)
+    B, h = 7, 3
+    Za, Zb = rng.standard_normal((B, h)), rng.standard_normal((B, h))
+    Hc = np.eye(B) - 1.0 / B
+
+    def L(Za):
+        C = ((Hc @ Za).T @ (Hc @ Zb) + (Hc @ Zb).T @ (Hc @ Za)) / (2 * B)
+        return np.sum((C - np.eye(h)) ** 2)
+
+    C = ((Hc @ Za).T @ (Hc @ Zb) + (Hc @ Zb).T @ (Hc @ Za)) / (2 * B)
+    grad = (Hc @ Zb) @ (2 * (C - np.eye(h))) / B  # the solution's formula
+    eps, fd = 1e-6, np.zeros_like(Za)
+    for i in range(B):
+        for j in range(h):
+            E = np.zeros_like(Za)
+            E[i, j] = eps
+            fd[i, j] = (L(Za + E) - L(Za - E)) / (2 * eps)
+    np.testing.assert_allclose(grad, fd, rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(sw.CovarianceBarlowTwins().value_and_grad(Za, Zb)[1][0], grad, rtol=1e-12)
+
+
+def test_derivations_ex3_kpca_ignores_gamma_kae_does_not():
+    from krepes_lib.losses import kae, kpca
+
+    rng = np.random.default_rng(1)
+    B, m, h = 9, 5, 2
+    A = rng.standard_normal((m, h))
+    M = rng.standard_normal((m, m))
+    K_mm = M @ M.T + m * np.eye(m)
+    F, gamma = rng.standard_normal((B, h)), rng.standard_normal(h)
+    v0 = kpca.value(F, A, K_mm, beta=1.0)
+    assert np.isclose(kpca.value(F + gamma, A, K_mm, beta=1.0), v0, rtol=1e-12)
+    _, (gF, _) = kpca.value_and_grad(F, A, K_mm, beta=1.0)
+    np.testing.assert_allclose(gF.sum(0), 0.0, atol=1e-12)  # ∇_γ L = (∇_F L)ᵀ1 = 0
+    K_bm, k_diag, B_dec = rng.standard_normal((B, m)), rng.uniform(1, 2, B), rng.standard_normal((m, h))
+    Z = K_bm @ A
+    _, (gZ, _) = kae.value_and_grad(Z, K_bm, k_diag, B_dec, K_mm)
+    assert abs(kae.value(Z + gamma, K_bm, k_diag, B_dec, K_mm) - kae.value(Z, K_bm, k_diag, B_dec, K_mm)) > 1e-3
+    assert np.linalg.norm(gZ.sum(0)) > 1e-3  # KAE: a genuine ∇_γ
+
+
+def test_derivations_ex4_standardised_bt_has_no_small_init_regime(nb11_setup):
+    """Notebook 11 (seed 0) with "barlow_twins" instead of the covariance form."""
+    from krepes_lib.augment import TableAugmenter
+
+    gamma, model = nb11_setup
+    nys, G = gamma(1.0)
+    from krepes_lib import data
+    X = data.load("digits", n=300, seed=0).X.astype(np.float64)
+    G_eval = sw.contrastive_operator(nys, X, TableAugmenter(), n_draws=10, seed=2002)
+    lr = 0.5 / (8 * np.linalg.eigvalsh(G)[-1])
+    assert round(lr, 2) == 1.14
+    run = {loss: sw.track_spectrum(model(nys, 1e-3), X, loss, epochs=100, lr=lr, Gamma_eval=G_eval,
+                                   optimizer="sgd", augment=TableAugmenter(), seed=0, record_every=1)
+           for loss in ("barlow_twins", sw.CovarianceBarlowTwins())}
+    bt, cov = run["barlow_twins"], run[next(k for k in run if k != "barlow_twins")]
+    assert np.all(bt.eig[0] < 2e-8)
+    assert [float(f"{e:.2g}") for e in bt.eig[1]] == [4.2, 2.3, 0.68, 0.10, 0.0018]
+    assert [float(f"{e:.2g}") for e in bt.eig[100]] == [4.1, 2.4, 0.79, 0.061, 0.0018]
+    assert np.all(cov.eig[1] / cov.eig[0] < 1.4)
+    assert round(cov.eig[50][0], 2) == 0.98 and cov.eig[50][3] < 1e-4
+
+
+def test_stepwise_ex2_logistic_solution_of_the_aligned_flow():
+    from scipy.integrate import solve_ivp
+
+    lam, s0 = 0.7, 1e-3
+    sol = solve_ivp(lambda t, s: -4 * lam * s * (lam * s**2 - 1), (0, 6), [s0], rtol=1e-11, atol=1e-14,
+                    dense_output=True)
+    t = np.linspace(0, 6, 61)
+    c = lam * sol.sol(t)[0] ** 2
+    c0, rho = lam * s0**2, 8 * lam  # eq. (sw-logistic) with η = 1 (continuous time)
+    np.testing.assert_allclose(c, c0 * np.exp(rho * t) / (1 + c0 * (np.exp(rho * t) - 1)), rtol=1e-7)
+
+
+def test_stepwise_ex4_gamma_untrained_and_the_uncentred_operator(nb11_setup):
+    from krepes_lib import data
+    from krepes_lib.augment import TableAugmenter
+
+    rng = np.random.default_rng(2)
+    Za, Zb = rng.standard_normal((10, 3)), rng.standard_normal((10, 3))
+    _, (ga, gb) = sw.CovarianceBarlowTwins().value_and_grad(Za, Zb)
+    np.testing.assert_allclose(ga.sum(0), 0.0, atol=1e-12)  # ∇_γ L = 0 under centring
+    np.testing.assert_allclose(gb.sum(0), 0.0, atol=1e-12)
+    gamma, _ = nb11_setup
+    nys, G = gamma(1.0)
+    X = data.load("digits", n=300, seed=0).X.astype(np.float64)
+    aug, draws = TableAugmenter(), np.random.default_rng(1001)
+    Gu, mu = np.zeros_like(G), np.zeros(G.shape[0])
+    for _ in range(10):  # the same views as stepwise.contrastive_operator(seed=1001), without centring
+        Ka, Kb = nys.kernel(aug(X, draws), nys.landmarks), nys.kernel(aug(X, draws), nys.landmarks)
+        S = Ka.T @ Kb / X.shape[0]
+        Gu += 0.5 * (S + S.T) / 10
+        mu += 0.5 * (Ka.mean(0) + Kb.mean(0)) / 10
+    lc = np.linalg.eigvalsh(G)[::-1]
+    lu, Uu = np.linalg.eigh(Gu)
+    lu, u1 = lu[::-1], Uu[:, -1]
+    assert round(lu[0], 1) == 17.4 and round(lu[0] / lc[0]) == 317 and round(lc[0], 4) == 0.0548
+    assert round(abs(u1 @ mu) / np.linalg.norm(mu), 4) == 1.0
+    assert list(np.round(lu[1:3], 4)) == [0.0547, 0.038] and list(np.round(lc[:2], 4)) == [0.0548, 0.0382]
+    t_u = sw.predict(np.diag(lu[:4]), 3, 1 / (16 * lu[0]), c0=1e-6).step_times
+    t_c = sw.predict(np.diag(lc[:4]), 3, 1 / (16 * lc[0]), c0=1e-6).step_times
+    assert [round(t_u[0]), round(t_u[1])] == [31, 8776] and [round(t_c[0]), round(t_c[1])] == [31, 43]
+
+
+def test_kpca_gradient_ex2_small_delta_moves_the_huber_subspace_away():
+    from krepes_lib import data
+    from krepes_lib.kernels import Linear
+    from krepes_lib.landmarks import select_landmarks
+    from krepes_lib.nystrom import Nystrom
+
+    X0 = data.load("mnist_test", n=400, seed=0).X.astype(np.float64)
+    got = []
+    for s in (0, 1, 2):
+        X_all, out = kg.plant_outliers(X0, 0.05, 3.0, seed=s)
+        nys = Nystrom(Linear(), select_landmarks(X_all, m=100, method="uniform", seed=s), dtype=np.float64)
+        Phi = nys.feature_map(X_all)
+        ref = kg.nystrom_kpca(nys, X_all[~out], 3)
+        med = np.median(np.linalg.norm(Phi - np.median(Phi, 0), axis=1))
+        plain = kg.fit_robust(Phi, 3, np.inf, steps=200, seed=s)
+        row = [round(kg.subspace_angle(Phi[~out] @ plain.W, ref), 1)]
+        for scale in (1.0, 0.25):
+            hub = kg.fit_robust(Phi, 3, scale * med, steps=200, seed=s)
+            row += [round(kg.subspace_angle(Phi[~out] @ hub.W, ref), 1), round(float(hub.weights[~out].mean()), 2),
+                    round(float(hub.weights[out].mean()), 2)]
+        got.append(row)
+    assert [r[0] for r in got] == [82.6, 75.6, 76.9]
+    assert [r[1] for r in got] == [2.4, 2.7, 1.8] and [r[4] for r in got] == [4.9, 5.6, 5.6]
+    assert all(r[2] == 0.99 and r[5] == 0.31 and 0.14 <= r[3] <= 0.18 for r in got)
+
+
+def test_kpca_gradient_ex3_mean_is_stationary_for_every_orthonormal_W():
+    rng = np.random.default_rng(3)
+    Phi = rng.standard_normal((40, 6)) @ rng.standard_normal((6, 6))
+    mean = Phi.mean(0)
+    for _ in range(3):
+        W, _ = np.linalg.qr(rng.standard_normal((6, 2)))
+        eps = 1e-6
+        fd = np.array([(kg.huber_value(Phi, W, mean + eps * e, np.inf) - kg.huber_value(Phi, W, mean - eps * e, np.inf))
+                       / (2 * eps) for e in np.eye(6)])
+        np.testing.assert_allclose(fd, 0.0, atol=1e-8)
+        np.testing.assert_allclose(kg.huber_value_and_grad(Phi, W, mean, np.inf)[2], 0.0, atol=1e-12)
+        off = mean + rng.standard_normal(6)
+        assert np.linalg.norm(kg.huber_value_and_grad(Phi, W, off, np.inf)[2]) > 1e-3
+
+
+def test_interpretability_ex1_ex2_ex5_identities():
+    from krepes_lib.interpret import influence as I
+    from krepes_lib.interpret.metrics import spectral_entropy
+
+    rng = np.random.default_rng(4)
+    X, L, A = rng.standard_normal((20, 3)), rng.standard_normal((8, 3)), rng.standard_normal((8, 4))
+    k, j = RBF(sigma=1.5), 2
+    # ex1: a duplicated landmark with halved rows: same f, half the IS, concept scores split
+    L2, A2 = np.vstack([L, L[j:j + 1]]), np.vstack([A, A[j:j + 1] / 2])
+    A2[j] /= 2
+    np.testing.assert_allclose(I.representer_sum(k, L2, X, A2), I.representer_sum(k, L, X, A), rtol=1e-12)
+    IS, IS2 = I.influence_scores(k, L, X, A), I.influence_scores(k, L2, X, A2)
+    np.testing.assert_allclose(IS2[:, [j, -1]], np.column_stack([IS[:, j], IS[:, j]]) / 2, rtol=1e-12)
+    v = rng.standard_normal(4)
+    v /= np.linalg.norm(v)
+    c, c2 = I.concept_influence(k, L, X, A, v), I.concept_influence(k, L2, X, A2, v)
+    np.testing.assert_allclose(c2[:, j] + c2[:, -1], c[:, j], rtol=1e-12)
+    # ex2: IS ≥ |IS(·; v)|, equality for v ∥ A_l
+    assert np.all(IS + 1e-12 >= np.abs(c))
+    v_l = A[j] / np.linalg.norm(A[j])
+    np.testing.assert_allclose(np.abs(I.concept_influence(k, L, X, A, v_l)[:, j]), IS[:, j], rtol=1e-12)
+    # ex5: H invariant to scale and to A → AQ
+    Q, _ = np.linalg.qr(rng.standard_normal((4, 4)))
+    H = spectral_entropy(A)
+    assert np.isclose(spectral_entropy(7.5 * A), H, atol=1e-12) and np.isclose(spectral_entropy(A @ Q), H, atol=1e-12)
+
+
+def test_interpretability_ex3_alignment_gap_stays_small_as_the_bandwidth_shrinks():
+    from krepes_lib.interpret.tabular import alignment_gap
+
+    rng = np.random.default_rng(0)
+    L, Xt, A = rng.uniform(0, 1, (200, 1)), rng.uniform(0, 1, (300, 1)), rng.standard_normal((200, 4))
+    wide, narrow = (alignment_gap(RBF(sigma=s), L, Xt, A, Xt, L, feature=0, K=10, n_boot=0, seed=0) for s in (0.3, 0.003))
+    assert (round(wide.psi, 3), round(wide.gap, 3)) == (0.914, 0.117)
+    assert (round(narrow.psi, 3), round(narrow.psi_rand, 3), round(narrow.gap, 3)) == (0.997, 0.963, 0.034)
+
+
+def test_interpretability_ex7_entropy_of_the_step_settles_at_large_damping():
+    import krepes_lib as kr
+    from krepes_lib.studies import audits as AS
+
+    split = kr.data.load_split("mnist_test", n_train=1500, n_test=500, seed=0, shrink=True)
+    rows = {r["value"]: r for r in AS.entropy_sweep(split, "barlow_twins", [10.0, 100.0, 1000.0, 1e4], 0, n_batches=2,
+                                                     batch_size=128, cg_max_iter=100, dtype="float64")}
+    assert [round(rows[d]["H_delta"], 3) for d in (10.0, 100.0, 1000.0, 1e4)] == [0.292, 0.2, 0.187, 0.185]
+    assert round(rows[100.0]["H"], 4) == round(rows[None]["H"], 4) == 0.9507  # the PC initialisation's H
