@@ -95,17 +95,31 @@ def _grade(zip_path, nb_path, tmp_path):
     return {t["name"]: t["score"] for t in tests if "score" in t}
 
 
+#: the graded submissions run notebook 11 at a small size (the answers do not depend on it)
+SMALL = ('\nn, m, seeds, n_draws, epochs_factor = 150, 24, [0], 3, 1.0\n'
+         'other_losses = {k: {**v, "epochs": 5} for k, v in other_losses.items()}\n')
+
+
+def _submission(inst, path, wrong=False):
+    nb = nbformat.read(inst, as_version=4)
+    params = [c for c in nb.cells if c.cell_type == "code" and "parameters" in c.metadata.get("tags", [])]
+    assert len(params) == 1, "the instructor edition keeps the parameters cell"
+    params[0].source += SMALL
+    for c in nb.cells:  # a student who forgot the factor 2 in the exponent of c0 ∝ init_scale²
+        if wrong and c.cell_type == "code" and c.source.startswith("shift = "):
+            assert "shift = 2 * np.log(2)" in c.source
+            c.source = c.source.replace("shift = 2 * np.log(2)", "shift = np.log(2)")
+    path.parent.mkdir()
+    nbformat.write(nb, path)
+    return path
+
+
 def test_autograder_passes_instructor_and_fails_wrong_answer(built, tmp_path):
     out, done = built
     inst = done[GRADED]["instructor"]
-    scores = _grade(done[GRADED]["autograder"], inst, tmp_path)
+    good = _submission(inst, tmp_path / "right" / f"{GRADED}.ipynb")
+    scores = _grade(done[GRADED]["autograder"], good, tmp_path)
     assert scores == {"ex1": 1.0, "ex2": 1.0}, scores
-    wrong = nbformat.read(inst, as_version=4)
-    for c in wrong.cells:  # a student who forgot the factor 2 in the exponent of c0 ∝ init_scale²
-        if c.cell_type == "code" and c.source.startswith("shift = "):
-            c.source = c.source.replace("shift = 2 * np.log(2)", "shift = np.log(2)")
-    bad = tmp_path / "wrong" / f"{GRADED}.ipynb"
-    bad.parent.mkdir()
-    nbformat.write(wrong, bad)
+    bad = _submission(inst, tmp_path / "wrong" / f"{GRADED}.ipynb", wrong=True)
     scores = _grade(done[GRADED]["autograder"], bad, tmp_path)
     assert scores == {"ex1": 0.0, "ex2": 1.0}, scores

@@ -28,7 +28,9 @@ from __future__ import annotations
 
 import argparse
 import copy
+import functools
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -173,18 +175,28 @@ def _toc_docs(toc: Path = ROOT / "_toc.yml") -> list[str]:
     return [spec["root"]] + [c["file"] for part in spec.get("parts", []) for c in part["chapters"]]
 
 
-EXERCISE = re.compile(r"^(`{3,}|:{3,})\{exercise\}", re.M)
+EXERCISE = re.compile(r"^(?:`{3,}|:{3,})\{exercise\}[^\n]*\n(?::label:\s*(\S+))?", re.M)
+
+
+@functools.lru_cache(maxsize=4)
+def exercise_labels(toc: Path = ROOT / "_toc.yml") -> dict:
+    """exercise label → (page, number) as the book prints it. sphinx-exercise numbers exercises
+    consecutively through the whole book in table-of-contents order ("Exercise 27" is the first
+    of the stepwise chapter), so the editions use the same numbers."""
+    out, n = {}, 0
+    for doc in _toc_docs(toc):
+        for text in _page_texts(doc):
+            for m in EXERCISE.finditer(text):
+                n += 1
+                out[m.group(1) or f"{Path(doc).stem}#{n}"] = (Path(doc).stem, n)
+    return out
 
 
 def exercise_index(toc: Path = ROOT / "_toc.yml") -> dict:
-    """page → the number the book prints for its first exercise. sphinx-exercise numbers
-    exercises consecutively through the whole book in table-of-contents order ("Exercise 27" is
-    the first of the stepwise chapter), so the editions use the same numbers."""
-    first, n = {}, 0
-    for doc in _toc_docs(toc):
-        first[Path(doc).stem] = n + 1
-        for text in _page_texts(doc):
-            n += len(EXERCISE.findall(text))
+    """page → the number the book prints for its first exercise (:func:`exercise_labels`)."""
+    first = {}
+    for page, n in exercise_labels(toc).values():
+        first.setdefault(page, n)
     return first
 
 
@@ -223,6 +235,7 @@ def plain_markdown(text: str, eqs: dict | None = None, bib: dict | None = None) 
     eqs = equation_index() if eqs is None else eqs
     bib = bibliography() if bib is None else bib
     pages = {Path(p).stem: _title(p) for p in (ROOT / "book").glob("*.md")}
+    exercises = exercise_labels()
 
     def role(m):
         kind, arg = m.group(1), m.group(2)
@@ -234,6 +247,12 @@ def plain_markdown(text: str, eqs: dict | None = None, bib: dict | None = None) 
         if kind == "doc":
             inner = re.match(r"(.*?)\s*<(.+)>$", arg)
             return inner.group(1) if inner else f"*{pages.get(Path(arg).stem, arg)}*"
+        if kind == "numref":
+            inner = re.match(r"(.*?)\s*<(.+)>$", arg)
+            fmt, label = (inner.group(1), inner.group(2)) if inner else ("Exercise %s", arg)
+            if label not in exercises:
+                raise KeyError(f"numref {label!r} is not an exercise label of the book")
+            return fmt.replace("%s", str(exercises[label][1]))
         if kind.startswith("cite"):
             keys = [k.strip() for k in arg.split(",")]
             missing = [k for k in keys if k not in bib]
@@ -300,43 +319,58 @@ def _numbered_prompts(nb, name):
         first.source = f"**Exercise {k}.** " + first.source
 
 
-def write_editions(names, out: Path, quiet: bool = True) -> dict:
-    """Student + instructor notebooks and autograder zips under ``out`` (otter assign)."""
+def _otter_master(name, eqs, bib) -> nbformat.NotebookNode:
+    nb = plain_master(ROOT / "notebooks" / "src" / f"{name}.py", eqs, bib)
+    if not questions(nb):
+        raise ValueError(f"{name} has no otter exercise blocks; only {COURSE} have editions")
+    nb.cells = [c for c in nb.cells if _raw_kind(c) != ("CONFIG", None)]
+    nb.cells.insert(0, nbformat.v4.new_raw_cell(ASSIGN_CONFIG))
+    _numbered_prompts(nb, name)
+    return nb
+
+
+def _assign(name, nb, out: Path) -> dict:
+    """``otter assign`` one master notebook; student/instructor editions and the zip into ``out``."""
+    with tempfile.TemporaryDirectory() as tmp:
+        master = Path(tmp) / f"{name}.ipynb"
+        nbformat.write(nb, master)
+        proc = subprocess.run([sys.executable, "-m", "otter", "assign", str(master), str(Path(tmp) / "dist")],
+                              capture_output=True, text=True, cwd=tmp)
+        if proc.returncode:
+            raise RuntimeError(f"otter assign failed on {name}:\n{proc.stdout}\n{proc.stderr}")
+        dist = Path(tmp) / "dist"
+        for edition, sub in (("student", "student"), ("instructor", "autograder")):
+            ed = nbformat.read(dist / sub / f"{name}.ipynb", as_version=4)
+            if edition == "instructor":  # the solution follows; no "type your answer" line
+                ed.cells = [c for c in ed.cells if "otter_answer_cell" not in c.metadata.get("tags", [])]
+            ed.cells.insert(1, header_cell(name, edition))
+            for k, c in enumerate(ed.cells):
+                c.id = f"cell-{k:02d}"
+                if c.cell_type == "code":
+                    c.outputs, c.execution_count = [], None
+            (out / edition).mkdir(parents=True, exist_ok=True)
+            nbformat.write(ed, out / edition / f"{name}.ipynb")
+        (out / "autograder").mkdir(parents=True, exist_ok=True)
+        zips = sorted((dist / "autograder").glob("*.zip"))
+        shutil.copyfile(zips[-1], out / "autograder" / f"{name}-autograder.zip")
+    done = {e: out / e / f"{name}.ipynb" for e in ("student", "instructor")}
+    done["autograder"] = out / "autograder" / f"{name}-autograder.zip"
+    return done
+
+
+def write_editions(names, out: Path, quiet: bool = True, jobs: int | None = None) -> dict:
+    """Student + instructor notebooks and autograder zips under ``out`` (``otter assign``, one
+    process per notebook, ``jobs`` at a time: default the number of CPUs)."""
+    from concurrent.futures import ThreadPoolExecutor
+
     out = Path(out)
     eqs, bib = equation_index(), bibliography()
-    done = {}
-    for name in names:
-        nb = plain_master(ROOT / "notebooks" / "src" / f"{name}.py", eqs, bib)
-        if not questions(nb):
-            raise ValueError(f"{name} has no otter exercise blocks; only {COURSE} have editions")
-        nb.cells = [c for c in nb.cells if _raw_kind(c) != ("CONFIG", None)]
-        nb.cells.insert(0, nbformat.v4.new_raw_cell(ASSIGN_CONFIG))
-        _numbered_prompts(nb, name)
-        with tempfile.TemporaryDirectory() as tmp:
-            master = Path(tmp) / f"{name}.ipynb"
-            nbformat.write(nb, master)
-            proc = subprocess.run([sys.executable, "-m", "otter", "assign", str(master), str(Path(tmp) / "dist")],
-                                  capture_output=True, text=True, cwd=tmp)
-            if proc.returncode:
-                raise RuntimeError(f"otter assign failed on {name}:\n{proc.stdout}\n{proc.stderr}")
-            dist = Path(tmp) / "dist"
-            for edition, sub in (("student", "student"), ("instructor", "autograder")):
-                ed = nbformat.read(dist / sub / f"{name}.ipynb", as_version=4)
-                if edition == "instructor":  # the solution follows; no "type your answer" line
-                    ed.cells = [c for c in ed.cells if "otter_answer_cell" not in c.metadata.get("tags", [])]
-                ed.cells.insert(1, header_cell(name, edition))
-                for k, c in enumerate(ed.cells):
-                    c.id = f"cell-{k:02d}"
-                    if c.cell_type == "code":
-                        c.outputs, c.execution_count = [], None
-                (out / edition).mkdir(parents=True, exist_ok=True)
-                nbformat.write(ed, out / edition / f"{name}.ipynb")
-            (out / "autograder").mkdir(parents=True, exist_ok=True)
-            zips = sorted((dist / "autograder").glob("*.zip"))
-            shutil.copyfile(zips[-1], out / "autograder" / f"{name}-autograder.zip")
-        done[name] = {e: out / e / f"{name}.ipynb" for e in ("student", "instructor")}
-        done[name]["autograder"] = out / "autograder" / f"{name}-autograder.zip"
-        if not quiet:
+    masters = {name: _otter_master(name, eqs, bib) for name in names}
+    with ThreadPoolExecutor(max_workers=jobs or os.cpu_count() or 1) as pool:
+        futures = {name: pool.submit(_assign, name, nb, out) for name, nb in masters.items()}
+        done = {name: f.result() for name, f in futures.items()}
+    if not quiet:
+        for name in done:
             print(f"editions: {name} → {out}/{{student,instructor,autograder}}")
     return done
 

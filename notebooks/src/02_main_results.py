@@ -262,7 +262,7 @@ save_results(
 #
 # ## Exercises
 #
-# Exercises 1–3 use `datasets = ["digits"]` and `losses = ["kpca", "barlow_twins", "simclr",
+# {numref}`Exercises %s <nb02-ex1>`–{numref}`%s <nb02-ex3>` use `datasets = ["digits"]` and `losses = ["kpca", "barlow_twins", "simclr",
 # "vicreg"]` (seconds on a laptop); `tests/test_exercises.py` recomputes the numbers quoted in
 # the solutions.
 
@@ -325,7 +325,7 @@ save_results(
 # manual: true
 
 # %% [markdown]
-# *(15 min)* With the RBF settings of exercise 1, take Barlow Twins' three paired differences
+# *(15 min)* With the RBF settings of {numref}`nb02-ex1`, take Barlow Twins' three paired differences
 # (trained − PC init) and their standard deviation s. If s stayed the same, how many seeds n would
 # make the observed mean difference significant in a one-sided t-test at α = 0.05 (ignore the
 # Holm correction), i.e. the smallest n with $t_{0.95,\,n-1}\,s/\sqrt n <$ mean?
