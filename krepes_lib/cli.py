@@ -444,6 +444,7 @@ def run_notebook(root: Path, name: str, profile: str, exp: dict, force: bool = F
     nb = nbformat.read(tmp, as_version=4)
     nb.metadata["krepes"] = {"fingerprint": fp, "profile": profile, "parameters": params,
                              "provenance": prov.as_dict()}
+    drop_widget_outputs(nb)
     nbformat.write(nb, tmp)
     _readable_mode(tmp)
     os.replace(tmp, out)
@@ -704,6 +705,17 @@ def build_course_editions(root: Path) -> Path:
     if subprocess.run(cmd, cwd=root).returncode != 0:
         raise SystemExit("krepes: writing the course editions failed; see the error above.")
     return out
+
+
+def drop_widget_outputs(nb) -> None:
+    """Remove widget outputs (progress bars: tqdm with an explicit ``disable=`` ignores
+    TQDM_DISABLE) and the saved widget state: the book could only draw them with the widget
+    JavaScript from a CDN, and a finished progress bar is not a result."""
+    widget = "application/vnd.jupyter.widget-view+json"
+    for cell in nb.cells:
+        if "outputs" in cell:
+            cell.outputs = [o for o in cell.outputs if widget not in o.get("data", {})]
+    nb.metadata.pop("widgets", None)
 
 
 def unfit_outputs(executed: Path) -> list[str]:
