@@ -156,10 +156,23 @@ def test_in_browser_notebook_runs_a_cell_offline(browser, served):
     page = opened.value
     page.wait_for_selector(".jp-Notebook .jp-CodeCell .cm-content", timeout=120000)
     t0 = time.time()
-    page.locator(".jp-Notebook .jp-CodeCell .cm-content").first.click()
-    page.keyboard.press("Shift+Enter")
-    out = page.locator(".jp-Notebook .jp-CodeCell").first.locator(".jp-OutputArea-output")
-    out.wait_for(timeout=240000)
+    # the Pyodide kernel starts in the page (~20 s idle, minutes on a loaded machine)
+    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=420000)
+    cell = page.locator(".jp-Notebook .jp-CodeCell").first
+    out = cell.locator(".jp-OutputArea-output")
+    for attempt in range(2):  # a keystroke that reached no cell is retried once
+        cell.locator(".cm-content").click()
+        page.keyboard.press("Shift+Enter")
+        try:
+            out.wait_for(timeout=180000)
+            break
+        except Exception:
+            prompt = cell.locator(".jp-InputPrompt").inner_text()
+            if "*" in prompt:  # queued or running: give it longer
+                out.wait_for(timeout=240000)
+                break
+            if attempt:
+                raise AssertionError(f"no output after {time.time() - t0:.0f} s (prompt {prompt!r})") from None
     text = out.inner_text()
     page.wait_for_timeout(500)
     _shot(page, "in_browser_notebook.png")
