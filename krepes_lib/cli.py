@@ -719,19 +719,22 @@ def drop_widget_outputs(nb) -> None:
     nb.metadata.pop("widgets", None)
 
 
-#: warnings the library issues on purpose to tell the reader about a run (a CG cap, a step that
-#: raised its loss): printed by the notebook and listed by ``krepes reproduce``, not refused
-RUN_WARNINGS = ("KrepesWarning", "ConvergenceWarning", "LossIncreaseWarning")
+def library_warnings() -> set[str]:
+    """Names of the warning classes krepes_lib defines: the library telling the reader about a
+    run (a CG cap, a step that raised its loss, concentrated influence, an unverified file)."""
+    pkg = Path(__file__).resolve().parent
+    return {m for f in pkg.rglob("*.py") for m in re.findall(r"^class (\w+Warning)\(", f.read_text(), re.M)}
 
 
 def unfit_outputs(executed: Path) -> tuple[list[str], list[str]]:
     """``(refused, notices)`` over the executed notebooks' outputs. Refused: anything on stderr or
-    a printed warning other than the library's own run warnings (:data:`RUN_WARNINGS`, e.g. the
-    ``TqdmWarning`` of a missing ipywidgets), an error, a widget (it needs the widget JavaScript
-    from a CDN). Notices: the library's run warnings, one line each."""
+    a printed warning other than the library's own (:func:`library_warnings`, issued from
+    krepes_lib) — e.g. the ``TqdmWarning`` of a missing ipywidgets, a NumPy RuntimeWarning —, an
+    error, a widget (it needs the widget JavaScript from a CDN). Notices: the library's
+    warnings, one line each."""
     import nbformat
 
-    bad, notices = [], []
+    bad, notices, ours = [], [], library_warnings()
     for path in sorted(executed.glob("*.ipynb")):
         if path.name.startswith(".") or path.name.endswith(".failed.ipynb"):
             continue
@@ -740,10 +743,11 @@ def unfit_outputs(executed: Path) -> tuple[list[str], list[str]]:
             for out in cell.get("outputs", []):
                 text = "".join(out.get("text", "")) if out.get("output_type") == "stream" else ""
                 if out.get("name") == "stderr" or "Warning" in text or out.get("output_type") == "error":
-                    kinds = re.findall(r"^\S+:\d+: (\w+): ", text, re.M)
+                    kinds = re.findall(r"^(\S+):\d+: (\w+): ", text, re.M)
                     what = (text.strip().splitlines() or [out.get("ename", "")])[0][:100]
                     line = f"{path.name} cell {i}: {out.get('output_type')} {what!r}"
-                    ok = out.get("output_type") == "stream" and kinds and all(k in RUN_WARNINGS for k in kinds)
+                    ok = out.get("output_type") == "stream" and kinds and all(
+                        "krepes_lib" in Path(f).parts and k in ours for f, k in kinds)
                     (notices if ok else bad).append(line)
                 elif "application/vnd.jupyter.widget-view+json" in out.get("data", {}):
                     bad.append(f"{path.name} cell {i}: a widget output (a progress bar?)")

@@ -21,9 +21,11 @@ def test_warnings_widgets_and_errors_are_refused_run_warnings_are_listed(tmp_pat
     _nb(tmp_path / "c.ipynb", stream("display_data", data={WIDGET: {"model_id": "m"}, "text/plain": "0%"}))
     _nb(tmp_path / "d.ipynb", stream("error", ename="ValueError", evalue="x", traceback=[]))
     _nb(tmp_path / "e.ipynb", stream("stream", name="stdout", text="all fine\n"))
+    _nb(tmp_path / "f.ipynb", stream("stream", name="stderr",
+                                     text="/x/krepes_lib/stats.py:3: RuntimeWarning: divide by zero encountered\n"))
     _nb(tmp_path / "a.failed.ipynb", stream("error", ename="ValueError", evalue="x", traceback=[]))
     bad, notices = cli.unfit_outputs(tmp_path)
-    assert [b.split()[0] for b in bad] == ["a.ipynb", "c.ipynb", "d.ipynb"], bad
+    assert [b.split()[0] for b in bad] == ["a.ipynb", "c.ipynb", "d.ipynb", "f.ipynb"], bad
     assert [n.split()[0] for n in notices] == ["b.ipynb"], notices
 
 
