@@ -21,9 +21,16 @@ Policy
   are passed. With a GPU, the variable chooses where *new* arrays go (:func:`default_xp`);
   arrays the caller passes still decide their own namespace (a NumPy X computes on the host:
   move it with ``kr.to_device(X)`` to compute on the GPU).
+* **Every host↔device crossing is explicit**: :func:`to_device` (host → device) and
+  :func:`to_host` (device → host, ``.get()``) are the only ways across; a NumPy function
+  given a device array, ``np.asarray(dev)`` or ``float(dev)`` of a non-scalar fail on CuPy,
+  and the test suite runs the numerical core on a stand-in that fails the same way
+  (``tests/cupy_standin.py``, installed by :func:`_use_device_namespace`, never by a user
+  setting).
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 from typing import Any
@@ -51,8 +58,13 @@ _BACKEND_ENV = "KREPES_BACKEND"
 _DTYPE_ENV = "KREPES_DTYPE"
 
 
+# The device namespace a test installs in place of CuPy (tests/cupy_standin.py): a stack of
+# (namespace, scipy.linalg counterpart, module root of its array type). Empty for every user.
+_DEVICE_OVERRIDE: list = []
+
+
 @functools.lru_cache(maxsize=1)
-def _cupy_or_none():
+def _real_cupy_or_none():
     """Import CuPy and check that a device really works; ``None`` otherwise (cached)."""
     try:
         import cupy  # noqa: F401
@@ -93,6 +105,53 @@ def backend_name() -> str:
         return "numpy"
     return "cupy" if _cupy_or_none() is not None else "numpy"
 
+def _cupy_or_none():
+    """The device namespace: a test's stand-in while one is installed, else CuPy when a GPU
+    works, else ``None`` (``cache_clear`` forgets the cached CuPy probe)."""
+    if _DEVICE_OVERRIDE:
+        return _DEVICE_OVERRIDE[-1][0]
+    return _real_cupy_or_none()
+
+
+_cupy_or_none.cache_clear = _real_cupy_or_none.cache_clear
+
+
+@contextlib.contextmanager
+def _use_device_namespace(xp, scipy_linalg_module):
+    """Tests only: use ``xp`` (a CuPy stand-in) as the device namespace inside the block.
+
+    ``default_xp`` / ``gpu_available`` / ``KREPES_BACKEND=cupy`` then see it as the GPU, its
+    arrays count as device arrays (:func:`is_device_array`), :func:`get_xp` returns it and
+    :func:`scipy_linalg` gives ``scipy_linalg_module``. No environment variable or public
+    name reaches this: a user's process always gets real CuPy or NumPy.
+    """
+    root = xp.ndarray.__module__.split(".")[0]
+    if root in ("numpy", "cupy"):
+        raise ValueError("_use_device_namespace takes a stand-in namespace, not numpy or cupy.")
+    _DEVICE_OVERRIDE.append((xp, scipy_linalg_module, root))
+    try:
+        yield xp
+    finally:
+        _DEVICE_OVERRIDE.pop()
+
+
+def _device_root(a):
+    """The module root of a device array's type ("cupy" or a stand-in's); None for others."""
+    root = type(a).__module__.split(".")[0]
+    if root == "cupy" or any(root == r for _, _, r in _DEVICE_OVERRIDE):
+        return root
+    return None
+
+
+def _device_namespace(root):
+    """The namespace of a device-array module root (imports CuPy only when asked)."""
+    for xp, _, r in reversed(_DEVICE_OVERRIDE):
+        if root == r:
+            return xp
+    import cupy
+
+    return cupy
+
 
 def gpu_available() -> bool:
     """True when CuPy imports and a CUDA device answers (cached after the first call).
@@ -115,8 +174,12 @@ def default_xp():
 
 
 def is_device_array(a: Any) -> bool:
-    """True for a CuPy array (checked without importing CuPy)."""
-    return type(a).__module__.split(".")[0] == "cupy"
+    """True for a CuPy array (checked by its type's module, without importing CuPy).
+
+    Torch CUDA tensors are not device arrays here (they expose ``__cuda_array_interface__``
+    too): :mod:`krepes_lib.neural` converts them through DLPack explicitly.
+    """
+    return _device_root(a) is not None
 
 
 def get_xp(*arrays: Any):
@@ -131,27 +194,25 @@ def get_xp(*arrays: Any):
         When host (NumPy) and device (CuPy) arrays are mixed; move them with
         :func:`to_device` / :func:`to_host` first.
     """
-    on_device = None
+    on_device, dev_root = None, None
     for a in arrays:
         if a is None or isinstance(a, (int, float, complex, bool, np.generic)):
             continue
-        dev = is_device_array(a)
+        root = _device_root(a)
+        dev = root is not None
         if on_device is None:
-            on_device = dev
-        elif on_device != dev:
+            on_device, dev_root = dev, root
+        elif on_device != dev or root != dev_root:
             raise TypeError(
                 "get_xp: host (NumPy) and device (CuPy) arrays were mixed in one call; "
                 "move them to one place with krepes_lib.backend.to_device(x, xp) or to_host(x)."
             )
-    if on_device:
-        import cupy
-
-        return cupy
-    return np
+    return _device_namespace(dev_root) if on_device else np
 
 
 def to_host(a: Any) -> np.ndarray:
-    """A NumPy copy of ``a`` (no copy when it is already a NumPy array)."""
+    """``a`` as a NumPy array: the explicit device → host copy (``.get()``) for a device
+    array, no copy for a NumPy array, ``numpy.asarray`` for anything else (lists, scalars)."""
     if is_device_array(a):
         return a.get()
     return np.asarray(a)
@@ -252,6 +313,9 @@ def scipy_linalg(xp):
         import scipy.linalg
 
         return scipy.linalg
+    for ns, sla, _ in reversed(_DEVICE_OVERRIDE):
+        if xp is ns:
+            return sla
     import cupyx.scipy.linalg
 
     return cupyx.scipy.linalg

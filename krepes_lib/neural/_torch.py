@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..backend import is_device_array
+from ..backend import get_xp, is_device_array
 
 __all__ = ["require_torch", "to_tensor", "from_tensor", "torch_dtype", "from_torch", "to_torch", "INSTALL_HINT"]
 
@@ -44,7 +44,7 @@ def torch_dtype(dtype):
 
 def to_tensor(x):
     """A NumPy array as a CPU tensor (shared memory; read-only arrays are copied) or a CuPy
-    array as a CUDA tensor (DLPack)."""
+    array as a CUDA tensor (DLPack: no copy, no trip to the host)."""
     torch = require_torch()
     if is_device_array(x):
         return torch.from_dlpack(x)
@@ -55,12 +55,11 @@ def to_tensor(x):
 
 
 def from_tensor(t, like):
-    """``t`` in the namespace of ``like``: NumPy for a NumPy ``like``, CuPy (DLPack) otherwise."""
+    """``t`` in the namespace of ``like``: NumPy for a NumPy ``like``; for a device ``like``
+    the device namespace's ``from_dlpack`` (a CUDA tensor becomes a CuPy array without a copy)."""
     t = t.detach()
     if is_device_array(like):
-        import cupy
-
-        return cupy.from_dlpack(t.contiguous())
+        return get_xp(like).from_dlpack(t.contiguous())
     return t.cpu().numpy()
 
 
