@@ -5,6 +5,7 @@ Usage::
     python benchmarks/run.py                 # default problem, 1 BLAS thread, < 5 min
     python benchmarks/run.py --quick         # smaller problem (CI / a smoke test)
     python benchmarks/run.py --threads 2 --out /tmp/perf.json --no-book
+    python benchmarks/run.py --device gpu    # the library on CuPy, the torch twins on CUDA
 
 Lines (book: *Performance*, ``book/performance.md``):
 
@@ -32,6 +33,12 @@ difference). Ratios are ``peer / ours`` (speed-up, > 1: the library is faster) o
 (``benchmarks/results/perf-<UTC time>.json`` and ``latest.json``, or ``--out``), and
 rendered for the book (``book/generated/performance_table.md`` and ``performance.png``).
 Peers (torch, scikit-learn, matplotlib) are benchmark dependencies only.
+
+``--device gpu`` runs the library on the device namespace (CuPy; the rows are moved there once,
+before any timer) and the PyTorch twins on the tensors' device (CUDA, through DLPack); every
+timed call is followed by a device synchronisation. scikit-learn peers stay on the host (lines
+3 and 6 then compare a GPU with the CPU). Results go to ``results/perf-gpu-<time>.json``; the
+book's CPU table is not overwritten.
 """
 from __future__ import annotations
 
@@ -55,6 +62,8 @@ def _parse(argv=None):
     ap.add_argument("--audit-cg", type=int, default=20, help="CG iteration cap of the audit line (both sides)")
     ap.add_argument("--out", default=None, help="JSON path (default benchmarks/results/perf-<time>.json)")
     ap.add_argument("--no-book", action="store_true", help="do not write book/generated/*")
+    ap.add_argument("--device", choices=("cpu", "gpu"), default="cpu",
+                    help="cpu (NumPy, default) or gpu (CuPy + CUDA tensors; implies --no-book)")
     return ap.parse_args(argv)
 
 
@@ -79,18 +88,35 @@ LOSSES3 = ("barlow_twins", "simclr", "vicreg")
 
 
 # --- measurement ----------------------------------------------------------------------------
+SYNC = [lambda: None]  # waits for queued device work (set by main for --device gpu)
+
+
 def interleaved(fns: dict, repeats: int, warmup: bool = True) -> dict:
-    """Best wall time of each callable over ``repeats`` rounds that alternate between them."""
+    """Best wall time of each callable over ``repeats`` rounds that alternate between them
+    (each call followed by a device synchronisation on a GPU)."""
+    sync = SYNC[0]
     if warmup:
         for f in fns.values():
             f()
+        sync()
     best = {k: float("inf") for k in fns}
     for _ in range(repeats):
         for k, f in fns.items():
+            sync()
             t0 = time.perf_counter()
             f()
+            sync()
             best[k] = min(best[k], time.perf_counter() - t0)
     return best
+
+
+def host(a):
+    """Any array or tensor as a NumPy array (the explicit device -> host copy)."""
+    if hasattr(a, "detach"):
+        return a.detach().cpu().numpy()
+    from krepes_lib.backend import to_host
+
+    return to_host(a)
 
 
 def load_avg() -> str:
@@ -101,8 +127,8 @@ def load_avg() -> str:
 
 
 def rel(a, b) -> float:
-    a = np.asarray(a, dtype=np.float64)
-    b = np.asarray(b, dtype=np.float64)
+    a = np.asarray(host(a), dtype=np.float64)
+    b = np.asarray(host(b), dtype=np.float64)
     return float(np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-300))
 
 
@@ -140,8 +166,13 @@ def load_data(n):
 
 
 def noise_augment(Xb, rng):
-    """The views of lines 1, 2, 4, 5: Xb + 0.1·N(0, 1), drawn in float32 from the host RNG."""
-    return Xb + np.float32(0.1) * rng.standard_normal(Xb.shape, dtype=np.float32)
+    """The views of lines 1, 2, 4, 5: Xb + 0.1·N(0, 1), drawn in float32 from the host RNG
+    (moved to Xb's device first, so both devices see the same views)."""
+    from krepes_lib.backend import get_xp
+
+    noise = rng.standard_normal(Xb.shape, dtype=np.float32)
+    xp = get_xp(Xb)
+    return Xb + np.float32(0.1) * (noise if xp is np else xp.asarray(noise))
 
 
 # --- lines ----------------------------------------------------------------------------------
@@ -151,11 +182,11 @@ def line_epoch(P, rows):
     import twins
 
     X, B, nys, h = P["X"], P["B"], P["nys"], P["h"]
-    L = np.asarray(nys.landmarks)
+    L = nys.landmarks
     hyper = ad.adam_hyper()
     n_batches = X.shape[0] // B
-    A0 = np.asarray(ad.model(nys, h).params["A_tilde"])
-    g0 = np.zeros(h, np.float32)
+    A0 = ad.model(nys, h).params["A_tilde"]
+    g0 = P["xp"].zeros(h, np.float32)
     epochs = {}
     for loss in LOSSES3:
         out = {}
@@ -183,28 +214,28 @@ def line_floor(P, rows):
     import adapters as ad
     from krepes_lib.augment import make_augmenter
 
-    X, B, nys, h = P["X"], P["B"], P["nys"], P["h"]
+    X, B, nys, h, xp = P["X"], P["B"], P["nys"], P["h"], P["xp"]
     m, d = nys.m, X.shape[1]
     n_batches = X.shape[0] // B
     L = nys.landmarks
     rng = np.random.default_rng(1)
-    X2 = np.ascontiguousarray(X[: 2 * B])
-    A = rng.standard_normal((m, h)).astype(np.float32)
-    dF = rng.standard_normal((2 * B, h)).astype(np.float32)
-    K = np.empty((2 * B, m), np.float32)
-    Ls = np.ascontiguousarray(-L / np.float32(P["sigma"] ** 2))  # keeps exp's argument ≤ 0 (no overflow)
+    X2 = xp.ascontiguousarray(X[: 2 * B])
+    A = xp.asarray(rng.standard_normal((m, h)).astype(np.float32))
+    dF = xp.asarray(rng.standard_normal((2 * B, h)).astype(np.float32))
+    K = xp.empty((2 * B, m), np.float32)
+    Ls = xp.ascontiguousarray(-L / np.float32(P["sigma"] ** 2))  # keeps exp's argument ≤ 0 (no overflow)
 
     def floor():  # per batch: X·Lᵀ into the block, exp in place, K·Ã, Kᵀ·∇F
         for _ in range(n_batches):
-            np.matmul(X2, Ls.T, out=K)
-            np.exp(K, out=K)
+            xp.matmul(X2, Ls.T, out=K)
+            xp.exp(K, out=K)
             K @ A
             K.T @ dF
 
     def kernel_floor():  # the kernel block's share of the floor: X·Lᵀ and exp
         for _ in range(n_batches):
-            np.matmul(X2, Ls.T, out=K)
-            np.exp(K, out=K)
+            xp.matmul(X2, Ls.T, out=K)
+            xp.exp(K, out=K)
 
     def kernel_blocks():  # the library's kernel block of 2B rows, as training computes it
         for _ in range(n_batches):
@@ -213,7 +244,7 @@ def line_floor(P, rows):
 
     def gemm_only():
         for _ in range(n_batches):
-            np.matmul(X2, Ls.T, out=K)
+            xp.matmul(X2, Ls.T, out=K)
             K @ A
             K.T @ dF
 
@@ -264,13 +295,13 @@ def line_features(P, rows):
     import sklearn
     from sklearn.kernel_approximation import Nystroem
 
-    X, m, sigma = P["X"], P["m"], P["sigma"]
-    sk = Nystroem(kernel="rbf", gamma=1.0 / (2.0 * sigma**2), n_components=m, random_state=0).fit(X)
-    nys = ad.rbf_nystrom(X[sk.component_indices_], sigma)
-    Phi = ad.features(nys, X[:300])
-    Psi = sk.transform(X[:300])
+    X, Xh, m, sigma, xp = P["X"], P["X_host"], P["m"], P["sigma"], P["xp"]
+    sk = Nystroem(kernel="rbf", gamma=1.0 / (2.0 * sigma**2), n_components=m, random_state=0).fit(Xh)
+    nys = ad.rbf_nystrom(X[xp.asarray(sk.component_indices_)], sigma)
+    Phi = host(ad.features(nys, X[:300]))
+    Psi = sk.transform(Xh[:300])
     check = rel(Phi.astype(np.float64) @ Phi.T, Psi @ Psi.T)  # same Nyström kernel K̃ = ΦΦᵀ
-    t = interleaved({"ours": lambda: ad.features(nys, X), "peer": lambda: sk.transform(X)}, P["repeats"])
+    t = interleaved({"ours": lambda: ad.features(nys, X), "peer": lambda: sk.transform(Xh)}, P["repeats"])
     rows.append(row(3, f"Nyström features ({X.shape[0]}×{m}, rank {nys.rank})", t["ours"], t["peer"],
                     f"scikit-learn {sklearn.__version__} Nystroem.transform", t["peer"] / t["ours"],
                     "peer/ours", (">=", 1.5), check, "float32", P["threads"],
@@ -293,11 +324,11 @@ def line_ggn(P, rows):
         _, g = prob.value_and_grad()
         V = {kk: g[kk] for kk in op.keys}
         tw = twins.GGNTwin(loss, [prob.batch.K], mdl.params["A_tilde"], mdl.params["gamma"], P["damping"])
-        v_t = (torch.from_numpy(V["A_tilde"]), torch.from_numpy(V["gamma"]))
+        v_t = (twins.as_t(V["A_tilde"]), twins.as_t(V["gamma"]))
         ours_v = ad.ggn_matvec(op, V)
         peer_v = tw.matvec(v_t)
-        check = rel(np.concatenate([ours_v["A_tilde"].ravel(), ours_v["gamma"]]),
-                    np.concatenate([peer_v[0].numpy().ravel(), peer_v[1].numpy()]))
+        check = rel(np.concatenate([host(ours_v["A_tilde"]).ravel(), host(ours_v["gamma"])]),
+                    np.concatenate([host(peer_v[0]).ravel(), host(peer_v[1])]))
         _, gt = tw.gradient()
         t = interleaved({  # cheap calls: more rounds, a steadier minimum
             "grad": lambda: ad.gradient(mdl, loss, views),
@@ -327,15 +358,15 @@ def line_audit(P, rows):
     import twins
 
     X, nys, h = P["X"], P["nys"], P["h"]
-    L = np.asarray(nys.landmarks)
+    L = nys.landmarks
     batches = ad.view_batches(X, 4, 256, noise_augment, seed=0)
     for loss in LOSSES3:
         mdl = ad.model(nys, h)
         A0, g0 = mdl.params["A_tilde"].copy(), mdl.params["gamma"].copy()
         dA, dg, iters, after = ad.audit(mdl, loss, batches, P["damping"], cg_max_iter=P["audit_cg"])
         (tA, tg), t_after = twins.audit_twin(loss, batches, L, P["sigma"], A0, g0, P["damping"], iters)
-        check = rel(np.concatenate([np.asarray(dA).ravel(), dg]),
-                    np.concatenate([tA.numpy().ravel(), tg.numpy()]))
+        check = rel(np.concatenate([host(dA).ravel(), host(dg)]),
+                    np.concatenate([host(tA).ravel(), host(tg)]))
         t = interleaved({
             "ours": lambda: ad.audit(mdl, loss, batches, P["damping"], cg_max_iter=P["audit_cg"]),
             "peer": lambda: twins.audit_twin(loss, batches, L, P["sigma"], A0, g0, P["damping"], iters),
@@ -352,11 +383,12 @@ def line_kmeanspp(P, rows):
     from sklearn.cluster import kmeans_plusplus
 
     # half the rows and half the landmarks: scikit-learn's seeding takes seconds per call here
-    X, m = P["X"][: P["X"].shape[0] // 2], P["m"] // 2
+    half = P["X"].shape[0] // 2
+    Xd, X, m = P["X"][:half], P["X_host"][:half], P["m"] // 2
     out = {}
 
     def ours():
-        out["ours"] = ad.kmeanspp(X, m, seed=0)
+        out["ours"] = ad.kmeanspp(Xd, m, seed=0)
 
     def peer():
         out["peer"] = kmeans_plusplus(X, m, random_state=0, n_local_trials=1)[1]
@@ -364,7 +396,7 @@ def line_kmeanspp(P, rows):
     t = interleaved({"ours": ours, "peer": peer}, P["repeats"], warmup=False)
 
     def potential(idx):  # Σ_j min_c ‖x_j − c‖², in float64 blocks
-        C = X[np.asarray(idx)].astype(np.float64)
+        C = X[np.asarray(host(idx))].astype(np.float64)
         cc = (C * C).sum(1)
         tot = 0.0
         for s in range(0, X.shape[0], 2048):
@@ -411,9 +443,14 @@ def line_entk(P, rows, notes):
     nx, ny = (64, 16) if P["quick"] else (128, 32)
     net = MLPEncoder(d, (width,) * depth, O).eval().float()
     rng = np.random.default_rng(0)
-    X = rng.standard_normal((nx, d)).astype(np.float32)
-    Y = rng.standard_normal((ny, d)).astype(np.float32)
+    xp = P["xp"]
+    X = xp.asarray(rng.standard_normal((nx, d)).astype(np.float32))
+    Y = xp.asarray(rng.standard_normal((ny, d)).astype(np.float32))
     exact = TorchNTK(net, implementation="exact", cache_bytes=0)
+    import twins
+
+    Xt, Yt = twins.as_t(X), twins.as_t(Y)
+    net = net.to(Xt.device)  # the naive peer on the rows' device (TorchNTK copies the net itself)
     params = {k: v.detach() for k, v in net.named_parameters()}
     buffers = {k: v.detach() for k, v in net.named_buffers()}
 
@@ -422,14 +459,14 @@ def line_entk(P, rows, notes):
 
     def naive():  # the torch.func tutorial's contraction: every output pair, then the trace
         with torch.no_grad():
-            j1 = vmap(jacrev(f1), (None, 0))(params, torch.from_numpy(X))
-            j2 = vmap(jacrev(f1), (None, 0))(params, torch.from_numpy(Y))
+            j1 = vmap(jacrev(f1), (None, 0))(params, Xt)
+            j2 = vmap(jacrev(f1), (None, 0))(params, Yt)
             full = sum(torch.einsum("Naf,Mbf->NMab", a.flatten(2), b.flatten(2))
                        for a, b in zip(j1.values(), j2.values()))
             return torch.diagonal(full, dim1=2, dim2=3).sum(-1)
 
-    K = np.asarray(exact(X, Y))
-    check = rel(K, naive().numpy())
+    K = host(exact(X, Y))
+    check = rel(K, naive())
     t = interleaved({"ours": lambda: exact(X, Y), "peer": naive}, P["repeats"])
     p = sum(q.numel() for q in net.parameters())
     rows.append(row(7, f"eNTK block {nx}×{ny}, MLP {d}-{width}×{depth}-{O} (p = {p})", t["ours"], t["peer"],
@@ -524,21 +561,25 @@ def main(args):
     lines = {int(s) for s in args.lines.split(",") if s.strip()}
     t_start = time.perf_counter()
     load_start = load_avg()
-    X, data_desc = load_data(n)
-    idx = kr.select_landmarks(X, m, seed=0).indices
-    sigma = kr.median_sigma(X)
-    nys = ad.rbf_nystrom(X[idx], sigma)
+    xp, device = device_setup(args.device)
+    X_host, data_desc = load_data(n)
+    X = kr.to_device(X_host, xp)  # once, before any timer
+    idx = kr.select_landmarks(X_host, m, seed=0).indices
+    sigma = kr.median_sigma(X_host)
+    nys = ad.rbf_nystrom(X[xp.asarray(idx)], sigma)
     h = min(args.h, nys.rank)
     B = min(args.batch_size, n // 2)
-    P = dict(X=X, nys=nys, h=h, B=B, m=m, sigma=sigma, repeats=repeats, threads=args.threads,
-             cg_iters=args.cg_iters, damping=args.damping, quick=quick, audit_cg=args.audit_cg)
-    meta = dict(started=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    P = dict(X=X, X_host=X_host, xp=xp, nys=nys, h=h, B=B, m=m, sigma=sigma, repeats=repeats,
+             threads=args.threads, cg_iters=args.cg_iters, damping=args.damping, quick=quick,
+             audit_cg=args.audit_cg)
+    meta = dict(started=datetime.now(timezone.utc).isoformat(timespec="seconds"), device=device,
                 machine=f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs",
                 python=platform.python_version(), numpy=np.__version__, torch=torch.__version__,
                 threads=args.threads, repeats=repeats, data=data_desc, m=m, h=h, batch_size=B,
                 sigma=sigma, dtype="float32", load_avg_start=load_start, quick=quick,
                 krepes_lib=str(Path(kr.__file__).parent))
-    print(f"# KREPES performance suite — {meta['started']}  {meta['machine']}  threads={args.threads}  "
+    print(f"# KREPES performance suite — {meta['started']}  {meta['machine']}  device: {device}  "
+          f"threads={args.threads}  "
           f"float32  best of {repeats} interleaved\n# data: {data_desc}; m={m}, h={h}, B={B}, σ={sigma:.3g}; "
           f"load average at start: {load_start}\n# library: {meta['krepes_lib']}", flush=True)
     rows, notes = [], []
@@ -567,17 +608,47 @@ def main(args):
     from krepes_lib.files import atomic_path
 
     stamp = meta["started"].replace(":", "").replace("-", "").replace("+0000", "Z")
-    out = Path(args.out) if args.out else HERE / "results" / f"perf-{stamp}.json"
+    tag = "perf-gpu" if args.device == "gpu" else "perf"
+    out = Path(args.out) if args.out else HERE / "results" / f"{tag}-{stamp}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     payload = dict(meta=meta, rows=rows, notes=notes)
     with atomic_path(out) as tmp:
         Path(tmp).write_text(json.dumps(payload, indent=1))
-    if not args.out:
+    if not args.out and args.device == "cpu":
         with atomic_path(HERE / "results" / "latest.json") as tmp:
             Path(tmp).write_text(json.dumps(payload, indent=1))
     print(f"# saved {out}")
-    if not args.no_book:
+    if not args.no_book and args.device == "cpu":
         write_book(payload, out)
+
+
+def device_setup(device):
+    """(namespace, description) for ``--device``; on a GPU also the timer's synchronisation."""
+    import torch
+
+    from krepes_lib.backend import default_xp, synchronize
+
+    if device == "cpu":
+        SYNC[0] = lambda: None
+        return np, "CPU (NumPy; torch CPU)"
+    xp = default_xp()
+    if xp is np:
+        raise SystemExit("--device gpu: no usable GPU (CuPy imports and a CUDA device answers); "
+                         "install the 'gpu' extra on a CUDA machine, or use --device cpu.")
+    probe = torch.from_dlpack(xp.zeros(1, dtype=np.float32))
+
+    def sync():
+        synchronize(xp)
+        if probe.is_cuda:
+            torch.cuda.synchronize(probe.device)
+
+    SYNC[0] = sync
+    try:
+        name = xp.cuda.runtime.getDeviceProperties(0)["name"]
+        name = name.decode() if isinstance(name, bytes) else str(name)
+    except Exception:  # a stand-in namespace in tests
+        name = xp.__name__
+    return xp, f"{name} ({xp.__name__} {getattr(xp, '__version__', '')}; torch {probe.device})"
 
 
 def write_book(payload, json_path):

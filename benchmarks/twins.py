@@ -15,6 +15,10 @@ views, kernel, model parameters, loss hyper-parameters, Adam settings) and uses 
 
 The suite checks that each twin computes the library's numbers (loss, gradient, GGN
 product, audit step) before it times anything. Nothing here is imported by the library.
+
+Arrays come in as NumPy (``--device cpu``) or as device arrays of the library's namespace
+(``--device gpu``: CuPy); :func:`as_t` turns them into tensors on the same device, CuPy arrays
+through DLPack (no copy), so a twin on a GPU runs on CUDA tensors next to the library on CuPy.
 """
 from __future__ import annotations
 
@@ -27,6 +31,28 @@ from torch.func import grad, jvp, vjp
 from krepes_lib.defaults import LOSS_HYPER
 
 T = torch.as_tensor
+
+
+def as_t(a):
+    """A tensor of ``a``: tensors as they are, device arrays through DLPack, NumPy without a copy."""
+    if torch.is_tensor(a):
+        return a
+    from krepes_lib.backend import is_device_array
+
+    if is_device_array(a):
+        return torch.from_dlpack(a)
+    return torch.from_numpy(np.ascontiguousarray(a))
+
+
+def cat(views):
+    """The views of one batch stacked, in their own namespace (NumPy or the device's)."""
+    from krepes_lib.backend import get_xp
+
+    return get_xp(*views).concatenate(views)
+
+
+def to_numpy(t):
+    return t.detach().cpu().numpy()
 
 
 def rbf_block(Xv, L, Lsq, sigma):
@@ -45,7 +71,7 @@ def bt_residual(Za, Zb, hp=LOSS_HYPER["barlow_twins"]):
     """r = W ⊙ (C − I), L = ‖r‖², eq. (bt-loss); W² = λ_off off the diagonal, 1 on it."""
     B, h = Za.shape
     C = _std(Za, hp["eps"]).T @ _std(Zb, hp["eps"]) / B
-    eye = torch.eye(h, dtype=Za.dtype)
+    eye = torch.eye(h, dtype=Za.dtype, device=Za.device)
     W = math.sqrt(hp["lambda_off"]) + (1.0 - math.sqrt(hp["lambda_off"])) * eye
     return (W * (C - eye),)
 
@@ -60,9 +86,10 @@ def simclr_outer(S):
     """Mean over the 2B anchors of −log softmax_{j≠k}(S_k)_{pos(k)}, eq. (simclr-loss)."""
     N = S.shape[0]
     B = N // 2
-    Sm = S.masked_fill(torch.eye(N, dtype=torch.bool), float("-inf"))
-    pos = (torch.arange(N) + B) % N
-    return (torch.logsumexp(Sm, 1) - S[torch.arange(N), pos]).mean()
+    Sm = S.masked_fill(torch.eye(N, dtype=torch.bool, device=S.device), float("-inf"))
+    ar = torch.arange(N, device=S.device)
+    pos = (ar + B) % N
+    return (torch.logsumexp(Sm, 1) - S[ar, pos]).mean()
 
 
 def _vic_stats(Z, eps):
@@ -70,7 +97,7 @@ def _vic_stats(Z, eps):
     Zc = Z - Z.mean(0, keepdim=True)
     sd = torch.sqrt((Zc * Zc).sum(0) / (B - 1) + eps)
     Cov = Zc.T @ Zc / (B - 1)
-    return sd, Cov * (1.0 - torch.eye(h, dtype=Z.dtype))
+    return sd, Cov * (1.0 - torch.eye(h, dtype=Z.dtype, device=Z.device))
 
 
 def vic_residual(Za, Zb, hp=LOSS_HYPER["vicreg"]):
@@ -111,16 +138,16 @@ class EpochTwin:
 
     def __init__(self, loss, L, sigma, A0, gamma0, lr, betas, eps):
         self.value = LOSSES[loss][2]
-        self.L = torch.from_numpy(np.ascontiguousarray(L))
+        self.L = as_t(L)
         self.Lsq = (self.L * self.L).sum(1)
         self.sigma = float(sigma)
-        self.A = torch.tensor(np.asarray(A0), requires_grad=True)
-        self.g = torch.tensor(np.asarray(gamma0), requires_grad=True)
+        self.A = as_t(A0).clone().requires_grad_(True)
+        self.g = as_t(gamma0).clone().requires_grad_(True)
         self.opt = torch.optim.Adam([self.A, self.g], lr=lr, betas=betas, eps=eps)
 
     def step(self, views):
         B = views[0].shape[0]
-        Xv = torch.from_numpy(np.concatenate(views))
+        Xv = as_t(cat(views))
         K = rbf_block(Xv, self.L, self.Lsq, self.sigma)
         F = K @ self.A + self.g
         loss = self.value(F[:B], F[B:])
@@ -142,14 +169,14 @@ def run_epoch_twin(twin, X, B, augment, rng, perm):
 
 def value_and_grad(loss, K, A, g):
     """Loss and (∇Ã, ∇γ) by autograd for one batch with kernel block K (for the checks)."""
-    A = torch.tensor(np.asarray(A), requires_grad=True)
-    g = torch.tensor(np.asarray(g), requires_grad=True)
-    K = torch.from_numpy(np.asarray(K))
+    A = as_t(A).clone().requires_grad_(True)
+    g = as_t(g).clone().requires_grad_(True)
+    K = as_t(K)
     B = K.shape[0] // 2
     F = K @ A + g
     val = LOSSES[loss][2](F[:B], F[B:])
     val.backward()
-    return float(val), A.grad.numpy(), g.grad.numpy()
+    return float(val), to_numpy(A.grad), to_numpy(g.grad)
 
 
 # --- GGN product and CG by torch.func -------------------------------------------------------
@@ -158,8 +185,8 @@ class GGNTwin:
 
     def __init__(self, loss, Ks, A, g, damping):
         self.r, self.outer, self.value = LOSSES[loss]
-        self.Ks = [torch.from_numpy(np.asarray(K)) for K in Ks]
-        self.theta = (torch.from_numpy(np.asarray(A).copy()), torch.from_numpy(np.asarray(g).copy()))
+        self.Ks = [as_t(K) for K in Ks]
+        self.theta = (as_t(A).clone(), as_t(g).clone())
         self.damping = float(damping)
 
     def _res(self, K):
@@ -224,10 +251,10 @@ def cg(matvec, b, k):
 
 def audit_twin(loss, batches, L, sigma, A0, g0, damping, k):
     """The one-step audit with torch: kernel blocks, autograd gradient, k CG steps of torch.func GGN."""
-    Lt = torch.from_numpy(np.ascontiguousarray(L))
+    Lt = as_t(L)
     Lsq = (Lt * Lt).sum(1)
-    Ks = [rbf_block(torch.from_numpy(np.concatenate(b)), Lt, Lsq, sigma) for b in batches]
-    tw = GGNTwin(loss, [K.numpy() for K in Ks], A0, g0, damping)
+    Ks = [rbf_block(as_t(cat(b)), Lt, Lsq, sigma) for b in batches]
+    tw = GGNTwin(loss, Ks, A0, g0, damping)
     _, gr = tw.gradient()
     d = cg(tw.matvec, tuple(-t for t in gr), k)
     return d, tw.value_at(d)

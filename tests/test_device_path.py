@@ -217,3 +217,32 @@ def test_torch_ntk_crosses_by_dlpack(standin):
         res[xp] = (a.delta_A, a.top_influential(on(xp, X), K=2).indices)
     same(res[standin][0], to_host(res[np][0]), rtol=1e-7, atol=1e-9)
     np.testing.assert_array_equal(to_host(res[standin][1]), to_host(res[np][1]))
+
+
+def test_benchmark_suite_runs_on_the_device(standin, tmp_path):
+    """`benchmarks/run.py --device gpu` on the stand-in: every line runs with device arrays, the
+    twins get their tensors through DLPack, and each peer computes the library's numbers."""
+    pytest.importorskip("torch")
+    pytest.importorskip("sklearn")
+    import importlib.util
+    import json
+    import pathlib
+
+    path = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "run.py"
+    spec = importlib.util.spec_from_file_location("krepes_bench_run", path)
+    run = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(run)
+    out = tmp_path / "perf.json"
+    args = run._parse(["--device", "gpu", "--quick", "--n", "192", "--m", "32", "--h", "4",
+                       "--batch-size", "48", "--repeats", "1", "--cg-iters", "2", "--audit-cg", "3",
+                       "--out", str(out)])
+    n0 = standin.transfers["to_device"]
+    run.main(args)
+    res = json.loads(out.read_text())
+    assert res["meta"]["device"].startswith("cupy_standin")
+    assert standin.transfers["to_device"] > n0        # the rows really went to the "device"
+    lines = {r["line"] for r in res["rows"]}
+    assert lines == {1, 2, 3, 4, 5, 6, 7}
+    for r in res["rows"]:
+        if r["check"] is not None and r["line"] in (1, 3, 4, 5, 7):
+            assert abs(r["check"]) < 1e-3, r
