@@ -26,6 +26,16 @@ def standin(monkeypatch):
         yield cupy_standin
 
 
+@pytest.fixture(params=NAMESPACES[1:])
+def device_xp(request):
+    """A device namespace: the CuPy stand-in, and real CuPy when a GPU works."""
+    if request.param == "cupy-standin":
+        return request.getfixturevalue("standin")
+    import cupy
+
+    return cupy
+
+
 @pytest.fixture(params=NAMESPACES)
 def xp(request):
     if request.param == "numpy":
