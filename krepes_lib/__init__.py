@@ -21,7 +21,7 @@ imports them.
 """
 from __future__ import annotations
 
-from . import claims, data, interpret, losses, stats, timing
+from . import claims, data, distributed, interpret, losses, stats, timing
 from .audit import Audit, audit, load_audit
 from .backend import default_xp, gpu_available, to_device, to_host
 from .curvature import FalkonPrecond, GGNOperator, GGNPrecond, Preconditioner
@@ -42,7 +42,7 @@ __version__ = "0.2.0"
 
 __all__ = [
     # modules
-    "claims", "data", "interpret", "losses", "stats", "timing",
+    "claims", "data", "distributed", "interpret", "losses", "stats", "timing",
     # kernels, landmarks, Nyström, model
     "Kernel", "RBF", "Laplacian", "Linear", "Polynomial", "Cosine", "ArcCosineNNGP", "ReluNTK",
     "make_kernel", "median_sigma", "Landmarks", "select_landmarks", "class_coverage", "Nystrom",

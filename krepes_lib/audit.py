@@ -46,7 +46,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .augment import auto_for_kernel
-from .backend import asarray, is_device_array, to_device, to_host
+from .backend import asarray, dask_pass, is_dask_array, is_device_array, to_device, to_host
 from .cg import CGResult
 from .curvature import GGNOperator, damped_directions
 from .exceptions import ConvergenceWarning, LossIncreaseWarning
@@ -77,7 +77,11 @@ def audit(model: NystromModel, loss, X, *, augment="auto", damping: float | None
         Not modified; the audited model is ``Audit.model``.
     loss : str, loss object or Objective
     X : array (n, d)
-        Unlabelled rows the batches of views are drawn from.
+        Unlabelled rows the batches of views are drawn from. A Dask array runs the audit on
+        its cluster (:mod:`krepes_lib.distributed`): the batches are split over the row chunks
+        in proportion to their rows and drawn per chunk where the rows are
+        (:func:`krepes_lib.views.partition_view_batches`; in one process the same batches are
+        :func:`krepes_lib.views.partition_batches`), and every CG pass runs on the workers.
     augment : see :func:`krepes_lib.views.resolve_augment`
     damping : float, optional
         δ; default ``options.damping``.
@@ -118,7 +122,13 @@ def audit(model: NystromModel, loss, X, *, augment="auto", damping: float | None
     xp = model.xp
     state = objective.init_state(model)
     item = np.dtype(model.dtype).itemsize
-    if batches is None:
+    op = None
+    if batches is None and is_dask_array(X):
+        # rows on a cluster (krepes_lib.distributed): batches drawn per partition on the workers,
+        # every pass (gradient, GGN product, step value) runs there; the model is sent once
+        op = dask_pass("audit_operator")(model, objective, state, X, augment=augment, seed=seed,
+                                         n_batches=n_batches, batch_size=batch_size, options=opts)
+    elif batches is None:
         if not is_device_array(X) and xp is not np:
             X = to_device(X, xp)
         X = asarray(X, xp=xp, dtype=model.dtype, name="X")
@@ -141,7 +151,8 @@ def audit(model: NystromModel, loss, X, *, augment="auto", damping: float | None
         keep = rows * model.m * item <= opts.memory_budget
         problems = [BatchProblem(model, objective, state, b, opts.memory_budget, keep_kernel=keep)
                     for b in batches]
-    op = GGNOperator(problems, damping=opts.damping, keys=(model._main, "gamma"))
+    if op is None:
+        op = GGNOperator(problems, damping=opts.damping, keys=(model._main, "gamma"))
     before, g = op.gradient()
     step = guarded_step(op, g, float(before), opts, preconditioner)
     d, t, res = step["direction"], step["t"], step["cg"]
@@ -352,6 +363,8 @@ class Audit:
         return K
 
     def _args(self, X_t):
+        if is_dask_array(X_t):
+            return X_t, None  # Dask rows: the metric maps over their chunks (krepes_lib.distributed)
         return self._prep(X_t), self.kernel_rows(X_t)
 
     # --- representations -------------------------------------------------------------------

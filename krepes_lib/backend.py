@@ -52,10 +52,36 @@ __all__ = [
     "synchronize",
     "limit_host_threads",
     "scipy_linalg",
+    "is_dask_array",
+    "dask_pass",
 ]
 
 _BACKEND_ENV = "KREPES_BACKEND"
 _DTYPE_ENV = "KREPES_DTYPE"
+
+
+# Row-parallel passes over Dask rows, by name: filled by krepes_lib.distributed when it is
+# imported (``import krepes_lib`` does), so the core dispatches to it without importing it.
+ROW_PASSES: dict = {}
+
+#: The calls that accept Dask rows (named in the error of every other call).
+DASK_ACCEPTED = ("kr.audit, Nystrom.features / NystromModel.embed, Kernel.matmul / rmatmul, "
+                 "kr.select_landmarks, kr.median_sigma, TorchNTK.features, and the Audit metrics "
+                 "embed, influence_scores, top_influential, confidence_drop")
+
+
+def is_dask_array(a: Any) -> bool:
+    """True for a ``dask.array.Array`` (checked by its type's module, without importing Dask)."""
+    return type(a).__module__.split(".")[:2] == ["dask", "array"]
+
+
+def dask_pass(name: str):
+    """The implementation over Dask rows of the pass ``name`` (:mod:`krepes_lib.distributed`)."""
+    try:
+        return ROW_PASSES[name]
+    except KeyError:
+        raise RuntimeError(f"no Dask implementation of {name!r} is registered: import "
+                           "krepes_lib.distributed (import krepes_lib does).") from None
 
 
 # The device namespace a test installs in place of CuPy (tests/cupy_standin.py): a stack of
@@ -212,9 +238,13 @@ def get_xp(*arrays: Any):
 
 def to_host(a: Any) -> np.ndarray:
     """``a`` as a NumPy array: the explicit device → host copy (``.get()``) for a device
-    array, no copy for a NumPy array, ``numpy.asarray`` for anything else (lists, scalars)."""
+    array, no copy for a NumPy array, ``numpy.asarray`` for anything else (lists, scalars).
+    A Dask array is refused: gathering it is the caller's explicit ``.compute()``."""
     if is_device_array(a):
         return a.get()
+    if is_dask_array(a):
+        raise TypeError(f"to_host: a Dask array of shape {a.shape} would be computed and gathered "
+                        "here; call .compute() on it (or on the part you need) explicitly.")
     return np.asarray(a)
 
 
@@ -261,6 +291,12 @@ def asarray(x: Any, xp=None, dtype=None, name: str = "X", check_finite: bool = T
         Raise a ValueError naming ``name`` when ``x`` holds NaN or inf.
     """
     _backend_choice()  # KREPES_BACKEND: an invalid value, or cupy without a GPU, fails here
+    if is_dask_array(x):
+        raise TypeError(
+            f"{name} is a Dask array, and this call needs its rows in memory (converting would "
+            f"load all {x.shape[0]} rows here). Dask rows are accepted by {DASK_ACCEPTED} "
+            f"(krepes_lib.distributed); for anything else pass {name}.compute() or a slice of it."
+        )
     if xp is None:
         xp = get_xp(x) if hasattr(x, "shape") else np
     out = to_device(x, xp, dtype=resolve_dtype(dtype))

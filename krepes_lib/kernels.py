@@ -42,7 +42,7 @@ from typing import Iterator
 
 import numpy as np
 
-from .backend import asarray, get_xp
+from .backend import asarray, dask_pass, get_xp, is_dask_array
 
 __all__ = [
     "Kernel",
@@ -236,7 +236,12 @@ class Kernel:
             yield sl, K
 
     def matmul(self, X, Y, A, memory_budget: int | None = None, rows: int | None = None):
-        """K(X, Y) @ A, shape (n, k), streamed over row blocks of X (no n×m matrix)."""
+        """K(X, Y) @ A, shape (n, k), streamed over row blocks of X (no n×m matrix).
+
+        A Dask X gives a Dask array computed chunk by chunk on the workers
+        (:mod:`krepes_lib.distributed`; Y and A are sent once)."""
+        if is_dask_array(X):
+            return dask_pass("kernel_matmul")(self, X, Y, A, memory_budget, rows)
         xp = get_xp(X, Y, A)
         A2 = A[:, None] if A.ndim == 1 else A
         if A2.shape[0] != Y.shape[0]:
@@ -250,7 +255,12 @@ class Kernel:
         return out[:, 0] if A.ndim == 1 else out
 
     def rmatmul(self, X, Y, G, memory_budget: int | None = None, rows: int | None = None):
-        """K(X, Y)ᵀ @ G, shape (m, k), accumulated over row blocks of X (no n×m matrix)."""
+        """K(X, Y)ᵀ @ G, shape (m, k), accumulated over row blocks of X (no n×m matrix).
+
+        With a Dask X (and G as Dask or in-memory rows) each chunk's Kᵀ G is computed on the
+        workers and the (m, k) partial sums are added here (:mod:`krepes_lib.distributed`)."""
+        if is_dask_array(X):
+            return dask_pass("kernel_rmatmul")(self, X, Y, G, memory_budget, rows)
         xp = get_xp(X, Y, G)
         G2 = G[:, None] if G.ndim == 1 else G
         if G2.shape[0] != X.shape[0]:
@@ -524,6 +534,8 @@ def median_sigma(X, n_pairs: int = 2000, seed: int = 0) -> float:
     """
     from .backend import is_device_array, to_host
 
+    if is_dask_array(X):  # rows on a cluster: one pass checks them, only the sampled rows come back
+        return dask_pass("median_sigma")(X, n_pairs, seed)
     if not hasattr(X, "shape"):
         X = np.asarray(X, dtype=np.float64)
     elif not (isinstance(X, np.ndarray) or is_device_array(X)):  # pandas and other array-likes

@@ -26,7 +26,7 @@ import math
 
 import numpy as np
 
-from .backend import asarray, get_xp, host_rng, scipy_linalg, to_host
+from .backend import asarray, dask_pass, get_xp, host_rng, is_dask_array, scipy_linalg, to_host
 from .kernels import RBF, Kernel, Laplacian, block_rows, make_kernel
 from .options import resolve_options
 
@@ -241,6 +241,9 @@ def select_landmarks(X, m: int | str | None = None, method: str = "uniform", ker
     X is validated (2-D, finite). ``kernel`` is required for ``leverage`` and optional for
     ``kmeans++`` (kernel-space distances; pass ``kernel_space=True``).
     """
+    if is_dask_array(X):  # rows on a cluster: the passes run there (krepes_lib.distributed)
+        return dask_pass("select_landmarks")(X, m, method=method, kernel=kernel, seed=seed,
+                                             indices=indices, **options)
     dt = getattr(X, "dtype", None)
     X = asarray(X, dtype=dt if dt in (np.float32, np.float64) else None, name="X")
     if X.ndim != 2:

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .backend import get_xp, host_rng, is_device_array, to_device
+from .backend import get_xp, host_rng, is_dask_array, is_device_array, to_device
 from .nystrom import Nystrom
 
 __all__ = ["NystromModel", "COORDS", "INITS"]
@@ -242,7 +242,8 @@ class NystromModel:
         A NumPy ``X`` is moved to the model's device once; the result stays there. Blocks fit
         the Nyström basis's memory budget, or ``options.memory_budget`` when ``options`` is given.
         """
-        if not is_device_array(X) and self.xp is not np:
+        # Dask rows stay on their cluster (Nystrom.features maps over their chunks)
+        if not is_device_array(X) and self.xp is not np and not is_dask_array(X):
             X = to_device(X, self.xp)
         if options is not None:
             old, self.nystrom.memory_budget = self.nystrom.memory_budget, int(options.memory_budget)

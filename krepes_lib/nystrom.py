@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .backend import asarray, get_xp, resolve_dtype
+from .backend import asarray, dask_pass, get_xp, is_dask_array, resolve_dtype
 from .defaults import EIGEN_RTOL, PSD_RTOL
 from .kernels import Kernel, make_kernel
 from .options import resolve_options
@@ -165,7 +165,12 @@ class Nystrom:
         X : array (n, d)
         A_tilde : array (m, h)
         gamma : array (h,), optional
+
+        A Dask X gives a Dask array (n, h), computed chunk by chunk on the workers with this
+        basis, Ã and γ sent once (:mod:`krepes_lib.distributed`).
         """
+        if is_dask_array(X):
+            return dask_pass("features")(self, X, A_tilde, gamma)
         X = self._check_X(X)
         if A_tilde.ndim != 2 or A_tilde.shape[0] != self.m:
             raise ValueError(f"A_tilde must have shape (m={self.m}, h); got {A_tilde.shape}.")

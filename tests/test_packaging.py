@@ -16,7 +16,8 @@ def _split(req):
 
 def test_environment_yml_matches_pyproject():
     meta = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    want = dict(_split(r) for r in meta["dependencies"] + meta["optional-dependencies"]["test"])
+    extras = meta["optional-dependencies"]
+    want = dict(_split(r) for r in meta["dependencies"] + extras["test"] + extras["dask"])
     env = yaml.safe_load((ROOT / "environment.yml").read_text())
     got = {}
     for dep in env["dependencies"]:
@@ -27,6 +28,20 @@ def test_environment_yml_matches_pyproject():
             name, spec = _split(r)
             got[name] = spec
     assert got == want
+
+
+def test_dask_is_an_optional_extra():
+    meta = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert not any(d.startswith(("dask", "distributed")) for d in meta["dependencies"])
+    assert {d.split(">")[0] for d in meta["optional-dependencies"]["dask"]} == {"dask", "distributed"}
+    # import krepes_lib (krepes_lib.distributed included) loads no Dask: a user without the extra
+    code = "import sys, krepes_lib; assert 'krepes_lib.distributed' in sys.modules; " \
+           "print(sorted(m for m in sys.modules if m.split('.')[0] in ('dask', 'distributed')))"
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
 
 
 def test_gpu_extra_is_optional():

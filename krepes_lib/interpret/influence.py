@@ -9,7 +9,7 @@ from typing import Iterator, NamedTuple
 
 import numpy as np
 
-from ..backend import asarray, get_xp, resolve_dtype, to_host
+from ..backend import asarray, dask_pass, get_xp, is_dask_array, resolve_dtype, to_host
 from ..defaults import (AG_TOP_K, CAV_C, CI_LEVEL, DENSE_MAX_BYTES, DROP_KNN_K,
                         DROP_N_REMOVE, EIGEN_RTOL, N_BOOT, TOP_K)
 from ..kernels import make_kernel
@@ -140,8 +140,12 @@ def influence_scores(kernel, landmarks, X_t, A, v=None, options=None, K_tm=None,
                      max_bytes: int = DENSE_MAX_BYTES):
     """All influence scores, shape (n_t, m), eqs. (int-is) / (int-concept) — small test sets only.
 
-    See :func:`influence_blocks`; raises ValueError beyond ``max_bytes``.
+    See :func:`influence_blocks`; raises ValueError beyond ``max_bytes``. A Dask X_t gives a
+    Dask array, chunk by chunk on the workers (:mod:`krepes_lib.distributed`).
     """
+    if is_dask_array(X_t):
+        return dask_pass("influence_scores")(make_kernel(kernel), landmarks, X_t, A, v=v,
+                                             options=options)
     kernel, xp, X_t, L, A = _setup(kernel, landmarks, X_t, A, extra=(v,))
     n, m = X_t.shape[0], A.shape[0]
     _check_dense(n * m * X_t.dtype.itemsize, max_bytes, "influence_scores", "influence_blocks")
@@ -201,7 +205,13 @@ def top_influential(kernel, landmarks, X_t, A, K: int = TOP_K, v=None,
     >>> top = top_influential(RBF(sigma=1.0), L, np.array([[0.9]]), A, K=2)
     >>> top.indices                                  # near beats far, despite ‖A_2,:‖ = 5
     array([[1, 0]])
+
+    A Dask X_t gives a TopK of Dask arrays, chunk by chunk on the workers
+    (:mod:`krepes_lib.distributed`).
     """
+    if is_dask_array(X_t):
+        return dask_pass("top_influential")(make_kernel(kernel), landmarks, X_t, A, K=K, v=v,
+                                            options=options)
     memory_budget = _budget(options)
     kernel, xp, X_t, L, A = _setup(kernel, landmarks, X_t, A, extra=(v,))
     n, m = X_t.shape[0], A.shape[0]

@@ -9,7 +9,7 @@ from typing import Iterator, NamedTuple
 
 import numpy as np
 
-from ..backend import asarray, get_xp, resolve_dtype, to_host
+from ..backend import asarray, dask_pass, get_xp, is_dask_array, resolve_dtype, to_host
 from ..defaults import (AG_TOP_K, CAV_C, CI_LEVEL, DENSE_MAX_BYTES, DROP_KNN_K,
                         DROP_N_REMOVE, EIGEN_RTOL, N_BOOT, TOP_K)
 from ..kernels import make_kernel
@@ -123,7 +123,7 @@ def confidence_drop(kernel, landmarks, X_t, A, y_landmarks, y_t=None, target: st
                     n_remove: int = DROP_N_REMOVE, k: int = DROP_KNN_K, metric: str = "cosine",
                     A_repr=None, gamma=None, seed: int = 0,
                     options=None, K_tm=None, K_mm=None,
-                    allow_small_m: bool = False) -> ConfidenceDrop:
+                    allow_small_m: bool = False, _row_offset: int = 0) -> ConfidenceDrop:
     """k-NN confidence drop when a test point's most influential landmarks are removed, eq. (int-drop).
 
     Definition (spec §6; the choices marked *ours* are the project's):
@@ -170,7 +170,15 @@ def confidence_drop(kernel, landmarks, X_t, A, y_landmarks, y_t=None, target: st
     Returns
     -------
     ConfidenceDrop
+
+    A Dask X_t runs chunk by chunk on the workers (:mod:`krepes_lib.distributed`); the random
+    subsets are drawn by global row (``_row_offset``: the global index of X_t's first row).
     """
+    if is_dask_array(X_t):
+        return dask_pass("confidence_drop")(
+            kernel, landmarks, X_t, A, y_landmarks, y_t=y_t, target=target, n_remove=n_remove, k=k,
+            metric=metric, A_repr=A_repr, gamma=gamma, seed=seed, options=options,
+            K_mm=K_mm, allow_small_m=allow_small_m)
     memory_budget = _budget(options)
     kernel, xp, X_t, L, A = _setup(kernel, landmarks, X_t, A, extra=(A_repr, gamma))
     n, m = X_t.shape[0], A.shape[0]
@@ -237,7 +245,7 @@ def confidence_drop(kernel, landmarks, X_t, A, y_landmarks, y_t=None, target: st
         IS = xp.abs(K_bm) * w[None, :]
         ridx = xp.arange(rows)[:, None]
         for R, out in ((_topk(xp, IS, n_remove, sort=False)[0], drop_top),
-                       (xp.asarray(draw(sl.start, sl.stop)), drop_rand)):
+                       (xp.asarray(draw(sl.start + _row_offset, sl.stop + _row_offset)), drop_rand)):
             S2 = S.copy()
             S2[ridx, R] = -xp.inf
             out[sl] = to_host(c0 - conf(S2, c))
