@@ -56,7 +56,7 @@ from .backend import ROW_PASSES, get_xp, host_rng, is_dask_array, to_host
 
 __all__ = ["is_dask_array", "features", "kernel_matmul", "kernel_rmatmul", "audit_operator",
            "select_landmarks", "median_sigma", "influence_scores", "top_influential",
-           "confidence_drop", "map_rows", "DaskGGNOperator", "ACCEPTS"]
+           "confidence_drop", "map_rows", "kernel_features", "DaskGGNOperator", "ACCEPTS"]
 
 
 def _require_dask():
@@ -153,6 +153,21 @@ def map_rows(fn, X, shared, width: int, dtype, name: str = "krepes-rows"):
     xp = _meta_xp(X)
     return X.map_blocks(fn, pool.share(shared), dtype=np.dtype(dtype), chunks=(X.chunks[0], (int(width),)),
                         meta=xp.empty((0, int(width)), dtype=np.dtype(dtype)), name=name)
+
+
+def _kernel_features_block(block, kernel):
+    return kernel.features(block)
+
+
+def kernel_features(kernel, X):
+    """φ(X) of a feature-map kernel (a network's eNTK: ``TorchNTK.features``) over the row chunks
+    of a Dask X: a Dask array (n, width). The kernel — the network's weights — is sent once;
+    every worker computes the features of its own rows (each row once)."""
+    X = _rows_only(X)
+    width = int(kernel.features(X[:1].compute()).shape[1])   # one row, here, for the shape
+    dt = np.result_type(X.dtype, np.float32) if getattr(kernel, "dtype", None) is None \
+        else np.dtype(kernel.dtype)
+    return map_rows(_kernel_features_block, X, kernel, width, dt, name="krepes-kernel-features")
 
 
 def _features_block(block, shared):
@@ -709,4 +724,5 @@ def median_sigma(X, n_pairs: int = 2000, seed: int = 0) -> float:
 ROW_PASSES.update(features=features, kernel_matmul=kernel_matmul, kernel_rmatmul=kernel_rmatmul,
                   audit_operator=audit_operator, select_landmarks=select_landmarks,
                   median_sigma=median_sigma, influence_scores=influence_scores,
-                  top_influential=top_influential, confidence_drop=confidence_drop)
+                  top_influential=top_influential, confidence_drop=confidence_drop,
+                  kernel_features=kernel_features)
