@@ -56,9 +56,27 @@ def _worker_peak_mb():
     return r.getrusage(r.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def cluster(workers):
+def worker_settings(dask_defaults: bool) -> dict:
+    """Dask configuration of the workers. By default two of Dask's settings are changed, both
+    measured here to slow the library's passes in a worker 1.5-2× against a plain process:
+    ``MALLOC_TRIM_THRESHOLD_=65536`` in the workers' environment (it switches off glibc's
+    adaptive mmap threshold, so every kernel block of a batch is a fresh mmap and page-faulted)
+    and the statistical profiler (it samples the stacks every 10 ms under the GIL).
+    ``--dask-defaults`` keeps Dask's own settings."""
+    import dask
+
+    if dask_defaults:
+        return {}
+    env = dict(dask.config.get("distributed.nanny.pre-spawn-environ"))
+    env.pop("MALLOC_TRIM_THRESHOLD_", None)
+    return {"distributed.nanny.pre-spawn-environ": env, "distributed.worker.profile.enabled": False}
+
+
+def cluster(workers, dask_defaults=False):
+    import dask
     from distributed import Client, LocalCluster
 
+    dask.config.set(worker_settings(dask_defaults))
     cl = LocalCluster(n_workers=int(workers), threads_per_worker=1, processes=True,
                       dashboard_address=None, silence_logs=40, memory_limit=0)
     return cl, Client(cl)
@@ -97,7 +115,7 @@ def child_audit(a, workers):
         out["wall_s"] = time.perf_counter() - t0
         out["client_peak_mb"] = peak_mb()
     else:
-        cl, client = cluster(workers)
+        cl, client = cluster(workers, a.dask_defaults)
         out["cluster_start_s"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         Xd = audit_rows(a)                                  # generated on the workers
@@ -170,7 +188,7 @@ def child_entk(a, workers):
         from krepes_lib.distributed import kernel_features
 
         t0 = time.perf_counter()
-        cl, client = cluster(workers)
+        cl, client = cluster(workers, a.dask_defaults)
         client.run(lambda: __import__("torch").set_num_threads(1))
         out["cluster_start_s"] = time.perf_counter() - t0
         Xd = da.from_array(X, chunks=(-(-X.shape[0] // a.entk_parts), -1))
@@ -202,10 +220,10 @@ def run_child(a, stage, workers):
     return json.loads(p.stdout.strip().splitlines()[-1])
 
 
-def report(rows):
-    print("| stage | run | wall (s) | vs 1 worker | vs plain | peak RSS per worker (MB) | client peak (MB) "
-          "| scheduler overhead | load before → after |")
-    print("|---|---|---:|---:|---:|---|---:|---|---|")
+def report(rows, emit=print):
+    emit("| stage | run | wall (s) | vs 1 worker | vs plain | peak RSS per worker (MB) | client peak (MB) "
+         "| scheduler overhead | load before → after |")
+    emit("|---|---|---:|---:|---:|---|---:|---|---|")
     for stage in ("audit", "entk"):
         rs = {r["workers"]: r for r in rows if r["stage"] == stage and "wall_s" in r}
         if not rs:
@@ -223,11 +241,11 @@ def report(rows):
                 ov = f"{r['overhead_s']:.2f} s ({r['passes']} passes × {1000 * r['round_trip_s']:.0f} ms)"
             else:
                 ov = "—"
-            print(f"| {stage} | {name} | {r['wall_s']:.1f} | {vs1} | {vsp} | {peaks} | "
-                  f"{r['client_peak_mb']:.0f} | {ov} | {r['load_before']} → {r['load_after']} |")
+            emit(f"| {stage} | {name} | {r['wall_s']:.1f} | {vs1} | {vsp} | {peaks} | "
+                 f"{r['client_peak_mb']:.0f} | {ov} | {r['load_before']} → {r['load_after']} |")
     for r in rows:
         if "error" in r:
-            print(f"# {r['stage']} with {r['workers']} worker(s) failed:\n{r['error']}")
+            emit(f"# {r['stage']} with {r['workers']} worker(s) failed:\n{r['error']}")
 
 
 def main(argv=None):
@@ -248,7 +266,11 @@ def main(argv=None):
     ap.add_argument("--entk-impl", default="sketch")
     ap.add_argument("--entk-size", type=int, default=8)
     ap.add_argument("--timeout", type=float, default=3600.0, help="seconds per run")
+    ap.add_argument("--dask-defaults", action="store_true",
+                    help="keep Dask's worker settings (see worker_settings)")
     ap.add_argument("--json", default=None)
+    ap.add_argument("--book", action="store_true",
+                    help="write the table to book/generated/dask_<stage>.md (the cluster page includes it)")
     ap.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     if a.child:
@@ -259,10 +281,14 @@ def main(argv=None):
     keep = ("--rows", "--d", "--m", "--h", "--batch", "--parts", "--cg-iters", "--seed", "--entk-rows",
             "--entk-parts", "--entk-impl", "--entk-size")
     a.passthrough = [x for k in keep for x in (k, str(getattr(a, k[2:].replace("-", "_"))))]
+    if a.dask_defaults:
+        a.passthrough.append("--dask-defaults")
     print(f"# bench_dask — {os.cpu_count()} CPUs, load {load()}; audit: n = {a.rows}, d = {a.d}, "
           f"m = {a.m}, h = {a.h}, B = {a.batch}, {a.parts} partitions, CG ≤ {a.cg_iters}; eNTK: "
           f"{a.entk_rows} MNIST rows, SmallConvNet, {a.entk_impl} S = {a.entk_size}, "
-          f"{a.entk_parts} partitions", flush=True)
+          f"{a.entk_parts} partitions; workers: "
+          + ("Dask's default settings" if a.dask_defaults else
+             "no MALLOC_TRIM_THRESHOLD_, profiler off (see worker_settings)"), flush=True)
     rows = []
     for stage in a.stages:
         for w in a.workers:
@@ -272,6 +298,22 @@ def main(argv=None):
                   + (f"{r['wall_s']:.1f} s" if "wall_s" in r else "FAILED")
                   + f" (load {r.get('load_before')} → {r.get('load_after')})", flush=True)
     report(rows)
+    if a.book:
+        from pathlib import Path
+
+        gen = Path(__file__).resolve().parents[1] / "book" / "generated"
+        gen.mkdir(parents=True, exist_ok=True)
+        for stage in a.stages:
+            lines = [f"<!-- written by benchmarks/bench_dask.py --book; do not edit -->",
+                     f"Run of {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {os.cpu_count()} "
+                     f"shared CPUs (`python benchmarks/bench_dask.py {' '.join(a.passthrough)} "
+                     f"--stages {stage}`); load average (1, 5, 15 min) before and after each run in the "
+                     "last column.", ""]
+            report([r for r in rows if r["stage"] == stage], emit=lines.append)
+            path = gen / f"dask_{stage}.md"
+            path.with_suffix(".tmp").write_text("\n".join(lines) + "\n")
+            os.replace(path.with_suffix(".tmp"), path)
+            print(f"# wrote {path}")
     if a.json:
         with open(a.json + ".tmp", "w") as f:
             json.dump({"args": {k: v for k, v in vars(a).items() if k != "passthrough"}, "rows": rows},
