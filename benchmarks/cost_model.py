@@ -85,25 +85,30 @@ class ResNet50(nn.Module):
         return self.avgpool(x).flatten(1)
 
 
-def measure(net, d, rows, S, repeats=1):
-    """(FLOPs per row counted, seconds per row, outputs O, parameters p) of eNTK features."""
+def measure(net, d, rows, S, repeats=1, xp=np):
+    """(FLOPs per row counted, seconds per row, outputs O, parameters p, feature width) of eNTK
+    features, the rows in namespace ``xp`` (CuPy: CUDA tensors through DLPack)."""
     from torch.utils.flop_counter import FlopCounterMode
 
+    from krepes_lib.backend import synchronize, to_device
     from krepes_lib.neural import TorchNTK
 
     k = TorchNTK(net.eval(), implementation="sketch", sketch_size=S, contraction="sum", cache_bytes=0)
-    X = np.random.default_rng(0).random((rows, d), dtype=np.float32)
+    X = to_device(np.random.default_rng(0).random((rows, d), dtype=np.float32), xp)
     k.features(X[:1])                       # warm-up: copies, plan, directions
     with FlopCounterMode(display=False) as fc:
         k.features(X[:1])
     flops = fc.get_total_flops()
+    k.features(X[: min(rows, 8)])           # warm-up at a batch (kernels, allocator)
     best = math.inf
     for _ in range(repeats):
+        synchronize(xp)
         t0 = time.perf_counter()
         F = k.features(X)
+        synchronize(xp)
         best = min(best, time.perf_counter() - t0)
     with torch.no_grad():
-        O = int(net(torch.from_numpy(X[:1])).shape[1])
+        O = int(net(torch.zeros((1, d))).shape[1])
     return flops, best / rows, O, int(sum(p.numel() for p in net.parameters())), F.shape[1]
 
 
@@ -117,6 +122,8 @@ def main(argv=None):
                     help="parallel efficiency 1→2 workers (speed-up/2) measured by bench_dask.py")
     ap.add_argument("--small-rows", type=int, default=200)
     ap.add_argument("--resnet-rows", type=int, default=2)
+    ap.add_argument("--device", choices=("cpu", "gpu"), default="cpu",
+                    help="time on one CPU thread (default) or on the GPU (CuPy rows, CUDA tensors)")
     ap.add_argument("--json", default=None)
     ap.add_argument("--book", action="store_true", help="write book/generated/cost_plan.md")
     a = ap.parse_args(argv)
@@ -128,17 +135,29 @@ def main(argv=None):
 
     torch.set_num_threads(1)
     torch.manual_seed(0)
+    xp, where = np, "one CPU thread"
+    if a.device == "gpu":
+        from krepes_lib.backend import default_xp
+
+        xp = default_xp()
+        if xp is np:
+            raise SystemExit("--device gpu: no usable GPU (CuPy and a CUDA device); use --device cpu.")
+        try:
+            p = xp.cuda.runtime.getDeviceProperties(0)
+            where = p["name"].decode() if isinstance(p["name"], bytes) else str(p["name"])
+        except Exception:  # a stand-in namespace
+            where = xp.__name__
     from krepes_lib.neural.networks import SmallConvNet
 
     load0 = " ".join(f"{x:.2f}" for x in os.getloadavg())
     out = {"S": a.S, "load_before": load0}
     for name, net, d, rows in (("SmallConvNet 28×28×1", SmallConvNet((28, 28, 1), out=64), 784, a.small_rows),
                                ("ResNet-50 224×224×3", ResNet50(), 3 * 224 * 224, a.resnet_rows)):
-        f, s, O, p, width = measure(net, d, rows, a.S)
-        out[name] = dict(flops_per_row=f, cpu_s_per_row=s, cpu_gflops=f / s / 1e9, outputs=O, params=p,
+        f, s, O, p, width = measure(net, d, rows, a.S, xp=xp)
+        out[name] = dict(flops_per_row=f, s_per_row=s, gflops=f / s / 1e9, outputs=O, params=p,
                          feature_width=width, rows_timed=rows)
         say(f"- {name}: p = {p:,}, O = {O}, features of width {width}: {f / 1e9:.3f} GFLOP per row "
-            f"(counted), {1e3 * s:.1f} ms per row on one CPU thread ({f / s / 1e9:.2f} GFLOP/s; "
+            f"(counted), {1e3 * s:.2f} ms per row on {where} ({f / s / 1e9:.2f} GFLOP/s; "
             f"{rows} rows timed) — measured")
     r50 = out["ResNet-50 224×224×3"]
     n, m = a.rows, int(math.ceil(math.sqrt(a.rows)))
@@ -149,8 +168,9 @@ def main(argv=None):
         f"(width S·O = {width}):")
     say()
     say(f"- features: {r50['flops_per_row'] / 1e9:.1f} GFLOP per row (counted); at the rate measured "
-        f"here, {1e3 * r50['cpu_s_per_row']:.0f} ms per row on one CPU thread, i.e. "
-        f"{n * r50['cpu_s_per_row'] / 3600:,.0f} CPU-thread hours")
+        f"here, {1e3 * r50['s_per_row']:.1f} ms per row on {where}, i.e. "
+        f"{n * r50['s_per_row'] / 3600:,.1f} hours of it"
+        + (f" — MEASURED: {1 / r50['s_per_row']:,.0f} rows/s per GPU" if a.device == "gpu" else ""))
     say(f"- one audit pass over the kernel blocks: {pass_flops / 1e12:.0f} TFLOP (counted, 2·n·m·width); "
         "the audit makes about six (gradient, CG products, the step)")
     plans = []

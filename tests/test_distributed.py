@@ -211,3 +211,22 @@ def test_without_a_client_the_same_code_runs_here(monkeypatch):
     close(a_d.delta_A, a_h.delta_A)
     lm = kr.select_landmarks(Xd, m=6, method="kmeans++", seed=0)
     np.testing.assert_array_equal(lm.indices, kr.select_landmarks(X, m=6, method="kmeans++", seed=0).indices)
+
+
+def test_entk_features_and_embedding_of_a_network(client):
+    """A network's eNTK over Dask rows: the kernel (the module, its weights) is sent once and
+    every worker computes its rows' features; equal to one process."""
+    torch = pytest.importorskip("torch")
+    from krepes_lib.distributed import kernel_features
+    from krepes_lib.neural import TorchNTK
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(5, 16), torch.nn.Tanh(), torch.nn.Linear(16, 3))
+    X, _ = blobs(n=120)
+    Xd = da.from_array(X, chunks=(40, -1))
+    kern = TorchNTK(net, implementation="sketch", sketch_size=4, dtype="float64")
+    Phi = kernel_features(kern, Xd)
+    assert isinstance(Phi, da.Array)
+    close(Phi.compute(), kern.features(X))
+    model = kr.NystromModel(kr.Nystrom(kern, X[:10], dtype="float64"), h=3)
+    close(model.embed(Xd).compute(), model.embed(X))

@@ -18,6 +18,9 @@
 #      CuPy, its PyTorch twins on CUDA tensors, scikit-learn on the host's cores)
 #   3. one notebook at the paper profile (${T_NB}s): 01_nystrom_pc through papermill when it
 #      imports, else from its source (tools/run_notebook.py), with a time limit
+#   4. the eNTK cost on the GPU (${T_PLAN}s): benchmarks/cost_model.py --device gpu times the eNTK
+#      features of the small CNN and of a ResNet-50 on CUDA tensors, which turns the cluster
+#      page's ImageNet-1k estimate into a measurement
 # and prints every figure; logs and JSON go to $OUT (the device tool's folder) or ./gpu-check.
 #
 # Data: KREPES_DATA (default: shared/data inside the repository if present, else
@@ -29,9 +32,10 @@ set -u
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 PY="${PYTHON:-python3}"
-T_TESTS="${T_TESTS:-170}"
-T_BENCH="${T_BENCH:-190}"
-T_NB="${T_NB:-170}"
+T_TESTS="${T_TESTS:-140}"
+T_BENCH="${T_BENCH:-160}"
+T_NB="${T_NB:-150}"
+T_PLAN="${T_PLAN:-60}"
 NOTEBOOK="${NOTEBOOK:-01_nystrom_pc}"
 OUTDIR="${OUT:-$ROOT/gpu-check}"
 mkdir -p "$OUTDIR"
@@ -48,15 +52,17 @@ platformdirs dask distributed partd locket zict tblib"
 
 plan() {
   cat <<EOF
-On a machine with a CUDA GPU this check runs, in at most $((T_TESTS + T_BENCH + T_NB + 60)) s:
+On a machine with a CUDA GPU this check runs, in at most $((T_TESTS + T_BENCH + T_NB + T_PLAN + 40)) s:
   1. $PY -m pytest $TEST_FILES -k "cupy and not standin"   (limit ${T_TESTS}s)
      -> the core tests on real CuPy and the pipeline on CuPy == NumPy (float64)
   2. $PY benchmarks/run.py --device gpu --threads \$(nproc) --no-book --out \$OUT/perf-gpu.json   (limit ${T_BENCH}s)
      -> the performance table with the library on CuPy and its PyTorch twins on CUDA
   3. $PY tools/run_notebook.py $NOTEBOOK --profile paper --timeout ${T_NB} --out \$OUT/notebook   (limit $((T_NB + 20))s)
      -> the notebook's claims and figures at the paper's scale (papermill if it imports)
-and writes gpu_check.log, tests.log, bench.log, perf-gpu.json, notebook.log and the notebook's
-figures to $OUTDIR.
+  4. $PY benchmarks/cost_model.py --device gpu --json \$OUT/plan.json   (limit ${T_PLAN}s)
+     -> rows/s of the eNTK features (small CNN, ResNet-50) on the GPU: the ImageNet-1k plan, measured
+and writes gpu_check.log, tests.log, bench.log, perf-gpu.json, notebook.log, the notebook's
+figures, plan.log and plan.json to $OUTDIR.
 EOF
 }
 
@@ -144,6 +150,8 @@ stage "peer benchmark on the GPU" "$T_BENCH" bench.log "$PY" benchmarks/run.py -
   --threads "$(nproc)" --no-book --out "$OUTDIR/perf-gpu.json"
 stage "notebook $NOTEBOOK at the paper profile" "$((T_NB + 20))" notebook.log "$PY" \
   tools/run_notebook.py "$NOTEBOOK" --profile paper --timeout "$T_NB" --out "$OUTDIR/notebook"
+stage "eNTK cost on the GPU" "$T_PLAN" plan.log "$PY" benchmarks/cost_model.py --device gpu \
+  --small-rows 4096 --resnet-rows 64 --json "$OUTDIR/plan.json"
 echo
 echo "# done: status $status; logs and results in $OUTDIR ($(ls "$OUTDIR" | tr '\n' ' '))"
 exit $status
