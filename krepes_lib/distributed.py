@@ -164,7 +164,9 @@ def kernel_features(kernel, X):
     of a Dask X: a Dask array (n, width). The kernel — the network's weights — is sent once;
     every worker computes the features of its own rows (each row once)."""
     X = _rows_only(X)
-    width = int(kernel.features(X[:1].compute()).shape[1])   # one row, here, for the shape
+    first = X[:1].compute()                                   # one row, here, for the shape
+    width = int(kernel.feature_width(first) if hasattr(kernel, "feature_width")
+                else kernel.features(first).shape[1])
     dt = np.result_type(X.dtype, np.float32) if getattr(kernel, "dtype", None) is None \
         else np.dtype(kernel.dtype)
     return map_rows(_kernel_features_block, X, kernel, width, dt, name="krepes-kernel-features")

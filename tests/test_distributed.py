@@ -228,5 +228,6 @@ def test_entk_features_and_embedding_of_a_network(client):
     Phi = kernel_features(kern, Xd)
     assert isinstance(Phi, da.Array)
     close(Phi.compute(), kern.features(X))
+    close(kern.features(Xd).compute(), kern.features(X))       # TorchNTK.features on Dask rows
     model = kr.NystromModel(kr.Nystrom(kern, X[:10], dtype="float64"), h=3)
     close(model.embed(Xd).compute(), model.embed(X))

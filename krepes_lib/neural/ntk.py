@@ -57,7 +57,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..backend import asarray, get_xp, host_rng, to_host
+from ..backend import asarray, dask_pass, get_xp, host_rng, is_dask_array, to_host
 from ..defaults import BLOCK_BYTES
 from ..kernels import Kernel
 from ._torch import from_tensor, from_torch, require_torch, to_tensor, torch_dtype
@@ -670,7 +670,11 @@ class TorchNTK(Kernel):
 
     def features(self, X, dtype=None):
         """φ(X) with φ(X) φ(Y)ᵀ = K(X, Y): (n, r·p) exact, (n, r·k) project, (n, S·r) sketch
-        (unit rows when ``normalize``). Read from / kept in the feature store."""
+        (unit rows when ``normalize``). Read from / kept in the feature store. Dask rows give a
+        Dask array: the kernel (the module's weights) is sent to the workers once and each
+        computes its own rows' features (:mod:`krepes_lib.distributed`)."""
+        if is_dask_array(X):
+            return dask_pass("kernel_features")(self, X)
         X = from_torch(X)
         X = asarray(X, dtype=self._resolve_dtype(X, dtype), name="X")
         x = self._as_tensor(X)
