@@ -17,7 +17,7 @@ every run in a fresh child process, so peak memory is that run's own:
 * ``entk``: the eNTK features φ(x) (``TorchNTK.features``, sketch of ``--entk-size``
   directions) of ``krepes_lib.neural.networks.SmallConvNet`` (random initialisation, seed 0)
   over ``--entk-rows`` MNIST training images (default 20,000), mapped over partitions with the
-  network sent once (``krepes_lib.distributed.kernel_features``).
+  network sent once (``TorchNTK.features`` on Dask rows, :mod:`krepes_lib.distributed`).
 
 Printed per run: wall time of the pass (cluster start and data set-up excluded, reported
 apart), speed-up against 1 worker and against the plain process, peak RSS of every worker and
@@ -202,7 +202,6 @@ def child_entk(a, workers):
     else:
         import dask.array as da
 
-        from krepes_lib.distributed import kernel_features
 
         t0 = time.perf_counter()
         cl, client = cluster(workers, a.dask_defaults)
@@ -212,7 +211,7 @@ def child_entk(a, workers):
         client.get_task_stream()  # start recording
         with __import__("distributed").get_task_stream(client) as ts:
             w0, t0 = workers_cpu(client), time.perf_counter()
-            F = kernel_features(kern, Xd).compute()
+            F = kern.features(Xd).compute()     # TorchNTK.features on Dask rows
             out["wall_s"] = time.perf_counter() - t0
             out["cpu_s"] = cpu_delta(w0, workers_cpu(client))
         busy = sum(sum(s["stop"] - s["start"] for s in t["startstops"] if s["action"] == "compute")
