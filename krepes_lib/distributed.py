@@ -86,6 +86,14 @@ def _meta_xp(X):
     return get_xp(X._meta)
 
 
+def _float_dtype(*arrays):
+    """The working dtype the single-process metric picks for these inputs (float32 or float64)."""
+    from .backend import resolve_dtype
+
+    dt = np.result_type(*[a.dtype for a in arrays if hasattr(a, "dtype")])
+    return resolve_dtype(dt if np.issubdtype(dt, np.floating) else None)
+
+
 class _Pool:
     """Where partition tasks run: the active ``dask.distributed`` Client, or this process."""
 
@@ -152,7 +160,7 @@ def map_rows(fn, X, shared, width: int, dtype, name: str = "krepes-rows"):
     pool = _Pool()
     xp = _meta_xp(X)
     return X.map_blocks(fn, pool.share(shared), dtype=np.dtype(dtype), chunks=(X.chunks[0], (int(width),)),
-                        meta=xp.empty((0, int(width)), dtype=np.dtype(dtype)), name=name)
+                        meta=xp.empty((0, int(width)), dtype=np.dtype(dtype)), token=name)
 
 
 def _kernel_features_block(block, kernel):
@@ -240,10 +248,8 @@ def influence_scores(kernel, landmarks, X_t, A, v=None, memory_budget=None):
     from .defaults import BLOCK_BYTES
 
     L = getattr(landmarks, "points", landmarks)
-    dt = np.result_type(L.dtype, A.dtype)
     return map_rows(_influence_block, X_t, (kernel, L, A, v, memory_budget or BLOCK_BYTES),
-                    L.shape[0], dt if np.issubdtype(dt, np.floating) else np.float32,
-                    name="krepes-influence")
+                    L.shape[0], _float_dtype(L, A, X_t), name="krepes-influence")
 
 
 def _topk_block(block, shared):
@@ -267,7 +273,7 @@ def top_influential(kernel, landmarks, X_t, A, K, v=None, memory_budget=None):
     pool = _Pool()
     shared = pool.share((kernel, L, A, int(K), v, memory_budget or BLOCK_BYTES))
     xp = _meta_xp(X_t)
-    dt = np.result_type(L.dtype, A.dtype)
+    dt = _float_dtype(L, A, X_t)
     fields = [[], [], []]
     for _, s, e, b in pool.parts(X_t):
         r = delayed(_topk_block, nout=3)(b, shared)
@@ -647,7 +653,7 @@ def _leverage_scores(X, kernel, lam, sketch_size, rng, pool):
     X = _rows_only(X)
     sc = X.map_blocks(_leverage_block, pool.share((kernel, XS, L, c)), drop_axis=1,
                       dtype=np.float64, meta=_meta_xp(X).empty((0,), np.float64),
-                      name="krepes-leverage")
+                      token="krepes-leverage")
     return np.clip(np.asarray(to_host(sc.compute())), 0.0, None)
 
 

@@ -67,6 +67,11 @@ def test_features_and_kernel_blocks(client, dtype):
     close(k.matmul(Xd, L, A).compute(), k.matmul(Xh, L, A), dtype)
     close(k.rmatmul(Xd, L, da.from_array(G, chunks=(CHUNK, -1))), k.rmatmul(Xh, L, G), dtype)
     close(k.rmatmul(Xd, L, G), k.rmatmul(Xh, L, G), dtype)
+    # two maps over the same rows in one graph keep their own results (distinct task keys)
+    other = model_on(X, dtype, m=12, h=3)
+    F1, F2 = da.compute(model.embed(Xd), other.embed(Xd))
+    close(F1, model.embed(Xh), dtype)
+    close(F2, other.embed(Xh), dtype)
 
 
 @pytest.mark.parametrize("loss,dtype,budget", [
