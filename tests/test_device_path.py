@@ -249,3 +249,24 @@ def test_benchmark_suite_runs_on_the_device(standin, tmp_path):
     for r in res["rows"]:
         if r["check"] is not None and r["line"] in (1, 3, 4, 5, 7):
             assert abs(r["check"]) < 1e-3, r
+
+
+def test_a_user_never_gets_the_standin(tmp_path):
+    """The stand-in is installed only by the test fixture: no KREPES_BACKEND value selects it,
+    and KREPES_BACKEND=cupy without a GPU fails loudly even when tests/ is importable."""
+    import os
+    import subprocess
+    import sys
+
+    tests_dir = os.path.dirname(os.path.abspath(__file__))
+    code = ("import cupy_standin, krepes_lib as kr, numpy as np\n"
+            "from krepes_lib.backend import _real_cupy_or_none\n"
+            "try:\n    xp = kr.default_xp()\nexcept (RuntimeError, ValueError) as e:\n"
+            "    print(type(e).__name__)\nelse:\n"
+            "    print('cupy' if _real_cupy_or_none() is not None and xp.__name__ == 'cupy' else xp.__name__)\n")
+    for value in ("cupy", "cupy_standin", "cupy-standin", "standin"):
+        env = {**os.environ, "KREPES_BACKEND": value, "PYTHONPATH": tests_dir}
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                             cwd=tmp_path).stdout.strip()
+        assert out in ("RuntimeError", "ValueError", "cupy"), (value, out)
+        assert out != "cupy_standin"

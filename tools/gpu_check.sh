@@ -24,9 +24,11 @@
 # and prints every figure; logs and JSON go to $OUT (the device tool's folder) or ./gpu-check.
 #
 # Data: KREPES_DATA (default: shared/data inside the repository if present, else
-# ../shared/data). On the device tool, carry a copy: `mkdir -p .gpu-data && cp -r
-# ../shared/data/mnist .gpu-data/ && echo /.gpu-data/ >> .git/info/exclude`, run with
-# carry [".gpu-data", ".whl"] and KREPES_DATA=.gpu-data.
+# ../shared/data). On the device tool (10 minutes per command: pass timeout_s 600), carry a
+# copy of what the stages read — MNIST (benchmark rows, notebook 01): `mkdir -p .gpu-data &&
+# cp -r ../shared/data/mnist .gpu-data/ && echo /.gpu-data/ >> .git/info/exclude` — and the
+# wheels of `--fetch-wheels`, then run `KREPES_DATA=.gpu-data bash tools/gpu_check.sh` with
+# carry [".gpu-data", ".whl"]. Stage limits: T_TESTS, T_BENCH, T_NB, T_PLAN (seconds).
 # Exit code: 0 all stages passed, 1 a stage failed or timed out, 2 no GPU (nothing measured).
 set -u
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
