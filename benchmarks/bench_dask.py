@@ -71,19 +71,12 @@ def cpu_delta(before, after) -> list:
 
 
 def worker_settings(dask_defaults: bool) -> dict:
-    """Dask configuration of the workers. By default two of Dask's settings are changed, both
-    measured here to slow the library's passes in a worker 1.5-2× against a plain process:
-    ``MALLOC_TRIM_THRESHOLD_=65536`` in the workers' environment (it switches off glibc's
-    adaptive mmap threshold, so every kernel block of a batch is a fresh mmap and page-faulted)
-    and the statistical profiler (it samples the stacks every 10 ms under the GIL).
-    ``--dask-defaults`` keeps Dask's own settings."""
-    import dask
+    """Dask configuration of the workers: ``krepes_lib.distributed.worker_config()`` (no
+    ``MALLOC_TRIM_THRESHOLD_`` in the workers' environment, profiler off), or Dask's own
+    settings with ``--dask-defaults``."""
+    from krepes_lib.distributed import worker_config
 
-    if dask_defaults:
-        return {}
-    env = dict(dask.config.get("distributed.nanny.pre-spawn-environ"))
-    env.pop("MALLOC_TRIM_THRESHOLD_", None)
-    return {"distributed.nanny.pre-spawn-environ": env, "distributed.worker.profile.enabled": False}
+    return {} if dask_defaults else worker_config()
 
 
 def cluster(workers, dask_defaults=False):

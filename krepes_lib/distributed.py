@@ -56,7 +56,25 @@ from .backend import ROW_PASSES, get_xp, host_rng, is_dask_array, to_host
 
 __all__ = ["is_dask_array", "features", "kernel_matmul", "kernel_rmatmul", "audit_operator",
            "select_landmarks", "median_sigma", "influence_scores", "top_influential",
-           "confidence_drop", "map_rows", "kernel_features", "DaskGGNOperator", "ACCEPTS"]
+           "confidence_drop", "map_rows", "kernel_features", "worker_config", "DaskGGNOperator",
+           "ACCEPTS"]
+
+
+def worker_config() -> dict:
+    """Dask configuration for workers that run these passes: set it before starting a cluster,
+    ``dask.config.set(kr.distributed.worker_config())``.
+
+    Two of Dask's defaults were measured to slow the library's passes inside a worker against
+    a plain process (``benchmarks/bench_dask.py``, book *Running on a cluster*):
+    ``MALLOC_TRIM_THRESHOLD_=65536`` in every worker's environment (it switches off glibc's
+    adaptive mmap threshold, so each batch's kernel block becomes a fresh, page-faulted mmap)
+    and the statistical profiler (a stack sample of every thread every 10 ms). This returns
+    Dask's worker environment without the first and the profiler off; nothing else changes.
+    """
+    dask = _require_dask()
+    env = dict(dask.config.get("distributed.nanny.pre-spawn-environ", {}) or {})
+    env.pop("MALLOC_TRIM_THRESHOLD_", None)
+    return {"distributed.nanny.pre-spawn-environ": env, "distributed.worker.profile.enabled": False}
 
 
 def _require_dask():

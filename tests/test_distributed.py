@@ -24,6 +24,11 @@ CHUNK = 70
 
 @pytest.fixture(scope="module")
 def client():
+    import dask
+
+    cfg = kr.distributed.worker_config()
+    assert "MALLOC_TRIM_THRESHOLD_" not in cfg["distributed.nanny.pre-spawn-environ"]
+    dask.config.set(cfg)
     cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                                        dashboard_address=None, silence_logs=40)
     c = distributed.Client(cluster)
