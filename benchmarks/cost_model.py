@@ -185,7 +185,8 @@ def main(argv=None):
                           gpus_for_one_hour=math.ceil(gpus)))
         say(f"- **ESTIMATE** at {100 * e:.0f} % of the H200 fp32 peak (67 TFLOP/s): {rows_s:,.0f} rows/s "
             f"per GPU, {gpu_h:.2f} GPU-hours, {math.ceil(gpus)} GPU(s) for a one-hour audit"
-            + (f" (parallel efficiency {eff2:.2f}, measured 1→2 workers by bench_dask)" if eff2 else ""))
+            + (f" (parallel efficiency {eff2:.2f}: bench_dask's 1→2-worker split of the eNTK "
+               "features' CPU time)" if eff2 else ""))
     out.update(n=n, m=m, pass_tflop=pass_flops / 1e12, plans=plans, scaling=eff2,
                load_after=" ".join(f"{x:.2f}" for x in os.getloadavg()))
     say(f"\nLoad average before → after: {load0} → {out['load_after']}.")
