@@ -256,40 +256,37 @@ def kernel_rmatmul(kernel, X, Y, G, memory_budget, rows=None):
 def _influence_block(block, shared):
     from .interpret import influence_scores as _is
 
-    kernel, L, A, v, mb = shared
+    kernel, L, A, v, options = shared
     nbytes = block.shape[0] * L.shape[0] * block.dtype.itemsize
-    return _is(kernel, L, block, A, v=v, memory_budget=mb, max_bytes=max(nbytes, 1))
+    return _is(kernel, L, block, A, v=v, options=options, max_bytes=max(nbytes, 1))
 
 
-def influence_scores(kernel, landmarks, X_t, A, v=None, memory_budget=None):
+def influence_scores(kernel, landmarks, X_t, A, v=None, options=None):
     """IS(x̃_l, x_t) (or the concept score with ``v``) per row chunk of a Dask X_t: (n_t, m) Dask."""
-    from .defaults import BLOCK_BYTES
-
     L = getattr(landmarks, "points", landmarks)
-    return map_rows(_influence_block, X_t, (kernel, L, A, v, memory_budget or BLOCK_BYTES),
+    return map_rows(_influence_block, X_t, (kernel, L, A, v, options),
                     L.shape[0], _float_dtype(L, A, X_t), name="krepes-influence")
 
 
 def _topk_block(block, shared):
     from .interpret import top_influential as _top
 
-    kernel, L, A, K, v, mb = shared
-    t = _top(kernel, L, block, A, K=K, v=v, memory_budget=mb)
+    kernel, L, A, K, v, options = shared
+    t = _top(kernel, L, block, A, K=K, v=v, options=options)
     return tuple(t)
 
 
-def top_influential(kernel, landmarks, X_t, A, K, v=None, memory_budget=None):
+def top_influential(kernel, landmarks, X_t, A, K, v=None, options=None):
     """The K most influential landmarks of every row of a Dask X_t: a TopK of Dask arrays."""
     import dask.array as da
     from dask import delayed
 
-    from .defaults import BLOCK_BYTES
     from .interpret import TopK
 
     X_t = _rows_only(X_t, "X_t")
     L = getattr(landmarks, "points", landmarks)
     pool = _Pool()
-    shared = pool.share((kernel, L, A, int(K), v, memory_budget or BLOCK_BYTES))
+    shared = pool.share((kernel, L, A, int(K), v, options))
     xp = _meta_xp(X_t)
     dt = _float_dtype(L, A, X_t)
     fields = [[], [], []]

@@ -179,19 +179,6 @@ def test_image_views_on_the_device(device_xp):
     same(b, a.astype(b.dtype), rtol=1e-6, atol=1e-7)
 
 
-def test_numpy_mlp_entk_on_the_device(device_xp):
-    from krepes_lib.entk import MLP, EmpiricalNTK, RandomProjectionNTK
-
-    X = np.random.default_rng(0).normal(size=(9, 4))
-    out = {}
-    for xp in (np, device_xp):
-        net = MLP.init([4, 7, 3], seed=0, xp=xp)
-        out[xp] = [k(on(xp, X), dtype="float64") for k in
-                   (EmpiricalNTK(net), RandomProjectionNTK(net, n_projections=16, seed=0))]
-    for dev, host in zip(out[device_xp], out[np]):
-        same(dev, host)
-
-
 def test_torch_ntk_crosses_by_dlpack(device_xp):
     """CuPy arrays enter TorchNTK as tensors and leave it as arrays through DLPack: no `.get()`."""
     torch = pytest.importorskip("torch")
