@@ -85,7 +85,7 @@ class ResNet50(nn.Module):
         return self.avgpool(x).flatten(1)
 
 
-def measure(net, d, rows, S, repeats=1, xp=np):
+def measure(net, d, rows, S, repeats=1, xp=np, budget=None):
     """(FLOPs per row counted, seconds per row, outputs O, parameters p, feature width) of eNTK
     features, the rows in namespace ``xp`` (CuPy: CUDA tensors through DLPack)."""
     from torch.utils.flop_counter import FlopCounterMode
@@ -93,7 +93,8 @@ def measure(net, d, rows, S, repeats=1, xp=np):
     from krepes_lib.backend import synchronize, to_device
     from krepes_lib.neural import TorchNTK
 
-    k = TorchNTK(net.eval(), implementation="sketch", sketch_size=S, contraction="sum", cache_bytes=0)
+    kw = {} if budget is None else {"memory_budget": int(budget)}
+    k = TorchNTK(net.eval(), implementation="sketch", sketch_size=S, contraction="sum", cache_bytes=0, **kw)
     X = to_device(np.random.default_rng(0).random((rows, d), dtype=np.float32), xp)
     k.features(X[:1])                       # warm-up: copies, plan, directions
     with FlopCounterMode(display=False) as fc:
@@ -122,6 +123,8 @@ def main(argv=None):
                     help="parallel efficiency 1→2 workers (speed-up/2) measured by bench_dask.py")
     ap.add_argument("--small-rows", type=int, default=200)
     ap.add_argument("--resnet-rows", type=int, default=2)
+    ap.add_argument("--budget-gb", type=float, default=None,
+                    help="TorchNTK's memory budget in GiB (default the library's; on a GPU give it room)")
     ap.add_argument("--device", choices=("cpu", "gpu"), default="cpu",
                     help="time on one CPU thread (default) or on the GPU (CuPy rows, CUDA tensors)")
     ap.add_argument("--json", default=None)
@@ -153,7 +156,8 @@ def main(argv=None):
     out = {"S": a.S, "load_before": load0}
     for name, net, d, rows in (("SmallConvNet 28×28×1", SmallConvNet((28, 28, 1), out=64), 784, a.small_rows),
                                ("ResNet-50 224×224×3", ResNet50(), 3 * 224 * 224, a.resnet_rows)):
-        f, s, O, p, width = measure(net, d, rows, a.S, xp=xp)
+        f, s, O, p, width = measure(net, d, rows, a.S, xp=xp,
+                                    budget=None if a.budget_gb is None else a.budget_gb * 2**30)
         out[name] = dict(flops_per_row=f, s_per_row=s, gflops=f / s / 1e9, outputs=O, params=p,
                          feature_width=width, rows_timed=rows)
         say(f"- {name}: p = {p:,}, O = {O}, features of width {width}: {f / 1e9:.3f} GFLOP per row "

@@ -61,7 +61,7 @@ On a machine with a CUDA GPU this check runs, in at most $((T_TESTS + T_BENCH + 
      -> the performance table with the library on CuPy and its PyTorch twins on CUDA
   3. $PY tools/run_notebook.py $NOTEBOOK --profile paper --timeout ${T_NB} --out \$OUT/notebook   (limit $((T_NB + 20))s)
      -> the notebook's claims and figures at the paper's scale (papermill if it imports)
-  4. $PY benchmarks/cost_model.py --device gpu --json \$OUT/plan.json   (limit ${T_PLAN}s)
+  4. $PY benchmarks/cost_model.py --device gpu --small-rows 4096 --resnet-rows 64 --budget-gb 16 --json \$OUT/plan.json   (limit ${T_PLAN}s)
      -> rows/s of the eNTK features (small CNN, ResNet-50) on the GPU: the ImageNet-1k plan, measured
 and writes gpu_check.log, tests.log, bench.log, perf-gpu.json, notebook.log, the notebook's
 figures, plan.log and plan.json to $OUTDIR.
@@ -153,7 +153,7 @@ stage "peer benchmark on the GPU" "$T_BENCH" bench.log "$PY" benchmarks/run.py -
 stage "notebook $NOTEBOOK at the paper profile" "$((T_NB + 20))" notebook.log "$PY" \
   tools/run_notebook.py "$NOTEBOOK" --profile paper --timeout "$T_NB" --out "$OUTDIR/notebook"
 stage "eNTK cost on the GPU" "$T_PLAN" plan.log "$PY" benchmarks/cost_model.py --device gpu \
-  --small-rows 4096 --resnet-rows 64 --json "$OUTDIR/plan.json"
+  --small-rows 4096 --resnet-rows 64 --budget-gb 16 --json "$OUTDIR/plan.json"
 echo
 echo "# done: status $status; logs and results in $OUTDIR ($(ls "$OUTDIR" | tr '\n' ' '))"
 exit $status
