@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from scipy.optimize import minimize
 
+from krepes_lib.backend import limit_host_threads
 from krepes_lib.studies import kpca_gradient as kg
 from krepes_lib.studies import stepwise as sw
 from entk_reference import MLP, EmpiricalNTK
@@ -319,22 +320,36 @@ def test_notebook12_ex1_rbf_outliers_far_or_near_look_the_same():
 
     X0 = data.load("mnist_test", n=400, seed=0).X.astype(np.float64)
     got = {}
-    for noise in (3.0, 30.0):
-        for s in (0, 1, 2):
-            X_all, out = kg.plant_outliers(X0, 0.05, noise, seed=s)
-            nys = Nystrom(RBF(sigma=median_sigma(X_all)), select_landmarks(X_all, m=100, method="uniform", seed=s),
-                          dtype=np.float64)
-            Phi = nys.feature_map(X_all)
-            ref = kg.nystrom_kpca(nys, X_all[~out], 3)
-            delta = np.median(np.linalg.norm(Phi - np.median(Phi, 0), axis=1))
-            plain = kg.fit_robust(Phi, 3, np.inf, steps=200, seed=s)
-            huber = kg.fit_robust(Phi, 3, delta, steps=200, seed=s)
-            dist = np.linalg.norm(Phi - Phi.mean(0), axis=1)
-            got[noise, s] = (round(kg.subspace_angle(Phi[~out] @ huber.W, ref), 1),
-                             round(kg.subspace_angle(Phi[~out] @ plain.W, ref), 1),
-                             round(float(huber.weights[out].mean()), 2), round(dist[out].mean() / dist[~out].mean(), 2))
-    assert [got[30.0, s] for s in range(3)] == [(32.8, 45.1, 0.84, 1.8), (31.1, 69.4, 0.71, 2.08), (25.7, 42.6, 0.79, 1.93)]
-    assert [got[3.0, s] for s in range(3)] == [(32.8, 46.4, 0.84, 1.8), (5.7, 56.9, 0.55, 2.08), (18.3, 58.4, 0.78, 1.93)]
+    with limit_host_threads(1):  # as the notebook does (cpu_threads = 1)
+        for noise in (3.0, 30.0):
+            for s in (0, 1, 2):
+                X_all, out = kg.plant_outliers(X0, 0.05, noise, seed=s)
+                nys = Nystrom(RBF(sigma=median_sigma(X_all)), select_landmarks(X_all, m=100, method="uniform", seed=s),
+                              dtype=np.float64)
+                Phi = nys.feature_map(X_all)
+                ref = kg.nystrom_kpca(nys, X_all[~out], 3)
+                delta = np.median(np.linalg.norm(Phi - np.median(Phi, 0), axis=1))
+                plain = kg.fit_robust(Phi, 3, np.inf, steps=200, seed=s)
+                huber = kg.fit_robust(Phi, 3, delta, steps=200, seed=s)
+                dist = np.linalg.norm(Phi - Phi.mean(0), axis=1)
+                got[noise, s] = (round(kg.subspace_angle(Phi[~out] @ huber.W, ref), 1),
+                                 round(kg.subspace_angle(Phi[~out] @ plain.W, ref), 1),
+                                 round(float(huber.weights[out].mean()), 2), round(dist[out].mean() / dist[~out].mean(), 2))
+    # The numbers the solution quotes, to the digits it prints, at the notebook's settings — one BLAS
+    # thread included (its `cpu_threads = 1`): 200 steps of these fits are not converged, and with
+    # two threads the plain fit of seed 1 ends at 46.5° instead of 56.9° (converged, 1000 steps:
+    # 61.6° either way). 0.5° on angles and 0.01 on weights and ratios absorb the BLAS build.
+    quoted = {30.0: [(32.8, 45.1, 0.84, 1.8), (31.1, 69.4, 0.71, 2.08), (25.7, 42.6, 0.79, 1.93)],
+              3.0: [(32.8, 46.4, 0.84, 1.8), (5.7, 56.9, 0.55, 2.08), (18.3, 58.4, 0.78, 1.93)]}
+    for noise, rows in quoted.items():
+        have = np.array([got[noise, s] for s in range(3)], dtype=float)
+        want = np.array(rows, dtype=float)
+        np.testing.assert_allclose(have[:, :2], want[:, :2], atol=0.5, err_msg=f"angles at noise {noise}")
+        np.testing.assert_allclose(have[:, 2:], want[:, 2:], atol=0.011, err_msg=f"weights/ratios at noise {noise}")
+    # the solution's claims themselves: Huber beats plain KPCA in every seed at both noise levels, and
+    # the outliers' distance ratios are the same at noise 3 and 30 (a bounded kernel caps the norm)
+    assert all(got[nz, s][0] < got[nz, s][1] for nz in quoted for s in range(3))
+    assert [got[3.0, s][3] for s in range(3)] == [got[30.0, s][3] for s in range(3)]
 
 
 def test_notebook12_ex2_eigen_gaps():
