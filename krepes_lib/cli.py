@@ -866,6 +866,17 @@ def _run_one(root: Path, name: str, profile: str, exp: dict, force: bool, timeou
         return f"failed: {err}", time.time() - t
 
 
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(?:CPU-)?(min|s)\b")
+
+
+def expected_seconds(entry: dict, profile: str) -> float:
+    """The longest duration written in a notebook's ``cpu_runtime`` for ``profile`` (e.g. "2.4 min
+    warm network cache (13.5 min cold)" → 810 s); 0 where none is written. Only the order in
+    which ``--jobs`` starts notebooks depends on it."""
+    text = str((entry.get("cpu_runtime") or {}).get(profile, ""))
+    return max((float(v) * (60.0 if u == "min" else 1.0) for v, u in _DURATION.findall(text)), default=0.0)
+
+
 def _run_parallel(root: Path, names, args, exp: dict, deps) -> None:
     """``--jobs N``: notebooks run in N worker processes (each its own kernel and environment).
 
@@ -880,9 +891,11 @@ def _run_parallel(root: Path, names, args, exp: dict, deps) -> None:
     from tqdm.auto import tqdm
 
     failed = []
+    # longest first (LPT): a long notebook started last would run alone at the end
+    order = sorted(names, key=lambda n: -expected_seconds(exp["notebooks"][n], args.profile))
     with ProcessPoolExecutor(max_workers=min(args.jobs, len(names)) or 1) as pool:
         futures = {pool.submit(_run_one, root, n, args.profile, exp, args.force, args.timeout, deps): n
-                   for n in names}
+                   for n in order}
         bar = tqdm(total=len(futures), desc=f"notebooks ({args.profile}, {args.jobs} at once)", unit="nb")
         for fut in as_completed(futures):
             n = futures[fut]

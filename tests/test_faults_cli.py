@@ -374,3 +374,22 @@ def test_jobs_run_notebooks_side_by_side_and_report_every_failure(tmp_path):
     assert cli._run_one(tmp_path, "a", "ci", exp, False, None, "v1")[0] == "skipped"
     with pytest.raises(SystemExit, match="--jobs 0"):
         cli.main(["reproduce", "--root", str(ROOT), "--jobs", "0", "--no-book"])
+
+
+def test_jobs_start_the_longest_notebook_first(tmp_path):
+    """``--jobs`` starts notebooks longest first by their cpu_runtime: with one worker the run order
+    is the submission order, so the executed notebooks' finishing order shows it."""
+    import argparse
+
+    log = tmp_path / "order.txt"
+    for n in ("a", "b", "c"):
+        _toy(tmp_path, n, f"open({str(log)!r}, 'a').write({n!r})")
+    exp = {"profiles": {"ci": "tiny"},
+           "notebooks": {"a": {"cpu_runtime": {"ci": "20 s"}, "profiles": {"ci": {}}},
+                         "b": {"cpu_runtime": {"ci": "2.4 min warm (13.5 min cold)"}, "profiles": {"ci": {}}},
+                         "c": {"cpu_runtime": {"ci": "3 min"}, "profiles": {"ci": {}}}}}
+    assert cli.expected_seconds(exp["notebooks"]["b"], "ci") == pytest.approx(810.0)
+    assert cli.expected_seconds({"profiles": {}}, "ci") == 0.0
+    args = argparse.Namespace(jobs=1, profile="ci", force=False, timeout=None)
+    cli._run_parallel(tmp_path, ["a", "b", "c"], args, exp, "v1")
+    assert log.read_text() == "bca"
