@@ -77,7 +77,7 @@ from . import stats
 
 __all__ = ["HOLDS", "FAILS", "INCONCLUSIVE", "UNTESTED", "ALPHA", "MIN_PAIRS", "Rule", "Paired",
            "Threshold", "NonInferiority", "Equivalence", "Evidence", "Control", "Claim", "decide",
-           "decide_some", "decide_all", "decide_check", "reported", "row", "outcome", "tally", "status_of",
+           "decide_some", "decide_all", "decide_check", "reported", "row", "beside", "outcome", "symbol", "SYMBOLS", "tally", "status_of",
            "minimum_detectable_effect", "VERDICT_PREFIXES"]
 
 HOLDS, FAILS, INCONCLUSIVE = "holds", "does not hold", "inconclusive"
@@ -597,6 +597,21 @@ def reported(claim: str, paper: str, ours: str, status: str, rule: str, **extra)
     return row(claim, paper, ours, status, rule, **extra)
 
 
+def beside(rows, old_rows) -> list[dict]:
+    """The rows of a family with the same claims' verdicts under another (older) rule beside them.
+
+    ``rows`` and ``old_rows`` are :func:`decide` rows of the same claims in the same order (the
+    calibrated rule and, e.g., the paper-threshold rule on the same numbers). Each returned row
+    gains ``old_verdict``, ``old_rule`` and ``old_ours`` (the report prints the old verdict
+    beside the new one); the decision itself stays the row's own.
+    """
+    rows, old_rows = list(rows), list(old_rows)
+    if len(rows) != len(old_rows) or any(a["claim"] != b["claim"] for a, b in zip(rows, old_rows)):
+        raise ValueError("beside: the old rows must decide the same claims, in the same order.")
+    return [{**a, "old_verdict": b["verdict"], "old_rule": b["rule"], "old_ours": b["ours"]}
+            for a, b in zip(rows, old_rows)]
+
+
 def outcome(verdict: str) -> str:
     """The outcome a verdict text begins with: :data:`HOLDS` ("holds for 2/3 …" included),
     :data:`FAILS`, :data:`INCONCLUSIVE`, :data:`UNTESTED`, or "reported" (a "not …" row)."""
@@ -607,6 +622,15 @@ def outcome(verdict: str) -> str:
     if v.startswith("not "):
         return "reported"
     raise ValueError(f"verdict={verdict!r} is not one of the engine's outcomes.")
+
+
+#: One character per outcome, for compact tables: holds, does not hold, inconclusive, does not test, reported.
+SYMBOLS = {HOLDS: "+", FAILS: "−", INCONCLUSIVE: "?", UNTESTED: "∅", "reported": "·"}
+
+
+def symbol(verdict: str) -> str:
+    """The :data:`SYMBOLS` character of a verdict's outcome (+ − ? ∅ ·)."""
+    return SYMBOLS[outcome(verdict)]
 
 
 def tally(rows) -> dict:
@@ -621,17 +645,24 @@ def tally(rows) -> dict:
 def status_of(verdicts) -> str:
     """The status of a paper's number from the verdicts of the rows that address it:
     "reproduced" (all hold), "not reproduced" (some do not hold, none holds), "partly
-    reproduced" (some hold), else "inconclusive / not comparable"."""
+    reproduced" (some hold), else "inconclusive / not comparable". Rows that do not test the
+    claim (:data:`UNTESTED`) are kept out and counted ("k rows do not test the claim"); when no
+    other row is left the status is "not tested: …"."""
     v = [str(x).lower() for x in verdicts]
+    untested = sum(x.startswith(UNTESTED) for x in v)
+    v = [x for x in v if not x.startswith(UNTESTED)]
+    note = f" ({untested} row{'s' if untested > 1 else ''} {UNTESTED})" if untested else ""
+    if untested and not v:
+        return f"not tested: every row {UNTESTED}"
     holds = [x.startswith(HOLDS) for x in v]
     fails = [x.startswith(FAILS) for x in v]
     if v and all(holds):
-        return "reproduced"
+        return "reproduced" + note
     if any(fails) and not any(holds):
-        return "not reproduced"
+        return "not reproduced" + note
     if any(holds):
-        return "partly reproduced"
-    return "inconclusive / not comparable"
+        return "partly reproduced" + note
+    return "inconclusive / not comparable" + note
 
 
 def with_rule(rule: Rule, **changes) -> Rule:

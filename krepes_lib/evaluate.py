@@ -110,7 +110,8 @@ def labelled_subset(y, label_fraction: float, seed=0) -> np.ndarray:
 
 
 def linear_probe(Z_train, y_train, Z_test, y_test, label_fraction: float = 0.1, seed=0,
-                 C: float = PROBE_C, max_iter: int = PROBE_MAX_ITER, return_model: bool = False):
+                 C: float = PROBE_C, max_iter: int = PROBE_MAX_ITER, return_model: bool = False,
+                 labelled=None):
     """Linear-probe accuracy: logistic regression on a stratified labelled subset.
 
     Parameters
@@ -131,6 +132,9 @@ def linear_probe(Z_train, y_train, Z_test, y_test, label_fraction: float = 0.1, 
     max_iter : int, default :data:`PROBE_MAX_ITER`
     return_model : bool
         Also return ``(scaler, classifier, n_labelled)``.
+    labelled : array of int, optional
+        The labelled rows of Z_train, given explicitly (repeats allowed: a bootstrap
+        resample); ``label_fraction`` and ``seed`` are then not used.
 
     Returns
     -------
@@ -155,7 +159,13 @@ def linear_probe(Z_train, y_train, Z_test, y_test, label_fraction: float = 0.1, 
         raise ValueError(f"linear_probe: train has {Ztr.shape[1]} features, test {Zte.shape[1]}.")
     if not (np.isfinite(Ztr).all() and np.isfinite(Zte).all()):
         raise ValueError("linear_probe: the representations contain NaN/inf (did training diverge?).")
-    idx = labelled_subset(ytr, label_fraction, seed)
+    if labelled is None:
+        idx = labelled_subset(ytr, label_fraction, seed)
+    else:
+        idx = np.asarray(labelled).ravel()
+        if idx.dtype.kind not in "iu" or idx.size == 0 or idx.min() < 0 or idx.max() >= ytr.shape[0]:
+            raise ValueError(f"linear_probe: labelled must be row indices of Z_train in [0, {ytr.shape[0]}); "
+                             f"got {idx.size} values of dtype {idx.dtype}.")
     if np.unique(ytr[idx]).shape[0] < 2:
         raise ValueError("linear_probe: the labelled subset has fewer than 2 classes.")
     scaler = StandardScaler().fit(Ztr[idx])

@@ -12,9 +12,36 @@ from functools import lru_cache
 from importlib import resources
 from types import MappingProxyType
 
-__all__ = ["load_experiments", "network_profiles", "check_network_profiles"]
+__all__ = ["load_experiments", "network_profiles", "check_network_profiles", "resolve_arch", "PER_ARCH", "ARCHS"]
 
-_NETWORK_FIELDS = {"n_train", "n_test", "size", "epochs", "batch_size"}
+_NETWORK_FIELDS = {"n_train", "n_test", "size", "epochs", "batch_size", "lr"}
+#: Fields that may differ by architecture: a number, or a mapping {mlp: ..., cnn: ...} (the MLP
+#: of the tables trains in seconds, the CNN of the images in tens of seconds).
+PER_ARCH = {"epochs", "lr"}
+ARCHS = ("mlp", "cnn")
+
+
+def _per_arch(cfg: dict, name: str, k: str, ok, what: str, source: str) -> None:
+    v = cfg[k]
+    if isinstance(v, dict) and k in PER_ARCH:
+        if set(v) != set(ARCHS):
+            raise ValueError(f"{source}: networks.{name}.{k} as a mapping needs exactly the architectures "
+                             f"{list(ARCHS)}; got {sorted(v)}.")
+        vals = list(v.values())
+    else:
+        vals = [v]
+    if not all(ok(x) for x in vals):
+        raise ValueError(f"{source}: networks.{name}.{k} must be {what}"
+                         + (f" (or a mapping {{mlp: ..., cnn: ...}} of them)" if k in PER_ARCH else "")
+                         + f"; got {v!r}.")
+
+
+def resolve_arch(profile: dict, arch: str) -> dict:
+    """A network profile with its per-architecture fields (:data:`PER_ARCH`) resolved for
+    ``arch`` ("mlp" or "cnn")."""
+    if arch not in ARCHS:
+        raise ValueError(f"arch={arch!r}; use one of {ARCHS}.")
+    return {k: (v[arch] if isinstance(v, dict) and k in PER_ARCH else v) for k, v in profile.items()}
 
 
 @lru_cache(maxsize=1)
@@ -31,7 +58,8 @@ def load_experiments() -> dict:
 
 def check_network_profiles(nets, profiles=None, source: str = "krepes_lib/experiments.yml") -> dict:
     """Validate the ``networks:`` section: a mapping profile -> {n_train, n_test, size, epochs,
-    batch_size}, naming every profile of ``profiles`` (when given) and no other. Returns it."""
+    batch_size, lr}, naming every profile of ``profiles`` (when given) and no other; ``epochs``
+    and ``lr`` may be a mapping {mlp: ..., cnn: ...} (:data:`PER_ARCH`). Returns it."""
     if not isinstance(nets, dict) or not nets:
         raise ValueError(f"{source}: 'networks' must map each profile to the SSL networks' training sizes "
                          f"{sorted(_NETWORK_FIELDS)}.")
@@ -42,9 +70,10 @@ def check_network_profiles(nets, profiles=None, source: str = "krepes_lib/experi
         if not isinstance(cfg, dict) or set(cfg) != _NETWORK_FIELDS:
             got = sorted(cfg) if isinstance(cfg, dict) else type(cfg).__name__
             raise ValueError(f"{source}: networks.{name} needs exactly {sorted(_NETWORK_FIELDS)}, got {got}.")
+        posint = (lambda x: isinstance(x, int) and not isinstance(x, bool) and x >= 1)
         for k in ("epochs", "batch_size"):
-            if not (isinstance(cfg[k], int) and not isinstance(cfg[k], bool) and cfg[k] >= 1):
-                raise ValueError(f"{source}: networks.{name}.{k} must be a positive integer; got {cfg[k]!r}.")
+            _per_arch(cfg, name, k, posint, "a positive integer", source)
+        _per_arch(cfg, name, "lr", lambda x: isinstance(x, float) and x > 0, "a positive number (write 1.0e-3)", source)
         for k in ("n_train", "n_test"):
             if cfg[k] is not None and not (isinstance(cfg[k], int) and not isinstance(cfg[k], bool) and cfg[k] >= 2):
                 raise ValueError(f"{source}: networks.{name}.{k} must be an integer ≥ 2 or null (all rows); "
@@ -53,8 +82,9 @@ def check_network_profiles(nets, profiles=None, source: str = "krepes_lib/experi
 
 
 def network_profiles() -> MappingProxyType:
-    """``{profile: {n_train, n_test, size, epochs, batch_size}}`` of the ``networks:`` section
-    (read-only), checked by :func:`check_network_profiles`."""
+    """``{profile: {n_train, n_test, size, epochs, batch_size, lr}}`` of the ``networks:``
+    section (read-only; ``epochs`` / ``lr`` possibly per architecture, :func:`resolve_arch`),
+    checked by :func:`check_network_profiles`."""
     exp = load_experiments()
     nets = check_network_profiles(exp.get("networks"), exp.get("profiles"))
     return MappingProxyType({name: MappingProxyType(dict(cfg)) for name, cfg in nets.items()})

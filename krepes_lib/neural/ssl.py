@@ -65,7 +65,8 @@ from ._torch import require_torch, torch_dtype
 
 torch = require_torch()
 
-__all__ = ["SSLLossFunction", "ssl_loss", "SSLConfig", "TrainedNetwork", "train_ssl", "load_or_train", "probe_table",
+__all__ = ["SSLLossFunction", "ssl_loss", "SSLConfig", "TrainedNetwork", "train_ssl", "load_or_train", "initial_network",
+           "probe_table",
            "probe_trained_vs_init", "cache_dir", "cache_key", "provenance", "PROFILES", "SSL_LOSSES"]
 
 #: The SSL losses a network can be trained with here (two-view losses + BYOL).
@@ -178,10 +179,23 @@ class SSLConfig:
 
     @classmethod
     def for_profile(cls, dataset: str, loss: str, profile: str = "quick", **overrides):
-        """The configuration of ``profile`` (:data:`PROFILES`) with ``overrides``."""
+        """The configuration of ``profile`` (:data:`PROFILES`) with ``overrides``; a field given
+        per architecture (``epochs``, ``lr``: {mlp, cnn}) takes the value of the network the
+        data set gets (a CNN for images, an MLP for tables; ``overrides["arch"]`` when given)."""
+        from ..profiles import resolve_arch
+
         if profile not in PROFILES:
             raise ValueError(f"profile={profile!r}; choose one of {sorted(PROFILES)}.")
-        return cls(dataset=dataset, loss=loss, **{**PROFILES[profile], **overrides})
+        prof = dict(PROFILES[profile])
+        if any(isinstance(v, dict) for v in prof.values()):
+            arch = overrides.get("arch", "auto")
+            if arch == "auto":  # the rows say whether the data are images (loaded once per process)
+                kw = {**prof, **overrides}
+                image_shape = _split(dataset, kw.get("n_train"), kw.get("n_test"), kw.get("data_seed", 0),
+                                     kw.get("dtype", "float32"))[4]
+                arch = "cnn" if image_shape else "mlp"
+            prof = resolve_arch(prof, arch)
+        return cls(dataset=dataset, loss=loss, **{**prof, **overrides})
 
 
 _CODE_FILES = ("neural/networks.py", "augment.py", "defaults.py", "losses/_common.py")
@@ -531,12 +545,22 @@ def load_or_train(config: SSLConfig, force: bool = False, progress: bool = True)
     return TrainedNetwork(net, config, key, hist, seconds, False, path, X, y, X_test, y_test, image_shape)
 
 
+def initial_network(trained: TrainedNetwork) -> TrainedNetwork:
+    """The network of ``trained`` at its random initialisation: the same architecture, the
+    same seed, the weights training started from (eval mode; BatchNorm with its initial
+    running statistics), on the same rows. The control of the v3 table: what the probe and the
+    eNTK audit give when the network has learned nothing."""
+    init = _network_for(trained.config, trained.X.shape[1], trained.image_shape).eval()
+    return TrainedNetwork(init, trained.config, f"{trained.key}-init", [], 0.0, True, None, trained.X,
+                          trained.y, trained.X_test, trained.y_test, trained.image_shape)
+
+
 def probe_trained_vs_init(trained: TrainedNetwork, label_fraction: float = 0.1, seed: int = 0) -> dict:
     """Linear-probe accuracy (``label_fraction`` labels) of the trained backbone next to the
     same architecture at its random initialisation (same seed) — did training do anything?"""
     from ..evaluate import linear_probe
 
-    init = _network_for(trained.config, trained.X.shape[1], trained.image_shape).eval()
+    init = initial_network(trained).network
     out = {}
     for name, net in (("trained", trained.network), ("init", init)):
         Z, Zt = net.embed(trained.X), net.embed(trained.X_test)

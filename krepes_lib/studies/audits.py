@@ -94,18 +94,28 @@ class AuditRun:
                 "h": self.h, **self.audit.summary(), "seconds": self.seconds}
 
 
-def drop_m(n: int, m="sqrt", k: int = DROP_KNN_K, n_remove: int = DROP_N_REMOVE) -> int:
-    """Landmarks for the confidence drop: max(m, MIN_M_FACTOR·(k + n_remove)), eq. (int-drop).
+def drop_m(n: int, m="sqrt", k: int = DROP_KNN_K, n_remove: int = DROP_N_REMOVE, n_classes: int | None = None) -> int:
+    """Landmarks for the confidence drop, eqs. (int-drop), (int-drop-m):
+    max(m, MIN_M_FACTOR·(k + n_remove)) and, with ``n_classes`` = C, at least C·k.
 
     The k-NN over m landmarks degenerates when m is close to k + n_remove (the neighbour set
     is then most of the landmarks); the metric needs m ≥ 2(k + n_remove) = 120 at the paper's
-    k = 50, n_remove = 10 (:data:`krepes_lib.interpret.metrics.MIN_M_FACTOR`). ``m`` is an int
-    or ``"sqrt"`` (⌈√n⌉).
+    k = 50, n_remove = 10 (:data:`krepes_lib.interpret.metrics.MIN_M_FACTOR`). With C classes
+    spread evenly over the landmarks, a class has about m / C of them, so the k-NN confidence
+    of a class cannot exceed (m / C) / k below m = C·k (0.24 at m = 120, C = 10, k = 50:
+    :func:`krepes_lib.studies.calibration.drop_capacity`); ``n_classes`` raises m to C·k, the
+    default of the v3 drop claim. ``m`` is an int or ``"sqrt"`` (⌈√n⌉).
     """
     need = MIN_M_FACTOR * (int(k) + int(n_remove))
+    if n_classes is not None:
+        if int(n_classes) < 2:
+            raise ValueError(f"n_classes={n_classes}: the confidence drop needs at least 2 classes.")
+        need = max(need, int(n_classes) * int(k))
     if n < need:
         raise ValueError(f"n={n} training rows cannot give the m >= {need} landmarks the confidence "
-                         f"drop needs at k={k}, n_remove={n_remove}; use more rows or a smaller k.")
+                         f"drop needs at k={k}, n_remove={n_remove}"
+                         + (f", {n_classes} classes" if n_classes is not None else "")
+                         + "; use more rows or a smaller k.")
     return max(resolve_m(m, n), need)
 
 
