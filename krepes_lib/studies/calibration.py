@@ -14,10 +14,10 @@ its own noise differs:
   (**agreement**), eq. (int-tau);
 * :func:`same_features_ceiling` — the same readings between two probes on the **same**
   features that differ only in their labelled rows: a stratified bootstrap of the labelled
-  rows (``"bootstrap"``, the default) or another labelled subset of the same size
-  (``"subset"``), eq. (int-tau-ceiling). A KREPES probe cannot be expected to agree with the
-  network's probe better than the network's probe agrees with itself refit on resampled
-  labels; the calibrated τ rule is non-inferiority to this ceiling;
+  rows (``"bootstrap"``) or another labelled subset of the same size (``"subset"``), eq.
+  (int-tau-ceiling). The measurement cannot ask a KREPES probe to agree with the network's
+  probe better than the network's probe agrees with itself refit on another labelled sample;
+  the calibrated τ rule is non-inferiority to this ceiling;
 * :func:`bootstrap_rows`, :func:`other_subset` — the labelled rows of the two ceilings;
 * :func:`probe_scores` — a linear probe's accuracy, class probabilities and per-row
   correctness (the input of the paired bootstrap over test rows,
@@ -38,7 +38,7 @@ from ..evaluate import labelled_subset, linear_probe
 from ..interpret import kendall_tau
 
 __all__ = ["tau_readings", "READINGS", "probe_scores", "bootstrap_rows", "other_subset",
-           "same_features_ceiling", "labelled_rows", "drop_capacity"]
+           "same_features_ceiling", "CEILINGS", "labelled_rows", "drop_capacity"]
 
 #: The readings of "Kendall-τ between two probes", eq. (int-tau), in the order the tables print them.
 READINGS = ("tau", "tau_pooled", "agreement")
@@ -104,33 +104,40 @@ def other_subset(y, rows, seed) -> np.ndarray:
     return np.sort(np.concatenate(out))
 
 
-def same_features_ceiling(Z, y, Z_test, y_test, rows, method: str = "bootstrap", n_boot: int = 4,
+def same_features_ceiling(Z, y, Z_test, y_test, rows, method: str = "subset", n_draws: int = 4,
                           seed=0, reference: dict | None = None) -> dict:
     """The agreement two probes on the **same** features reach, eq. (int-tau-ceiling).
 
     Probe A is fit on the labelled ``rows`` (the rows both probes of the comparison use); probe
-    B on the same features Z with other labelled rows: ``method="bootstrap"`` — a stratified
-    bootstrap of ``rows`` (:func:`bootstrap_rows`), the readings averaged over ``n_boot``
-    resamples; ``"subset"`` — another labelled subset of the same class counts
-    (:func:`other_subset`, one draw). ``reference``: probe A's :func:`probe_scores` when already
-    computed. Returns the :data:`READINGS` (same keys as :func:`tau_readings`) and ``n`` (the
-    probes B fit).
+    B on the same features Z with other labelled rows: ``method="subset"`` — another labelled
+    subset with the same class counts, disjoint from ``rows`` (:func:`other_subset`);
+    ``"bootstrap"`` — a stratified bootstrap of ``rows`` (:func:`bootstrap_rows`). The readings
+    are averaged over ``n_draws`` draws (seeded by ``seed`` and the draw). ``reference``: probe
+    A's :func:`probe_scores` when already computed. Returns the :data:`READINGS` (same keys as
+    :func:`tau_readings`) and ``n`` (the probes B fit).
+
+    "subset" is what the network agrees with itself when its probe is fit on another labelled
+    sample of the same size (two independent estimates of the same probe); "bootstrap" keeps
+    most labelled rows and is the higher of the two.
     """
     if method not in ("bootstrap", "subset"):
-        raise ValueError(f"method={method!r}: use 'bootstrap' (resample the labelled rows) or 'subset' "
-                         "(another labelled subset).")
-    if method == "bootstrap" and int(n_boot) < 1:
-        raise ValueError(f"n_boot={n_boot} must be >= 1.")
+        raise ValueError(f"method={method!r}: use 'subset' (another labelled subset) or 'bootstrap' "
+                         "(resample the labelled rows).")
+    if int(n_draws) < 1:
+        raise ValueError(f"n_draws={n_draws} must be >= 1.")
     A = reference or probe_scores(Z, y, Z_test, y_test, rows)
-    draws = ([bootstrap_rows(y, rows, [*np.atleast_1d(seed).tolist(), 0xB0, b]) for b in range(int(n_boot))]
-             if method == "bootstrap" else [other_subset(y, rows, [*np.atleast_1d(seed).tolist(), 0x5B])])
+    draw, tag = (bootstrap_rows, 0xB0) if method == "bootstrap" else (other_subset, 0x5B)
     vals = []
-    for rb in draws:
-        B = probe_scores(Z, y, Z_test, y_test, rb)
+    for b in range(int(n_draws)):
+        B = probe_scores(Z, y, Z_test, y_test, draw(y, rows, [*np.atleast_1d(seed).tolist(), tag, b]))
         if not np.array_equal(A["classes"], B["classes"]):
             raise ValueError("same_features_ceiling: the two labelled sets hold different classes.")
         vals.append(tau_readings(A["P"], B["P"]))
-    return {k: float(np.mean([v[k] for v in vals])) for k in READINGS} | {"n": len(draws)}
+    return {k: float(np.mean([v[k] for v in vals])) for k in READINGS} | {"n": len(vals)}
+
+
+#: The same-features ceilings :func:`krepes_lib.studies.v3.probe_pair` computes, by row-key prefix.
+CEILINGS = {"ceil_subset": "subset", "ceil_boot": "bootstrap"}
 
 
 def labelled_rows(y, label_fraction: float, seed) -> np.ndarray:

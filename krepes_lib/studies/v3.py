@@ -143,6 +143,23 @@ class TimedKernel(Kernel):
     def _block_prepared(self, xp, X, prep, out=None):
         return self._timed(self.base._block_prepared, X, xp, X, prep)
 
+    # a feature-map base (the eNTK, k = φ·φ) keeps its fast paths through the wrapper: kernel-space
+    # k-means++ on φ(X) (each row's features computed once) instead of one kernel column per landmark
+    @property
+    def features_fit(self):
+        """The base kernel's ``features_fit`` (None when it has no feature map)."""
+        return getattr(self.base, "features_fit", None)
+
+    def features(self, X, dtype=None):
+        """√scale · φ(X) of a feature-map base kernel, timed: (√scale φ(x))·(√scale φ(y)) = k(x, y)."""
+        if getattr(self.base, "features", None) is None:
+            raise TypeError(f"{type(self.base).__name__} has no feature map.")
+        with self.timer("block"):
+            F = self.base.features(X, dtype=dtype)
+            if self.scale != 1.0:
+                F = F * F.dtype.type(np.sqrt(self.scale))
+        return F
+
 
 def unit_diagonal_scale(kernel: Kernel, X, rows: int = 256) -> float:
     """1 / mean k(x, x) over the first ``rows`` rows of X: the factor that gives the kernel a
@@ -346,7 +363,7 @@ def _kernel_label(k) -> str:
 
 
 def probe_pair(trained, run: AuditRun, split, label_fraction: float = 0.1, seed: int = 0, *,
-               ceiling: bool = False, n_boot: int = 4, init=None, per_row: bool = False) -> dict:
+               ceiling: bool = False, n_draws: int = 4, init=None, per_row: bool = False) -> dict:
     """The network's and KREPES' linear probes on the same labelled subset: Δ, the three
     readings of Kendall-τ, and (optionally) what the same measurement reaches on its own.
 
@@ -360,9 +377,9 @@ def probe_pair(trained, run: AuditRun, split, label_fraction: float = 0.1, seed:
     probabilities) and ``n_labelled``.
 
     ``ceiling``: also the same readings between the network's probe and the network's probe
-    refit on a stratified bootstrap of its labelled rows (``ceil_tau``, ``ceil_tau_pooled``,
-    ``ceil_agreement``, mean over ``n_boot`` resamples) and on another labelled subset of the
-    same size (``ceil_subset_*``), eq. (int-tau-ceiling). ``init``: the network at its random
+    refit on another labelled subset of the same class counts (``ceil_subset_tau``,
+    ``ceil_subset_tau_pooled``, ``ceil_subset_agreement``) and on a stratified bootstrap of its
+    labelled rows (``ceil_boot_*``), each the mean over ``n_draws`` draws, eq. (int-tau-ceiling). ``init``: the network at its random
     initialisation (:func:`krepes_lib.neural.ssl.initial_network`): its probe on the same rows
     (``nn_init_probe``). ``per_row``: also ``correct_nn`` and ``correct_krepes`` (booleans per
     test row, for the paired bootstrap over test rows; not JSON — leave them out of saved
@@ -382,8 +399,9 @@ def probe_pair(trained, run: AuditRun, split, label_fraction: float = 0.1, seed:
            **cal.tau_readings(nn["P"], kr_["P"]), "tau_true": kendall_tau(nn["P"][t, yt], kr_["P"][t, yt]),
            "n_labelled": nn["n_labelled"]}
     if ceiling:
-        for tag, kw in (("ceil", dict(method="bootstrap", n_boot=n_boot)), ("ceil_subset", dict(method="subset"))):
-            c = cal.same_features_ceiling(Z_nn[0], split.y, Z_nn[1], split.y_test, rows, seed=seed, reference=nn, **kw)
+        for tag, method in cal.CEILINGS.items():
+            c = cal.same_features_ceiling(Z_nn[0], split.y, Z_nn[1], split.y_test, rows, method=method, n_draws=n_draws,
+                                          seed=seed, reference=nn)
             out.update({f"{tag}_{k}": c[k] for k in cal.READINGS})
     if init is not None:
         out["nn_init_probe"] = cal.probe_scores(init.network.embed(split.X), split.y, init.network.embed(split.X_test),
@@ -402,8 +420,8 @@ def v3_row(trained, split, seed: int = 0, *, kernel: str = "entk", loss: str | N
            cg_max_iter: int | None = None, sketch_size: int = 8, implementation: str = "sketch",
            label_fraction: float = 0.1, drop_k: int = DROP_KNN_K, drop_n_remove: int = DROP_N_REMOVE,
            drop_classes: bool = False, kappa: bool = False, p1: bool = False, return_run: bool = False,
-           sketch_seed: int | None = None, ceiling: bool = False, n_boot: int = 4, init=None,
-           control_audit: bool = False, per_row: bool = False):
+           sketch_seed: int | None = None, ceiling: bool = False, n_draws: int = 4, init=None,
+           control_audit: bool = False, per_row: bool = False, entk=None, init_entk=None):
     """One row of the v3 main table for one trained network and one audit seed.
 
     ``kernel="entk"``: :func:`run_entk_audit` on the network's eNTK; ``"rbf"``: the same audit
@@ -414,10 +432,12 @@ def v3_row(trained, split, seed: int = 0, *, kernel: str = "entk", loss: str | N
     to at least C·k as well, so a class's landmarks can fill the k-NN vote, eq. (int-drop-m)).
 
     ``seed`` seeds the audit (landmarks, views, labelled subset, random landmark sets);
-    ``sketch_seed`` the eNTK's sketch directions (default ``seed``; the network's seed keeps one
-    sketch, whose features are computed once, for every audit seed of a network).
+    ``sketch_seed`` the eNTK's sketch directions (default ``seed``). ``entk`` / ``init_entk``:
+    the network's (its initialisation's) eNTK built once by :func:`entk_kernel` and passed to
+    every audit of the network — the feature store keys rows by kernel object, so one kernel
+    computes each row's features once for all audit seeds (default: a new kernel per call).
 
-    Returns the flat row: :meth:`AuditRun.info`, :func:`probe_pair` (``ceiling``, ``n_boot``,
+    Returns the flat row: :meth:`AuditRun.info`, :func:`probe_pair` (``ceiling``, ``n_draws``,
     ``init`` and ``per_row`` passed on), the confidence drop of the true class
     (``drop_top_true``, ``drop_random_true``, eq. (int-drop)) with the cap
     ``drop_capacity`` of eq. (int-drop-m), optionally κ and Precision@1
@@ -436,7 +456,8 @@ def v3_row(trained, split, seed: int = 0, *, kernel: str = "entk", loss: str | N
     kw = dict(h=h, m=mm, damping=damping, n_batches=n_batches, batch_size=batch_size, cg_max_iter=cg_max_iter)
     if kernel == "entk":
         run = run_entk_audit(trained, split, loss, seed, sketch_size=sketch_size, implementation=implementation,
-                             kernel=entk_kernel(trained, implementation, sketch_size, sk), **kw)
+                             kernel=entk if entk is not None else entk_kernel(trained, implementation, sketch_size, sk),
+                             **kw)
     elif kernel == "rbf":
         run = run_rbf_audit(split, loss, seed, **kw)
     else:
@@ -444,13 +465,14 @@ def v3_row(trained, split, seed: int = 0, *, kernel: str = "entk", loss: str | N
     T = Timer()
     with T("metrics"):
         row = audit_metrics(run, split, kappa=kappa, p1=p1, drop=True, drop_k=drop_k, drop_n_remove=drop_n_remove)
-        row.update(probe_pair(trained, run, split, label_fraction, seed, ceiling=ceiling, n_boot=n_boot, init=init,
+        row.update(probe_pair(trained, run, split, label_fraction, seed, ceiling=ceiling, n_draws=n_draws, init=init,
                               per_row=per_row))
         row["drop_capacity"] = drop_capacity(row["m"], C, drop_k)
     if init is not None and control_audit:
         with T("control"):
             r0 = run_entk_audit(init, split, loss, seed, sketch_size=sketch_size, implementation=implementation,
-                                kernel=entk_kernel(init, implementation, sketch_size, sk), **kw)
+                                kernel=init_entk if init_entk is not None else
+                                entk_kernel(init, implementation, sketch_size, sk), **kw)
             p0 = probe_pair(init, r0, split, label_fraction, seed)
         row.update(init_krepes_probe=p0["krepes_probe"], init_delta=p0["delta"],
                    **{f"init_{k}": p0[k] for k in READINGS}, init_damping_accepted=r0.audit.damping_accepted,
@@ -464,15 +486,16 @@ def v3_row(trained, split, seed: int = 0, *, kernel: str = "entk", loss: str | N
     return (row, run) if return_run else row
 
 
-def entk_error(trained, X, sketch_size: int = 8, seed: int = 0, rows: int = 32, implementation: str = "sketch") -> dict:
+def entk_error(trained, X, sketch_size: int = 8, seed: int = 0, rows: int = 32, implementation: str = "sketch",
+               kernel=None) -> dict:
     """How far the eNTK the audits use is from the exact one, on the first ``rows`` rows of X:
     :func:`krepes_lib.neural.kernel_error` (‖K̂ − K‖_F / ‖K‖_F against the exact eNTK by plain
-    autograd) of :func:`entk_kernel` with this ``sketch_size`` and ``seed``. The relative error is
-    unchanged by the unit-diagonal scaling. Returns ``error``, ``n_rows``, ``seconds_exact``,
+    autograd) of :func:`entk_kernel` with this ``sketch_size`` and ``seed`` (or of ``kernel``, the
+    one the audits use). The relative error is unchanged by the unit-diagonal scaling. Returns ``error``, ``n_rows``, ``seconds_exact``,
     ``seconds`` and ``sketch_size``."""
     from ..neural import kernel_error
 
-    k = entk_kernel(trained, implementation, sketch_size, seed)
+    k = kernel if kernel is not None else entk_kernel(trained, implementation, sketch_size, seed)
     out = kernel_error(k, np.asarray(X[:int(rows)]), dtype="float64")
     return {**out, "sketch_size": int(sketch_size) if implementation == "sketch" else 0}
 
@@ -576,7 +599,7 @@ def _fmt(v, digits=3, scale=1.0) -> str:
     return stats.mean_std(v, digits) if v.size else "n/a"
 
 
-def cell_claims(table, cells, *, delta_margin: float = 2.0, tau_margin: float = 0.05,
+def cell_claims(table, cells, *, delta_margin: float = 2.0, tau_margin: float = 0.05, ceiling: str = "subset",
                 tau_tolerance: float = 0.1, control_margin: float = 0.0, drop_k: int = DROP_KNN_K,
                 drop_n_remove: int = DROP_N_REMOVE, kernel_errors: dict | None = None, n_boot: int = 1000) -> dict:
     """The v3 table's claims per cell, decided under the calibrated rules with the old rules'
@@ -596,9 +619,10 @@ def cell_claims(table, cells, *, delta_margin: float = 2.0, tau_margin: float = 
       power at the first Holm level α/K) and the paired bootstrap over test rows
       (:func:`krepes_lib.stats.paired_bootstrap`);
     * **τ**: non-inferiority of τ (predicted-class reading, spec §6) to the same-features
-      ceiling of the same audit (:func:`krepes_lib.studies.calibration.same_features_ceiling`,
-      bootstrap of the labelled rows), margin ``tau_margin``; the pooled and agreement readings
-      and their ceilings are reported;
+      ceiling of the same audit (:func:`krepes_lib.studies.calibration.same_features_ceiling`;
+      ``ceiling="subset"``: the network's probe refit on another labelled subset, or
+      ``"bootstrap"``: on a bootstrap of its labelled rows), margin ``tau_margin``; the pooled
+      and agreement readings and both ceilings are reported;
     * **drop**: KREPES' drop above the random drop, one-sided paired t-test over the audits.
 
     Old rules (the previous notebook's, on this run's audits whose seed is the network's seed —
@@ -613,6 +637,12 @@ def cell_claims(table, cells, *, delta_margin: float = 2.0, tau_margin: float = 
     from .calibration import READINGS
     from .results import PAPER
 
+    from .calibration import CEILINGS
+
+    if ceiling not in CEILINGS.values():
+        raise ValueError(f"ceiling={ceiling!r}: use 'subset' (another labelled subset) or 'bootstrap'.")
+    prefix = next(p for p, m in CEILINGS.items() if m == ceiling)
+    refit = "another labelled subset of the same size" if ceiling == "subset" else "a bootstrap of its labelled rows"
     kernel_errors = kernel_errors or {}
     cells = list(cells)
     K = len(cells)
@@ -660,16 +690,16 @@ def cell_claims(table, cells, *, delta_margin: float = 2.0, tau_margin: float = 
         # --- τ -----------------------------------------------------------------------------
         pt = paper_value("v3_kendall_tau", ds, loss)
         ref = pt if pt is not None else lowest_tau
-        readings = "; ".join(f"{k} {_fmt(val(k))} (ceiling {_fmt(val('ceil_' + k))}, other subset "
-                             f"{_fmt(val('ceil_subset_' + k))}, random-init eNTK {_fmt(val('init_' + k))})" for k in READINGS)
+        readings = "; ".join(f"{k} {_fmt(val(k))} (ceiling: other subset {_fmt(val('ceil_subset_' + k))}, bootstrap "
+                             f"{_fmt(val('ceil_boot_' + k))}; random-init eNTK {_fmt(val('init_' + k))})" for k in READINGS)
         claim = (f"{name}: Kendall-τ between the network's and KREPES' predicted-class probabilities reaches the "
-                 f"same-features ceiling (margin {tau_margin:g})")
+                 f"same-features ceiling ({ceiling}, margin {tau_margin:g})")
         paper = f"τ = {pt:.3f}" if pt is not None else f"no cell; the paper's lowest τ {lowest_tau:.3f}"
         txt = (f"{readings}; the paper does not define the ranked quantity: 'tau' ranks the predicted-class "
                f"probabilities (spec §6), 'tau_pooled' the n × C probabilities, 'agreement' is the share of equal "
                f"predictions; {ctrl}")
-        out["tau"][0].append(C.Claim(claim, paper, a=val("tau"), b=val("ceil_tau"), ours=txt, flags=flags, control=control,
-                                     what="d = τ(KREPES, NN) − τ(NN, NN refit on a bootstrap of its labelled rows)",
+        out["tau"][0].append(C.Claim(claim, paper, a=val("tau"), b=val(f"{prefix}_tau"), ours=txt, flags=flags,
+                                     control=control, what=f"d = τ(KREPES, NN) − τ(NN, NN refit on {refit})",
                                      extra=dict(cell=[ds, loss])))
         out["tau"][1].append(C.Claim(claim, paper, a=np.array([r["tau"] for r in old]), flags=flags,
                                      rule=C.Threshold("greater", threshold=ref - tau_tolerance,
