@@ -611,10 +611,15 @@ def write_report(root: Path, exp: dict, profile: str, deps=None) -> Path:
             continue
         claims = data["results"].get("claims", [])
         if claims:
-            lines += ["| claim | paper | ours | rule | verdict |", "|---|---|---|---|---|"]
+            # a claim decided under a calibrated rule carries the old rule's verdict beside it
+            # (krepes_lib.claims.beside): the report shows both
+            old = any("old_verdict" in c for c in claims)
+            keys = ("claim", "paper", "ours", "rule", "verdict") + (("old_verdict",) if old else ())
+            lines += ["| claim | paper | ours | rule | verdict |" + (" old rule's verdict |" if old else ""),
+                      "|---|---|---|---|---|" + ("---|" if old else "")]
             for c in claims:
-                cells = [str(c.get(k, "")).replace("|", "\\|").replace("\n", " ")
-                         for k in ("claim", "paper", "ours", "rule", "verdict")]
+                cells = [str(c.get(k, "—" if k == "old_verdict" else "")).replace("|", "\\|").replace("\n", " ")
+                         for k in keys]
                 lines.append("| " + " | ".join(cells) + " |")
             lines.append("")
         lines += [f"Run: {data.get('written', '?')} on {data.get('machine', '?')} "
@@ -641,6 +646,11 @@ def _spec7_section(results: dict, left_out: dict | None = None) -> list[str]:
              "| paper (spec §7) | status | notebooks |", "|---|---|---|"]
     for item in SPEC7:
         status, rows = spec7_status(item, results)
+        old = [c["old_verdict"] for _, c in rows if "old_verdict" in c]
+        if old:  # the calibrated verdicts decide the status; the old rules' status is shown beside
+            from .claims import status_of
+
+            status += f" (old rules: {status_of(old)})"
         excluded = {nb: left_out[nb] for nb in item.get("notebooks", {}) if nb in left_out}
         if excluded and not rows:
             status = "no current result: " + ", ".join(f"{nb} ({st})" for nb, st in excluded.items())

@@ -54,7 +54,7 @@ from ..timing import Timer
 
 __all__ = ["TimedKernel", "NetworkSplit", "load_network", "network_log", "network_split", "entk_kernel",
            "unit_entk", "unit_diagonal_scale", "EntkRun", "run_entk_audit", "run_rbf_audit", "probe_pair",
-           "v3_row", "v1_row", "entk_error", "cell_text", "paper_value", "PAPER_NAMES", "PER_ROW_FIELDS",
+           "v3_row", "v1_row", "entk_error", "drop_sweep", "cell_claims", "cell_text", "paper_value", "PAPER_NAMES", "PER_ROW_FIELDS",
            "NOT_OFFLINE", "LOSS_COLUMNS"]
 
 #: Our dataset names → the paper's row names (spec §7); MNIST and Bank have no v3 row there.
@@ -484,6 +484,32 @@ def v3_row(trained, split, seed: int = 0, *, kernel: str = "entk", loss: str | N
                n_classes=C, metrics_s=T.get("metrics"), control_s=T.get("control"), n_train=int(len(split.y)),
                n_test=int(len(split.y_test)))
     return (row, run) if return_run else row
+
+
+def drop_sweep(trained, split, seed: int = 0, m_values=(120, 250, 500, 1000), *, loss: str | None = None,
+               kernel=None, sketch_size: int = 8, implementation: str = "sketch", drop_k: int = DROP_KNN_K,
+               drop_n_remove: int = DROP_N_REMOVE, **audit_kw) -> list:
+    """The confidence drop (eq. (int-drop)) of the network's eNTK audit at several m, one row per
+    m: ``m``, ``drop_top_true``, ``drop_random_true``, their ``ratio`` (NaN unless both are
+    positive), ``drop_capacity`` (eq. (int-drop-m)) and the audit's diagnostics. The seed (and
+    so the view batches) is the same at every m; ``kernel``: the network's eNTK, built once
+    (:func:`entk_kernel`), so each row's features are computed once for the whole sweep.
+    ``audit_kw``: :func:`run_entk_audit` options (h, damping, n_batches, ...)."""
+    from .calibration import drop_capacity
+
+    loss = loss or trained.config.loss
+    k = kernel if kernel is not None else entk_kernel(trained, implementation, sketch_size, seed)
+    C = int(len(np.unique(np.asarray(split.y))))
+    rows = []
+    for m in m_values:
+        mm = drop_m(len(split.y), int(m), drop_k, drop_n_remove)
+        run = run_entk_audit(trained, split, loss, seed, kernel=k, m=mm, **audit_kw)
+        r = audit_metrics(run, split, drop=True, drop_k=drop_k, drop_n_remove=drop_n_remove)
+        top, rnd = r["drop_top_true"], r["drop_random_true"]
+        rows.append({**r, "m_asked": int(m), "ratio": top / rnd if top > 0 and rnd > 0 else float("nan"),
+                     "drop_capacity": drop_capacity(r["m"], C, drop_k), "n_classes": C,
+                     "network_seed": int(trained.config.seed)})
+    return rows
 
 
 def entk_error(trained, X, sketch_size: int = 8, seed: int = 0, rows: int = 32, implementation: str = "sketch",
