@@ -21,11 +21,13 @@
 # \nabla_\theta g_o(x')\rangle$ over the backbone's outputs (eq. {eq}`entk-proj`, estimated
 # without bias by a random-projection sketch, eq. {eq}`entk-sketch`), divided by its mean
 # diagonal so that the damping means what it means for an RBF; $m = \max(\lceil\sqrt n\rceil,
-# 2(k + 10))$ landmarks by k-means++ **in the eNTK's space**; the Nyström model at its PC
-# initialisation; `kr.audit` — one GGN-Newton step by CG (eq. {eq}`audit-step`) with the
-# network's own loss on views made by the augmentations the network was trained with. The
-# seed sets the network's initialisation and batches *and* the landmarks, views, labelled
-# subset and random landmark sets, so the spread over seeds includes the network's.
+# Ck, 2(k + 10))$ landmarks ($C$ classes, eq. {eq}`int-drop-m`) by k-means++ **in the eNTK's
+# space**; the Nyström model at its PC initialisation; `kr.audit` — one guarded GGN-Newton step
+# by CG (eq. {eq}`audit-step`; the damping is raised until the step lowers its own loss,
+# eq. {eq}`audit-accept`) with the network's own loss on views made by the augmentations the
+# network was trained with. The network seed sets its initialisation, batches and eNTK sketch;
+# the audit seed the landmarks, views, labelled rows and random landmark sets. Probes use the
+# network's whole training split (10 % labelled) and its whole held-out split.
 #
 # **A second column: the RBF kernel.** The same audit with an RBF kernel on the raw rows
 # (median-heuristic bandwidth, `studies.audits.run_audit`) — what notebooks 06–09 use — shows
