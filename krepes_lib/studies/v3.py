@@ -723,7 +723,7 @@ def cell_claims(table, cells, *, delta_margin: float = 2.0, tau_margin: float = 
         paper = f"τ = {pt:.3f}" if pt is not None else f"no cell; the paper's lowest τ {lowest_tau:.3f}"
         txt = (f"{readings}; the paper does not define the ranked quantity: 'tau' ranks the predicted-class "
                f"probabilities (spec §6), 'tau_pooled' the n × C probabilities, 'agreement' is the share of equal "
-               f"predictions; {ctrl}")
+               f"predictions; {ctrl}; {diag}")
         out["tau"][0].append(C.Claim(claim, paper, a=val("tau"), b=val(f"{prefix}_tau"), ours=txt, flags=flags,
                                      control=control, what=f"d = τ(KREPES, NN) − τ(NN, NN refit on {refit})",
                                      extra=dict(cell=[ds, loss])))
@@ -743,7 +743,7 @@ def cell_claims(table, cells, *, delta_margin: float = 2.0, tau_margin: float = 
                  f"the drop after removing {drop_n_remove} random ones (k = {drop_k})")
         paper = (f"random {pdr[0]:.4f} vs KREPES {pdr[1]:.4f}" if pdr is not None else "no cell in the paper's table")
         txt = (f"random {_fmt(val('drop_random_true'), 4)} vs KREPES {_fmt(val('drop_top_true'), 4)}, ratio "
-               f"{_fmt(ratio[np.isfinite(ratio) & (val('drop_random_true') > 0)], 1)}{capacity}; {ctrl}")
+               f"{_fmt(ratio[np.isfinite(ratio) & (val('drop_random_true') > 0)], 1)}{capacity}; {ctrl}; {diag}")
         out["drop"][0].append(C.Claim(claim, paper, a=val("drop_top_true"), b=val("drop_random_true"), ours=txt,
                                       what="d = KREPES drop − random drop", flags=flags, control=control,
                                       extra=dict(m=ms, cell=[ds, loss])))
