@@ -146,7 +146,8 @@ def test_a_cell_whose_network_did_not_learn_does_not_test_the_claim_and_leaves_t
     assert C.outcome(out["tau"][0]["verdict"]) == C.HOLDS  # τ 0.6 vs ceiling 0.55, margin 0.05
     assert "minimum detectable effect" in out["delta"][0]["ours"] and out["delta"][0]["mde"] > 0
     for fam in ("delta", "tau", "drop"):  # every row states the control and how the audits ran
-        assert all(s in out[fam][0]["ours"] for s in ("random init", "accepted δ 0.01", "CG converged in 6/6")), fam
+        assert all(s in out[fam][0]["ours"] for s in ("random init", "accepted δ 0.01", "CG converged in 6/6",
+                                                      "step ‖ΔÃ‖/‖Ã₀‖ 0.5–0.5")), fam
     # the old design: the audits whose seed is the network's (3 of 6), no control
     assert "n = 3" in out["drop"][1]["old_ours"]
 

@@ -692,6 +692,9 @@ def cell_claims(table, cells, *, delta_margin: float = 2.0, tau_margin: float = 
                 f"{np.nanmin(acc):g}–{np.nanmax(acc):g}; CG converged in {int(sum(bool(r['cg_converged']) for r in rows))}/"
                 f"{len(rows)} ({int(min(r['cg_iterations'] for r in rows))}–{int(max(r['cg_iterations'] for r in rows))} "
                 f"iterations)")
+        step = val("step_ratio")
+        if np.isfinite(step).any():  # a large accepted δ leaves KREPES near its PC start: say how near
+            diag += f"; step ‖ΔÃ‖/‖Ã₀‖ {np.nanmin(step):.2g}–{np.nanmax(step):.2g}"
         if (ds, loss) in kernel_errors or ds in kernel_errors:
             ke = kernel_errors.get((ds, loss), kernel_errors.get(ds))
             diag += f"; eNTK sketch error ‖K̂ − K‖_F/‖K‖_F {ke['error']:.3f} (S = {ke['sketch_size']}, {ke['n_rows']} rows)"
