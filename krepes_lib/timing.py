@@ -3,7 +3,8 @@
 Book: *Scaling* (the time breakdown), *Performance* (how speed is measured).
 
 * :class:`Timer` — ``with timer("landmarks"): ...`` adds the stage's wall seconds (queued
-  device work is waited for at both ends, :func:`krepes_lib.backend.synchronize`);
+  device work is waited for at both ends, :func:`krepes_lib.backend.synchronize`) and its CPU
+  seconds (all threads of this process: the figure that does not move with the machine's load);
   :meth:`Timer.call` times one call and returns its result too;
 * :func:`best_of` — the best of ``repeats`` synchronised wall times of a call (the least
   disturbed by other processes), for measurements repeated on purpose;
@@ -38,12 +39,15 @@ class Timer:
         Stage name → accumulated seconds (first-seen order).
     calls : dict
         Stage name → number of timed sections.
+    cpu_seconds : dict
+        Stage name → accumulated CPU seconds of this process (``time.process_time``).
     """
 
     def __init__(self, xp=np):
         self.xp = xp
         self.seconds: dict = {}
         self.calls: dict = {}
+        self.cpu_seconds: dict = {}
 
     def __repr__(self):
         return "Timer(" + ", ".join(f"{k}={v:.3g}s" for k, v in self.seconds.items()) + ")"
@@ -51,12 +55,13 @@ class Timer:
     @contextmanager
     def __call__(self, name: str):
         synchronize(self.xp)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         try:
             yield self
         finally:
             synchronize(self.xp)
             self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - t0
+            self.cpu_seconds[name] = self.cpu_seconds.get(name, 0.0) + time.process_time() - c0
             self.calls[name] = self.calls.get(name, 0) + 1
 
     def call(self, fn, name: str = "call"):
@@ -74,9 +79,15 @@ class Timer:
     def total(self) -> float:
         return float(sum(self.seconds.values()))
 
+    @property
+    def cpu_total(self) -> float:
+        """CPU seconds of all stages."""
+        return float(sum(self.cpu_seconds.values()))
+
     def reset(self):
         self.seconds.clear()
         self.calls.clear()
+        self.cpu_seconds.clear()
 
 
 def best_of(fn, xp=np, repeats: int = 3, warmup: bool = False) -> float:

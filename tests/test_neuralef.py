@@ -11,9 +11,9 @@ torch = pytest.importorskip("torch")
 
 from krepes_lib.kernels import RBF  # noqa: E402
 from krepes_lib.studies.neuralef import (  # noqa: E402
-    CollapsedModel, ErfNNGP, L2BatchNorm, NeuralEF, ParallelCNN, ParallelMLP, RandomFeatureKernel,
-    SmallCNN, abs_cosine, entk_features, exact_entk_features, neuralef_grad, neuralef_objective,
-    neuralef_pc_model, nystrom_eigenfunctions, subspace_overlap,
+    RESOLUTION, CollapsedModel, ErfNNGP, L2BatchNorm, NeuralEF, ParallelCNN, ParallelMLP, RandomFeatureKernel,
+    SmallCNN, abs_cosine, eigenvalue_error, entk_features, exact_entk_features, neuralef_grad,
+    neuralef_objective, neuralef_pc_model, nystrom_eigenfunctions, projection_run, subspace_overlap,
 )
 
 
@@ -184,17 +184,99 @@ def test_bridge_collapsed_model_equals_model():
 
 
 def test_parallel_networks_are_independent():
-    """Output j depends only on network j's weights (k networks, seed §3.2)."""
-    for net, d in ((ParallelMLP(3, 3, seed=0), 3), (ParallelCNN((16, 16), 3, widths=(2, 2), hidden=4), 256)):
+    """Output j depends only on network j's weights (k networks, seed §3.2), batch norm included
+    (per channel: it couples the samples of a batch, never two networks)."""
+    nets = ((ParallelMLP(3, 3, seed=0), 3), (ParallelCNN((16, 16), 3, widths=(2, 2), hidden=4), 256),
+            (ParallelCNN((16, 16), 3, widths=(2, 2), hidden=4, batch_norm=True), 256))
+    for net, d in nets:
         X = torch.randn(4, d)
         net(X)[:, 1].sum().backward()
+        checked = 0
         for name, p in net.named_parameters():
             if p.grad is None:
                 continue
             g = p.grad
-            if g.shape[0] == 3 or (name.startswith("conv") and g.shape[0] % 3 == 0):
+            if g.shape[0] == 3 or (name.startswith(("conv", "bn")) and g.shape[0] % 3 == 0):
                 blocks = g.reshape(3, -1)
                 assert torch.all(blocks[0] == 0) and torch.all(blocks[2] == 0), name
+                assert torch.any(blocks[1] != 0), name
+                checked += 1
+        assert checked == sum(1 for _ in net.parameters()), "every parameter is one block per network"
+
+
+def test_parallel_cnn_shared_first_convolution_equals_k_separate_networks():
+    """The first convolution sees the same image for all k networks: one convolution with k·c1
+    channels equals k separate CNNs (grouped convolution of the image repeated k times)."""
+    net = ParallelCNN((16, 16, 2), 3, widths=(2, 3), hidden=4, seed=1, dtype="float64")
+    X = torch.randn(5, 16 * 16 * 2, dtype=torch.float64)
+    out = net(X)
+    img = X.reshape(5, 16, 16, 2).permute(0, 3, 1, 2)
+    ref = []
+    for j in range(3):
+        z = torch.conv2d(img, net.conv1.weight[2 * j:2 * j + 2], net.conv1.bias[2 * j:2 * j + 2])
+        z = torch.max_pool2d(torch.relu(z), 2)
+        z = torch.conv2d(z, net.conv2.weight[3 * j:3 * j + 3], net.conv2.bias[3 * j:3 * j + 3])
+        z = torch.max_pool2d(torch.relu(z), 2).flatten(1)  # relu-then-pool: the textbook order
+        z = torch.relu(z @ net.fc1[j] + net.b1[j])
+        ref.append((z @ net.fc2[j] + net.b2[j])[:, 0])
+    assert torch.allclose(out, torch.stack(ref, 1), rtol=1e-12, atol=1e-12)
+    with pytest.raises(ValueError, match="widths"):
+        ParallelCNN((16, 16), 3, widths=(2,))
+
+
+def test_projection_run_reports_its_training():
+    """One NeuralEF row of Table 1: accuracy, iterations, wall and CPU seconds, loss records."""
+    rng = np.random.default_rng(0)
+    X = rng.uniform(0, 1, (96, 256)).astype(np.float32)
+    y = (X[:, :128].mean(1) > X[:, 128:].mean(1)).astype(int)
+    kern = RBF(sigma=4.0)
+    for net in ("cnn", "mlp"):
+        r = projection_run(X[:64], y[:64], X[64:], y[64:], kern, net=net, k=3, iterations=6,
+                           image_shape=(16, 16), widths=(2, 2), hidden=4, width=8, batch_size=32)
+        assert r["iterations"] == 6 and 0 <= r["acc"] <= 1 and r["mu"].shape == (3,)
+        assert r["cpu_seconds"] >= 0 and r["seconds"] > 0 and np.isfinite([r["loss_first"], r["loss_last"]]).all()
+    with pytest.raises(ValueError, match="image_shape"):
+        projection_run(X[:64], y[:64], X[64:], y[64:], kern, net="cnn", iterations=1)
+    with pytest.raises(ValueError, match="net="):
+        projection_run(X[:64], y[:64], X[64:], y[64:], kern, net="resnet", iterations=1)
+
+
+def test_eigenvalue_error_over_the_resolved_eigenvalues():
+    """Median relative error over μ_j ≥ 1 % of μ₁ (seed §6) and over all, on known numbers."""
+    mu = np.array([1.0, 0.1, 0.02, 0.005, 0.001])
+    mu_hat = mu * np.array([1.1, 0.8, 1.0, 20.0, 50.0])  # relative errors 0.1, 0.2, 0, 19, 49
+    e = eigenvalue_error(mu_hat, mu)
+    assert RESOLUTION == 0.01 and e["n_resolved"] == 3
+    assert e["error"] == pytest.approx(0.1) and e["error_all"] == pytest.approx(0.2)
+    assert np.allclose(e["rel"], [0.1, 0.2, 0.0, 19.0, 49.0])
+    assert eigenvalue_error(mu_hat, mu, resolution=0.0)["n_resolved"] == 5
+    with pytest.raises(ValueError, match="decreasing"):
+        eigenvalue_error(mu_hat, mu[::-1])
+    with pytest.raises(ValueError, match="same"):
+        eigenvalue_error(mu_hat[:3], mu)
+
+
+def test_random_feature_cache_keeps_the_training_features():
+    """Training features are computed once even when test blocks come between (most recently
+    used kept up to cache_bytes), and Nyström and NeuralEF share them."""
+    calls = []
+
+    def fn(Xb):
+        calls.append(len(Xb))
+        return np.asarray(Xb, dtype=np.float64) ** 2
+
+    kern = RandomFeatureKernel(feature_fn=fn, n_samples=1)
+    rng = np.random.default_rng(0)
+    Xtr, Xte = rng.normal(size=(40, 2)).astype(np.float32), rng.normal(size=(10, 2)).astype(np.float32)
+    nystrom_eigenfunctions(kern, Xtr, 2)[1](Xte)
+    NeuralEF(ParallelMLP(2, 2, seed=0), 2).fit(Xtr, kern, iterations=2, batch_size=8, progress=False)
+    assert calls == [40, 10]
+    small = RandomFeatureKernel(feature_fn=fn, n_samples=1, cache_bytes=Xtr.nbytes * 2)  # one float64 block
+    small.features(Xtr), small.features(Xte), small.features(Xtr)
+    assert calls[2:] == [40, 10, 40]
+    none = RandomFeatureKernel(feature_fn=fn, n_samples=1, cache_bytes=0)
+    none.features(Xte), none.features(Xte)
+    assert calls[5:] == [10, 10]
 
 
 def test_bad_input_errors():

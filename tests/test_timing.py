@@ -31,3 +31,19 @@ def test_best_of_and_per_point_call_as_often_as_asked():
     assert per_point(lambda X: calls.append(len(X)), np.zeros((4, 2)), repeats=1) >= 0 and calls[-1] == 4
     with pytest.raises(ValueError, match="repeats"):
         best_of(lambda: None, repeats=0)
+
+
+def test_timer_counts_cpu_seconds_apart_from_wall():
+    """A sleeping stage takes wall time but almost no CPU; a busy one takes CPU."""
+    T = Timer()
+    with T("sleep"):
+        time.sleep(0.05)
+    with T("busy"):
+        t0 = time.process_time()
+        while time.process_time() - t0 < 0.05:
+            pass
+    assert T.get("sleep") >= 0.045 and T.cpu_seconds["sleep"] < 0.03
+    assert T.cpu_seconds["busy"] >= 0.045
+    assert T.cpu_total == pytest.approx(T.cpu_seconds["sleep"] + T.cpu_seconds["busy"])
+    T.reset()
+    assert T.cpu_seconds == {} and T.cpu_total == 0

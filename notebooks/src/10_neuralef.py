@@ -26,14 +26,19 @@
 #    6000 training images (seed App. B). Our CNN-GP kernel is a **documented substitute**: the
 #    seed's architecture (Conv5-ReLU-MaxPool2-Conv5-ReLU-MaxPool2-Linear-ReLU-Linear, width 16)
 #    with its priors, estimated from `cnn_gp_nets` random networks with the output layer
-#    integrated analytically (the seed uses S = 2000 draws); our eigenfunction networks are
-#    MLPs (the seed uses CNNs with batch norm) to fit a CPU budget. Because our kernel has
-#    explicit features, Nyström on it is possible too (the seed's "N/A" row).
+#    integrated analytically (the seed uses S = 2000 draws). Our eigenfunction networks are
+#    the seed's kind — CNNs of the kernel's architecture with batch normalisation — made
+#    narrower to fit a CPU budget, beside the MLPs of our first attempt. Because our kernel has
+#    explicit features, Nyström on it is possible too (the seed's "N/A" row): it is the ceiling
+#    of what this kernel's top-10 eigenfunctions give, so the table separates the kernel's
+#    adequacy from the learner's gap.
 # 4. **Figs. 4–5** — the NTK of a trained binary classifier (airplane vs automobile, CIFAR-10
 #    test images; seed: ResNet-20, ours: a 2-conv CNN): top-10 eigenvalues, and the test kernel
 #    matrix recovered by NeuralEF vs random features (eq. {eq}`nef-rf`, S = 10 directions = the
 #    cost of k = 10 network passes) vs the exact Jacobian kernel; 2-means accuracy on the
 #    projections (seed: **97.5 %** NeuralEF, **81.3 %** random features, **67.8 %** raw pixels).
+#    The eigenvalue error is taken over the eigenvalues above the seed's own resolution limit
+#    (1 % of the largest, seed §6), with the error over all ten beside it.
 # 5. **The bridge** (not in the seed): NeuralEF eigenfunctions as KREPES' PC initialisation
 #    (eq. {eq}`nef-bridge`): a trained model is folded into $B^\top\varphi(x)+\gamma$ and represents
 #    a test point with k network passes instead of m kernel evaluations. Compared with the
@@ -55,7 +60,10 @@ n_mlpgp = 200  # two-moons / circles points (seed: 1000)
 n_mnist = 300  # MNIST training images (seed App. B: 6000 for Nyström)
 n_mnist_test = 300  # MNIST test images
 cnn_gp_nets = 4  # random CNNs of the Monte-Carlo CNN-GP kernel (seed: S of 2000)
-mnist_iterations = 50  # NeuralEF steps on MNIST (seed: 20000)
+mnist_learners = ["cnn", "mlp"]  # eigenfunction networks on MNIST, the first decides the seed's claims
+mnist_iterations = 50  # NeuralEF steps on MNIST, each learner (seed: 20000)
+mnist_cnn_widths = [4, 8]  # channels of each eigenfunction CNN's two convolutions (seed: 32, 64)
+mnist_cnn_hidden = 16  # hidden units of each eigenfunction CNN (seed: 128)
 mnist_width = 32  # width of each eigenfunction MLP on MNIST
 n_cifar_train = 100  # airplane/automobile images for the classifier and NeuralEF
 n_cifar_test = 32  # held-out test images of Fig. 4 (seed: 128)
@@ -233,10 +241,26 @@ plt.show()
 #
 # `n_mnist` training images (seed: 6000 for Nyström), pixels in [0, 1], the MNIST test set;
 # logistic regression on all training labels (`linear_probe` with `label_fraction=1`); the top-10
-# eigenpairs by Lanczos (`eigsh`: the same eigenpairs as the seed's `eigh`, without its O(N³) cost). The
-# Nyström rows are deterministic given the images; the NeuralEF row varies with the seed (the
-# CNN-GP draw is fixed, seed 0). Rule: one-sided t-test over seeds that NeuralEF (CNN-GP) beats
-# each Nyström row.
+# eigenpairs by Lanczos (`eigsh`: the same eigenpairs as the seed's `eigh`, without its O(N³) cost).
+# Our CNN-GP kernel is one Monte-Carlo draw (seed 0), the same for every seed; the seeds draw the
+# eigenfunction networks and their batches.
+#
+# **The kernel's ceiling.** Nyström on the same kernel and the same images gives this kernel's
+# top-10 eigenfunctions as exactly as the images allow: a NeuralEF row can only approach it. The
+# table therefore answers two questions apart: is the kernel adequate (Nyström on it vs the classic
+# kernels), and how far is the learner from its kernel (NeuralEF vs that ceiling)? Learners
+# (`mnist_learners`, `mnist_iterations` steps each, seed: 20,000): **cnn** — k CNNs of the kernel's
+# architecture with batch normalisation, as the seed (App. B; widths `mnist_cnn_widths`,
+# `mnist_cnn_hidden`, seed 32, 64, 128); **mlp** — k 3-layer ReLU MLPs of `mnist_width`, our first
+# attempt.
+#
+# Rules, fixed before the run: (a) the seed's comparison — one-sided paired t-test over seeds that
+# NeuralEF with the first learner beats each classic Nyström row (Holm over the two); (b) the
+# kernel's adequacy — deterministic rows: Nyström on our kernel beats a classic row when the
+# difference exceeds 1.96 binomial standard errors of a difference of two accuracies on the test
+# images (and does not when it is below −1.96); (c) the learner's gap — non-inferiority of each
+# NeuralEF row to the kernel's ceiling, margin 2 points; (d) CNN vs MLP eigenfunctions, one-sided
+# paired t-test.
 
 # %%
 tr = data.load("mnist", split="train", n=n_mnist, seed=0)
@@ -247,34 +271,77 @@ for name, kern in {"polynomial": Polynomial(degree=10, scale=0.001, coef0=1.0), 
     table1[f"Nyström ({name})"] = linear_probe(psi(tr.X), tr.y, psi(te.X), te.y, label_fraction=1.0)
     print(f"Nyström {name}: kernel matrix + top-10 eigenpairs {sec:.1f} s")
 cnn_gp = NEF.cnn_gp_features((28, 28), n_nets=cnn_gp_nets, seed=0)
-mu, psi, sec = NEF.nystrom_eigenfunctions(cnn_gp, tr.X, 10, solver="lanczos")
-table1["Nyström (our MC CNN-GP)"] = linear_probe(psi(tr.X), tr.y, psi(te.X), te.y, label_fraction=1.0)
-acc_nef, sec_nef, sec_nys = [], [], []
+mu_gp, psi_gp, sec_gp = NEF.nystrom_eigenfunctions(cnn_gp, tr.X, 10, solver="lanczos")
+ceiling = linear_probe(psi_gp(tr.X), tr.y, psi_gp(te.X), te.y, label_fraction=1.0)
+table1["Nyström (our MC CNN-GP)"] = ceiling
+runs = {net: [NEF.projection_run(tr.X, tr.y, te.X, te.y, cnn_gp, net=net, k=10, iterations=mnist_iterations,
+                                 image_shape=(28, 28), widths=mnist_cnn_widths, hidden=mnist_cnn_hidden,
+                                 width=mnist_width, seed=s) for s in seeds] for net in mnist_learners}
+acc_nef = {net: [r["acc"] for r in rs] for net, rs in runs.items()}
+label = {net: f"NeuralEF {net.upper()} (our MC CNN-GP)" for net in runs}
+for net in runs:
+    table1[label[net]] = float(np.mean(acc_nef[net]))
 X_time = te.X[:200].copy()  # test cost per point: Nyström eq. (8) needs the kernel row against all N
-for s in seeds:
-    nef = NEF.NeuralEF(NEF.ParallelMLP(784, 10, width=mnist_width, activation="relu", seed=s), 10).fit(
-        tr.X, cnn_gp, iterations=mnist_iterations, seed=s, progress=False)
-    acc_nef.append(linear_probe(nef.predict(tr.X), tr.y, nef.predict(te.X), te.y, label_fraction=1.0))
-    sec_nef.append(per_point(nef.predict, X_time))
-    sec_nys.append(per_point(psi, X_time[::-1] + np.float32(s), repeats=1))  # a fresh block: no feature cache
-table1["NeuralEF (our MC CNN-GP)"] = float(np.mean(acc_nef))
-seed_table1 = {"NeuralEF (our MC CNN-GP)": "84.98 % (CNN-GP)", "Nyström (our MC CNN-GP)": "N/A",
-               "Nyström (polynomial)": "78.00 %", "Nyström (rbf)": "77.55 %"}
-print(f"{'method':<28}{'seed':>18}{'ours':>10}")
+sec_nys = [per_point(psi_gp, X_time[::-1] + np.float32(s), repeats=1) for s in seeds]  # fresh blocks: no cache
+seed_table1 = {"Nyström (polynomial)": "78.00 %", "Nyström (rbf)": "77.55 %", "Nyström (our MC CNN-GP)": "N/A",
+               **{label[net]: ("84.98 % (CNN-GP)" if net == "cnn" else "—") for net in runs}}
+print(f"{'method':<30}{'seed':>18}{'ours':>10}")
 for key, val in table1.items():
-    print(f"{key:<28}{seed_table1[key]:>18}{100 * val:>9.2f}%")
-print("NeuralEF per seed:", [round(100 * a, 2) for a in acc_nef])
-for name, paper in (("Nyström (polynomial)", "84.98 % vs 78.00 %"), ("Nyström (rbf)", "84.98 % vs 77.55 %")):
+    print(f"{key:<30}{seed_table1[key]:>18}{100 * val:>9.2f}%")
+for net, rs in runs.items():
+    print(f"{label[net]}: {rs[0]['n_params']:,} parameters per eigenfunction, {mnist_iterations} steps; per seed "
+          f"accuracy {[round(100 * r['acc'], 2) for r in rs]} %, training {[round(r['seconds']) for r in rs]} s wall / "
+          f"{[round(r['cpu_seconds']) for r in rs]} CPU-s, loss first → last record "
+          f"{[(round(r['loss_first'], 3), round(r['loss_last'], 3)) for r in rs]}")
+print("top-10 eigenvalues of the kernel (Nyström):", np.round(mu_gp, 4))
+print(f"NeuralEF {mnist_learners[0]} μ̂ (seed {seeds[0]}):", np.round(runs[mnist_learners[0]][0]["mu"], 4))
+
+# %%
+first, n_before = mnist_learners[0], len(claims)
+ceiling_txt = (f"the kernel's ceiling (Nyström top-10 on the same kernel and images) {100 * ceiling:.2f} %, "
+               f"NeuralEF {first.upper()} {100 * np.mean(acc_nef[first]):.2f} %")
+claims += decide([Claim(
+    f"Table 1: NeuralEF on a CNN-GP kernel beats {name} (top-10 projections, LR accuracy)", paper, a=acc_nef[first],
+    b=table1[name], what=f"d = acc(NeuralEF {first.upper()}, {mnist_iterations} steps) − acc({name})",
+    ours=f"{100 * np.mean(acc_nef[first]):.2f} % vs {100 * table1[name]:.2f} %; {ceiling_txt}")
+    for name, paper in (("Nyström (polynomial)", "84.98 % vs 78.00 %"), ("Nyström (rbf)", "84.98 % vs 77.55 %"))],
+    Paired("greater"), family="Table 1, the seed's comparison", scale=100, digits=2, unit=" points")
+n_te = len(te.y)
+for name in ("Nyström (polynomial)", "Nyström (rbf)"):
+    diff = ceiling - table1[name]
+    se = np.sqrt((ceiling * (1 - ceiling) + table1[name] * (1 - table1[name])) / n_te)
+    claims.append(decide_check(
+        f"Table 1: our MC CNN-GP kernel is adequate — Nyström on it beats {name}",
+        "the seed's 'N/A' (no closed form with max-pooling); its kernels: CNN-GP 84.98 % by NeuralEF",
+        f"{100 * ceiling:.2f} % vs {100 * table1[name]:.2f} % (difference {100 * diff:+.2f} points, 1.96 SE = "
+        f"{100 * 1.96 * se:.2f} on {n_te} test images)",
+        "deterministic rows: holds if the difference > 1.96 binomial SE of a difference of two accuracies, "
+        "does not hold if < −1.96 SE", holds=diff > 1.96 * se, fails=diff < -1.96 * se,
+        why_inconclusive="within ±1.96 SE"))
+claims += decide([Claim(
+    f"Table 1: NeuralEF ({net.upper()} eigenfunctions, {mnist_iterations} steps) reaches the ceiling of its kernel",
+    "— (ours: what the kernel allows; the seed has no Nyström row for it)", a=acc_nef[net], b=ceiling,
+    what=f"d = acc(NeuralEF {net.upper()}) − acc(Nyström, same kernel)",
+    ours=f"{100 * np.mean(acc_nef[net]):.2f} % vs {100 * ceiling:.2f} %; loss fell in "
+         f"{sum(r['loss_last'] < r['loss_first'] for r in runs[net])}/{len(seeds)} seeds")
+    for net in runs], NonInferiority(margin=0.02, reference="kernel's ceiling"),
+    family="Table 1, the learner vs its kernel's ceiling", scale=100, digits=2, unit=" points")
+if {"cnn", "mlp"} <= set(runs):
     claims += decide([Claim(
-        f"Table 1: NeuralEF on a CNN-GP kernel beats {name} (top-10 projections, LR accuracy)", paper, a=acc_nef,
-        b=table1[name], what="d = acc(NeuralEF) − acc(Nyström row)",
-        ours=f"{100 * np.mean(acc_nef):.2f} % vs {100 * table1[name]:.2f} %")], Paired("greater"), digits=4)
-print(f"test seconds per point on the CNN-GP kernel: Nyström eq. (8) {np.mean(sec_nys):.2e}, NeuralEF {np.mean(sec_nef):.2e}")
+        "Table 1: CNN eigenfunctions (the seed's kind) beat MLP eigenfunctions on the same kernel",
+        "— (ours: the seed uses CNNs)", a=acc_nef["cnn"], b=acc_nef["mlp"], what="d = acc(CNN) − acc(MLP), same steps",
+        ours=f"{100 * np.mean(acc_nef['cnn']):.2f} % vs {100 * np.mean(acc_nef['mlp']):.2f} %")],
+        Paired("greater"), scale=100, digits=2, unit=" points")
+sec_nef = [r["sec_point"] for r in runs[first]]
+print(f"test seconds per point on the CNN-GP kernel: Nyström eq. (8) {np.mean(sec_nys):.2e}, "
+      f"NeuralEF {first.upper()} {np.mean(sec_nef):.2e}")
 claims += decide([Claim(
     "§2.2/§3.3: NeuralEF evaluates a test point faster than Nyström's out-of-sample extension (CNN-GP kernel)",
     "Nyström 'involves costly kernel evaluation in the test phase' (seed §1; no number)", a=sec_nys, b=sec_nef,
-    what="d = t(Nyström) − t(NeuralEF), seconds per point",
+    what=f"d = t(Nyström) − t(NeuralEF {first.upper()}), seconds per point",
     ours=f"{np.mean(sec_nef):.2e} s vs {np.mean(sec_nys):.2e} s per point, N = {n_mnist}")], Paired("greater"), digits=6)
+for c in claims[n_before:]:
+    print(f"- {c['claim']}\n    → {c['verdict']}")
 assert all(a > 0.2 for a in table1.values()), "every projection must beat chance (10 %)"
 
 # %% [markdown]
@@ -285,7 +352,11 @@ assert all(a > 0.2 for a in table1.values()), "every projection must beat chance
 # NeuralEF. NeuralEF learns the **exact** Jacobian kernel of the training images (our network
 # has few parameters; the seed estimates it by eq. (20) with S = 4000). Random features use
 # S = 10 Rademacher directions (the seed's cost match with k = 10 network passes). Rules:
-# paired t-tests over seeds (seed = classifier, NeuralEF and directions).
+# paired t-tests over seeds (seed = classifier, NeuralEF and directions). The eigenvalue error is
+# judged over the eigenvalues above the seed's resolution limit, 1 % of μ₁ (seed §6: NeuralEF "has
+# difficulties capturing the eigenpairs with relatively small eigenvalues (e.g., 1% of the largest
+# eigenvalue)"); the median over all ten, our first reading, is kept beside it. Rule for both:
+# one-sided t-test over seeds that the median relative error is below 0.2.
 
 # %%
 D = data.load("cifar10", split="test", seed=0)
@@ -299,8 +370,11 @@ r0 = ntk[0]
 print(f"classifier: {r0['n_params']} parameters, test accuracy {[round(r['test_acc'], 3) for r in ntk]}")
 print("top-10 eigenvalues (seed 0) exact   :", np.round(r0["mu_truth"], 3))
 print("top-10 eigenvalues (seed 0) NeuralEF:", np.round(r0["mu_nef"], 3))
-relerr = [float(np.median(np.abs(r["mu_nef"] - r["mu_truth"]) / r["mu_truth"])) for r in ntk]
-print(f"median relative eigenvalue error per seed: {np.round(relerr, 3)}")
+eig = [NEF.eigenvalue_error(r["mu_nef"], r["mu_truth"], resolution=NEF.RESOLUTION) for r in ntk]
+n_res = [e["n_resolved"] for e in eig]
+print(f"eigenvalues above the seed's resolution limit ({100 * NEF.RESOLUTION:g} % of μ₁) per seed: {n_res} of 10")
+print(f"median relative eigenvalue error per seed, over those: {np.round([e['error'] for e in eig], 3)}; "
+      f"over all 10: {np.round([e['error_all'] for e in eig], 3)}")
 print(f"relative Frobenius error of the test kernel: NeuralEF {np.mean([r['err_nef'] for r in ntk]):.3f}, "
       f"random features S=10 {np.mean([r['err_rf'] for r in ntk]):.3f}, best rank-10 {np.mean([r['err_best'] for r in ntk]):.4f}")
 print(f"test seconds per point: NeuralEF {r0['sec_point_nef']:.2e}, random features {r0['sec_point_rf']:.2e}, "
@@ -308,9 +382,22 @@ print(f"test seconds per point: NeuralEF {r0['sec_point_nef']:.2e}, random featu
 print(f"2-means accuracy: NeuralEF {np.mean([r['kmeans_nef'] for r in ntk]):.3f}, random features "
       f"{np.mean([r['kmeans_rf'] for r in ntk]):.3f}, raw pixels {np.mean([r['kmeans_raw'] for r in ntk]):.3f}")
 
-claims += decide([Claim("Fig. 5: NeuralEF approximates the top-10 NTK eigenvalues with small errors",
-                        "'small errors' (seed Fig. 5; plot only)", a=relerr, what="value = median_j |μ̂_j − μ_j|/μ_j",
-                        ours=f"median relative error {np.mean(relerr):.3f}")], Threshold("less", threshold=0.2))
+res_txt = f"μ_j ≥ {100 * NEF.RESOLUTION:g} % of μ₁"
+claims += decide([Claim(
+    f"Fig. 5: NeuralEF approximates the NTK eigenvalues above the seed's resolution limit ({res_txt}) with small errors",
+    "'small errors' (seed Fig. 5; plot only); the seed's own limit: eigenvalues below about 1 % of the largest "
+    "are hard to capture (§6)", a=[e["error"] for e in eig],
+    what=f"value = median over j with {res_txt} of |μ̂_j − μ_j|/μ_j",
+    ours=f"median relative error {np.mean([e['error'] for e in eig]):.3f} over the {n_res} (per seed) of the top 10 "
+         f"above the limit; over all 10 (the previous reading) {np.mean([e['error_all'] for e in eig]):.3f}")],
+    Threshold("less", threshold=0.2))
+claims += decide([Claim(
+    "Fig. 5 (previous reading): NeuralEF approximates all top-10 NTK eigenvalues with small errors",
+    "'small errors' (seed Fig. 5; plot only)", a=[e["error_all"] for e in eig],
+    what="value = median over all 10 of |μ̂_j − μ_j|/μ_j",
+    ours=f"median relative error {np.mean([e['error_all'] for e in eig]):.3f}; {10 - np.mean(n_res):.1f} of the 10 "
+         f"(mean over seeds) lie below the seed's resolution limit ({res_txt}), where it expects no accuracy")],
+    Threshold("less", threshold=0.2))
 claims += decide([Claim("Fig. 4: NeuralEF recovers the test NTK matrix better than random features at matched cost (S = 10)",
                         "RF 'underperforms NeuralEF in aspect of approximation quality' (seed §4.2.2; images only)",
                         a=[r["err_rf"] for r in ntk], b=[r["err_nef"] for r in ntk],
@@ -333,6 +420,7 @@ for ax, key, title in zip(axes[:3], ["K", "K_nef", "K_rf"], ["exact Jacobian ker
 fig.colorbar(im, ax=axes[2])
 axes[3].semilogy(range(1, 11), r0["mu_truth"], "o-", label="exact (eigh of J Jᵀ/n)")
 axes[3].semilogy(range(1, 11), r0["mu_nef"], "s--", label="NeuralEF μ̂")
+axes[3].axhline(NEF.RESOLUTION * r0["mu_truth"][0], color="grey", ls=":", label="1 % of μ₁ (seed §6)")
 axes[3].set_xlabel("index j")
 axes[3].set_ylabel("eigenvalue")
 axes[3].legend(fontsize=8)
@@ -393,13 +481,16 @@ wall = time.perf_counter() - T_START
 print(f"wall time {wall:.1f} s with {cpu_threads} thread(s)")
 save_results(
     "10_neuralef",
-    {"claims": claims, "table1": table1, "table1_nef_per_seed": acc_nef, "timing": timing,
+    {"claims": claims, "table1": table1, "table1_nef_per_seed": acc_nef, "table1_ceiling": ceiling,
+     "table1_runs": runs, "timing": timing,
      "ntk": [{key: v for key, v in r.items() if not key.startswith("K")} for r in ntk],
      "bridge": bridge, "wall_seconds": wall},
     parameters=dict(seeds=seeds, k=k, iterations=iterations, n_fig2=n_fig2, n_truth=n_truth,
                     timing_ns=timing_ns, timing_iterations=timing_iterations, n_mlpgp=n_mlpgp,
                     n_mnist=n_mnist, n_mnist_test=n_mnist_test, cnn_gp_nets=cnn_gp_nets,
-                    mnist_iterations=mnist_iterations, mnist_width=mnist_width, n_cifar_train=n_cifar_train,
+                    mnist_learners=mnist_learners, mnist_iterations=mnist_iterations,
+                    mnist_cnn_widths=mnist_cnn_widths, mnist_cnn_hidden=mnist_cnn_hidden,
+                    mnist_width=mnist_width, n_cifar_train=n_cifar_train,
                     n_cifar_test=n_cifar_test, cifar_epochs=cifar_epochs, ntk_iterations=ntk_iterations,
                     bridge_datasets=bridge_datasets, bridge_n_train=bridge_n_train, bridge_n_test=bridge_n_test,
                     bridge_m=bridge_m, bridge_h=bridge_h, bridge_iterations=bridge_iterations,

@@ -47,8 +47,8 @@ timer, :mod:`krepes_lib.timing`.
 from __future__ import annotations
 
 from .bridge import CollapsedModel, neuralef_pc_model, nystrom_eigenfunctions
-from .experiments import (abs_cosine, bridge_run, classic_kernel_run, cluster_accuracy, ntk_experiment,
-                          subspace_overlap, timing_vs_n)
+from .experiments import (RESOLUTION, abs_cosine, bridge_run, classic_kernel_run, cluster_accuracy,
+                          eigenvalue_error, ntk_experiment, projection_run, subspace_overlap, timing_vs_n)
 from .kernels import (ErfNNGP, RandomFeatureKernel, cnn_gp_features, entk_features, exact_entk_features,
                       mlp_gp_kernel)
 from .networks import L2BatchNorm, ParallelCNN, ParallelMLP, SharedMLP, SmallCNN, train_classifier
@@ -60,5 +60,5 @@ __all__ = [
     "exact_entk_features", "nystrom_eigenfunctions", "neuralef_pc_model", "CollapsedModel",
     "SmallCNN", "train_classifier", "SharedMLP", "abs_cosine", "mlp_gp_kernel",
     "classic_kernel_run", "timing_vs_n", "ntk_experiment", "bridge_run", "cluster_accuracy",
-    "subspace_overlap",
+    "subspace_overlap", "projection_run", "eigenvalue_error", "RESOLUTION",
 ]

@@ -41,7 +41,8 @@ def nystrom_eigenfunctions(kernel: Kernel, X_train, k: int, solver: str = "eigh"
     timer = Timer()
     with timer("kernel + eigenpairs"):
         if isinstance(kernel, RandomFeatureKernel):  # features of the training set once
-            F = kernel.features(Xh).astype(np.float64)
+            # the caller's array (not its float64 copy): the features cache then serves NeuralEF too
+            F = kernel.features(np.asarray(to_host(X_train))).astype(np.float64)
             K = F @ F.T / kernel.n_samples + kernel.const
         else:
             K = kernel(Xh, dtype="float64")

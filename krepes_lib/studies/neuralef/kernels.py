@@ -34,22 +34,27 @@ class RandomFeatureKernel(Kernel):
     feature_fn: Callable = None
     n_samples: int = 1
     const: float = 0.0
+    cache_bytes: int = 256 * 2**20
     _cache: dict = field(default_factory=dict, repr=False, compare=False)
     name = "random_features"
 
     def features(self, X, batch: int = 512):
-        """φ(X), shape (n, D), in blocks of ``batch`` rows; the last result is cached (keyed by
-        a SHA-1 of X), so the training features are computed once per kernel."""
+        """φ(X), shape (n, D), in blocks of ``batch`` rows. Results are cached (keyed by a SHA-1
+        of X), the most recently used first, up to ``cache_bytes`` in all (0: no cache), so the
+        training features are computed once per kernel even when test features come between."""
         import hashlib
 
         X = np.ascontiguousarray(to_host(X))
         key = (X.shape, str(X.dtype), hashlib.sha1(X.view(np.uint8)).hexdigest())
         if key in self._cache:
+            self._cache[key] = self._cache.pop(key)  # most recently used last
             return self._cache[key]
         out = np.concatenate([np.asarray(self.feature_fn(X[s:s + batch]))
                               for s in range(0, X.shape[0], batch)], 0)
-        self._cache.clear()
-        self._cache[key] = out
+        if out.nbytes <= self.cache_bytes:
+            while self._cache and sum(v.nbytes for v in self._cache.values()) + out.nbytes > self.cache_bytes:
+                self._cache.pop(next(iter(self._cache)))  # least recently used
+            self._cache[key] = out
         return out
 
     def _block(self, xp, X, Y):

@@ -64,6 +64,8 @@ class NeuralEFHistory:
     eigenvalues: list = field(default_factory=list)
     seconds: float = 0.0
     kernel_seconds: float = 0.0
+    cpu_seconds: float = 0.0
+    iterations: int = 0
 
 
 class NeuralEF:
@@ -182,6 +184,8 @@ class NeuralEF:
         self.eigenvalues = mu
         self.history.kernel_seconds += timer.get("features")
         self.history.seconds += timer.total
+        self.history.cpu_seconds += timer.cpu_total
+        self.history.iterations += int(iterations)
         return self
 
     # -- inference -----------------------------------------------------------------
