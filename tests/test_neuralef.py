@@ -12,7 +12,8 @@ torch = pytest.importorskip("torch")
 from krepes_lib.kernels import RBF  # noqa: E402
 from krepes_lib.studies.neuralef import (  # noqa: E402
     RESOLUTION, CollapsedModel, ErfNNGP, L2BatchNorm, NeuralEF, ParallelCNN, ParallelMLP, RandomFeatureKernel,
-    SmallCNN, abs_cosine, eigenvalue_error, entk_features, exact_entk_features, neuralef_grad,
+    SmallCNN, abs_cosine, batches, eigenvalue_error, eigenvalue_estimate, entk_features, exact_entk_features,
+    neuralef_grad,
     neuralef_objective, neuralef_pc_model, nystrom_eigenfunctions, projection_run, subspace_overlap,
 )
 
@@ -340,3 +341,47 @@ def test_erf_nngp_one_layer_matches_quadrature():
     assert np.allclose(ErfNNGP(depth=1, sigma_w2=sw2, sigma_b2=sb2)(X, dtype="float64"), K1, atol=1e-7)
     K2 = np.array([[sw2 * expect(K1[np.ix_([i, j], [i, j])]) + sb2 for j in range(3)] for i in range(3)])
     assert np.allclose(ErfNNGP(depth=2, sigma_w2=sw2, sigma_b2=sb2)(X, dtype="float64"), K2, atol=1e-7)
+
+
+def test_eigenvalue_estimate_full_batch_is_the_exact_eigenvalue():
+    """eq. (nef-mu) on the exact eigenvectors with B = n: R̃_jj = u_jᵀKu_j/n = λ_j/n = μ_j."""
+    rng = np.random.default_rng(0)
+    F = rng.normal(size=(30, 6))
+    K = F @ F.T / 2.0 + 0.3
+    lam, U = np.linalg.eigh(K)
+    lam, U = lam[::-1][:4], U[:, ::-1][:, :4]
+    mu = eigenvalue_estimate(U * math.sqrt(30), F, iterations=3, batch_size=64, div=2.0, const=0.3)
+    assert np.allclose(mu, lam / 30, rtol=1e-12)
+
+
+def test_eigenvalue_estimate_matches_explicit_batch_blocks():
+    """Batches of B < n: the feature form equals L2-normalised ψ_bᵀ K_bb ψ_b / B² with the
+    explicit block (constant included), and its EMA."""
+    rng = np.random.default_rng(1)
+    F = rng.normal(size=(50, 5))
+    Psi = rng.normal(size=(50, 3))
+    K = F @ F.T / 5.0 + 0.1
+    mu = None
+    for idx in batches(50, 16, 7, seed=3):
+        P = Psi[idx] / np.sqrt((Psi[idx] ** 2).mean(0))
+        r = np.diag(P.T @ K[np.ix_(idx, idx)] @ P) / 16**2
+        mu = r if mu is None else 0.9 * mu + 0.1 * r
+    got = eigenvalue_estimate(Psi, F, iterations=7, batch_size=16, seed=3, ema=0.9, div=5.0, const=0.1)
+    assert np.allclose(got, mu, rtol=1e-12)
+    with pytest.raises(ValueError, match="same n"):
+        eigenvalue_estimate(Psi[:10], F, iterations=1)
+
+
+def test_fit_draws_the_batches_of_batches():
+    """NeuralEF.fit trains on exactly the rows batches(n, B, iterations, seed) yields."""
+    seen = []
+
+    def fn(Xb):
+        seen.append(np.asarray(Xb)[:, 0].astype(int).tolist())
+        return np.asarray(Xb, dtype=np.float64)
+
+    X = np.stack([np.arange(20.0), np.linspace(-1, 1, 20)], 1)
+    kern = RandomFeatureKernel(feature_fn=fn, n_samples=1, cache_bytes=0)
+    NeuralEF(ParallelMLP(2, 2, seed=0), 2).fit(X, kern, iterations=5, batch_size=8, seed=4, progress=False,
+                                               precompute_features=False)
+    assert seen == [b.tolist() for b in batches(20, 8, 5, seed=4)]

@@ -91,7 +91,7 @@ from krepes_lib.evaluate import linear_probe
 from krepes_lib.kernels import RBF, Polynomial, median_sigma
 from krepes_lib.studies import neuralef as NEF
 from krepes_lib.studies.results import save_figure, save_results
-from krepes_lib.claims import Claim, NonInferiority, Paired, Threshold, decide, decide_check
+from krepes_lib.claims import Claim, Control, NonInferiority, Paired, Threshold, decide, decide_check
 from krepes_lib.timing import per_point
 
 limit_host_threads(cpu_threads)
@@ -356,7 +356,13 @@ assert all(a > 0.2 for a in table1.values()), "every projection must beat chance
 # judged over the eigenvalues above the seed's resolution limit, 1 % of μ₁ (seed §6: NeuralEF "has
 # difficulties capturing the eigenpairs with relatively small eigenvalues (e.g., 1% of the largest
 # eigenvalue)"); the median over all ten, our first reading, is kept beside it. Rule for both:
-# one-sided t-test over seeds that the median relative error is below 0.2.
+# one-sided t-test over seeds that the median relative error is below 0.2. What the measurement can
+# reach: NeuralEF's eigenvalue estimate is an EMA of batch Rayleigh quotients (eq. {eq}`nef-mu`), and a
+# batch of B rows carries the diagonal κ(x, x) with weight 1/B, which inflates small eigenvalues even
+# for perfect eigenfunctions; the same estimator on the exact eigenvectors, with the same batches, is
+# that floor. It enters as a control: where the floor itself misses the threshold, the setting does
+# not test the claim. The |cos| of the learned ψ̂_j with the exact eigenvectors says whether the
+# networks found the eigenfunctions.
 
 # %%
 D = data.load("cifar10", split="test", seed=0)
@@ -371,10 +377,15 @@ print(f"classifier: {r0['n_params']} parameters, test accuracy {[round(r['test_a
 print("top-10 eigenvalues (seed 0) exact   :", np.round(r0["mu_truth"], 3))
 print("top-10 eigenvalues (seed 0) NeuralEF:", np.round(r0["mu_nef"], 3))
 eig = [NEF.eigenvalue_error(r["mu_nef"], r["mu_truth"], resolution=NEF.RESOLUTION) for r in ntk]
+floor = [NEF.eigenvalue_error(r["mu_floor"], r["mu_truth"], resolution=NEF.RESOLUTION) for r in ntk]
 n_res = [e["n_resolved"] for e in eig]
+cos_res = [np.round(r["cos_train"][:n], 3).tolist() for r, n in zip(ntk, n_res)]
+fell = sum(r["loss_last"] < r["loss_first"] for r in ntk)
 print(f"eigenvalues above the seed's resolution limit ({100 * NEF.RESOLUTION:g} % of μ₁) per seed: {n_res} of 10")
-print(f"median relative eigenvalue error per seed, over those: {np.round([e['error'] for e in eig], 3)}; "
-      f"over all 10: {np.round([e['error_all'] for e in eig], 3)}")
+print(f"median relative eigenvalue error per seed, over those: NeuralEF {np.round([e['error'] for e in eig], 3)}, "
+      f"its estimator on the exact eigenfunctions (floor) {np.round([f['error'] for f in floor], 3)}")
+print(f"  over all 10: NeuralEF {np.round([e['error_all'] for e in eig], 3)}, floor {np.round([f['error_all'] for f in floor], 3)}")
+print(f"|cos| of ψ̂_j with the exact eigenvectors (training images), j above the limit: {cos_res}; loss fell in {fell}/{len(ntk)}")
 print(f"relative Frobenius error of the test kernel: NeuralEF {np.mean([r['err_nef'] for r in ntk]):.3f}, "
       f"random features S=10 {np.mean([r['err_rf'] for r in ntk]):.3f}, best rank-10 {np.mean([r['err_best'] for r in ntk]):.4f}")
 print(f"test seconds per point: NeuralEF {r0['sec_point_nef']:.2e}, random features {r0['sec_point_rf']:.2e}, "
@@ -383,21 +394,27 @@ print(f"2-means accuracy: NeuralEF {np.mean([r['kmeans_nef'] for r in ntk]):.3f}
       f"{np.mean([r['kmeans_rf'] for r in ntk]):.3f}, raw pixels {np.mean([r['kmeans_raw'] for r in ntk]):.3f}")
 
 res_txt = f"μ_j ≥ {100 * NEF.RESOLUTION:g} % of μ₁"
+small = Threshold("less", threshold=0.2)
+reach = "NeuralEF's eigenvalue estimator on the exact eigenfunctions (same batches and EMA) meets the threshold"
 claims += decide([Claim(
     f"Fig. 5: NeuralEF approximates the NTK eigenvalues above the seed's resolution limit ({res_txt}) with small errors",
     "'small errors' (seed Fig. 5; plot only); the seed's own limit: eigenvalues below about 1 % of the largest "
     "are hard to capture (§6)", a=[e["error"] for e in eig],
     what=f"value = median over j with {res_txt} of |μ̂_j − μ_j|/μ_j",
+    control=Control(reach, a=[f["error"] for f in floor], rule=small),
     ours=f"median relative error {np.mean([e['error'] for e in eig]):.3f} over the {n_res} (per seed) of the top 10 "
-         f"above the limit; over all 10 (the previous reading) {np.mean([e['error_all'] for e in eig]):.3f}")],
-    Threshold("less", threshold=0.2))
+         f"above the limit; what the measurement reaches (the estimator on the exact eigenfunctions) "
+         f"{np.mean([f['error'] for f in floor]):.3f}; |cos| of those ψ̂_j with the exact eigenvectors {cos_res}; "
+         f"loss fell in {fell}/{len(ntk)} seeds; over all 10 (the previous reading) "
+         f"{np.mean([e['error_all'] for e in eig]):.3f}")], small, family="Fig. 5, resolved eigenvalues")
 claims += decide([Claim(
     "Fig. 5 (previous reading): NeuralEF approximates all top-10 NTK eigenvalues with small errors",
     "'small errors' (seed Fig. 5; plot only)", a=[e["error_all"] for e in eig],
-    what="value = median over all 10 of |μ̂_j − μ_j|/μ_j",
-    ours=f"median relative error {np.mean([e['error_all'] for e in eig]):.3f}; {10 - np.mean(n_res):.1f} of the 10 "
-         f"(mean over seeds) lie below the seed's resolution limit ({res_txt}), where it expects no accuracy")],
-    Threshold("less", threshold=0.2))
+    what="value = median over all 10 of |μ̂_j − μ_j|/μ_j", control=Control(reach, a=[f["error_all"] for f in floor], rule=small),
+    ours=f"median relative error {np.mean([e['error_all'] for e in eig]):.3f}, the estimator on the exact eigenfunctions "
+         f"{np.mean([f['error_all'] for f in floor]):.3f}; {10 - np.mean(n_res):.1f} of the 10 (mean over seeds) lie "
+         f"below the seed's resolution limit ({res_txt}), where it expects no accuracy")],
+    small, family="Fig. 5, all ten")
 claims += decide([Claim("Fig. 4: NeuralEF recovers the test NTK matrix better than random features at matched cost (S = 10)",
                         "RF 'underperforms NeuralEF in aspect of approximation quality' (seed §4.2.2; images only)",
                         a=[r["err_rf"] for r in ntk], b=[r["err_nef"] for r in ntk],
@@ -420,6 +437,7 @@ for ax, key, title in zip(axes[:3], ["K", "K_nef", "K_rf"], ["exact Jacobian ker
 fig.colorbar(im, ax=axes[2])
 axes[3].semilogy(range(1, 11), r0["mu_truth"], "o-", label="exact (eigh of J Jᵀ/n)")
 axes[3].semilogy(range(1, 11), r0["mu_nef"], "s--", label="NeuralEF μ̂")
+axes[3].semilogy(range(1, 11), r0["mu_floor"], "x:", label="its estimator on exact ψ (floor)")
 axes[3].axhline(NEF.RESOLUTION * r0["mu_truth"][0], color="grey", ls=":", label="1 % of μ₁ (seed §6)")
 axes[3].set_xlabel("index j")
 axes[3].set_ylabel("eigenvalue")

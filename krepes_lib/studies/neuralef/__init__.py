@@ -52,7 +52,7 @@ from .experiments import (RESOLUTION, abs_cosine, bridge_run, classic_kernel_run
 from .kernels import (ErfNNGP, RandomFeatureKernel, cnn_gp_features, entk_features, exact_entk_features,
                       mlp_gp_kernel)
 from .networks import L2BatchNorm, ParallelCNN, ParallelMLP, SharedMLP, SmallCNN, train_classifier
-from .objective import NeuralEF, NeuralEFHistory, neuralef_grad, neuralef_objective
+from .objective import NeuralEF, NeuralEFHistory, batches, eigenvalue_estimate, neuralef_grad, neuralef_objective
 
 __all__ = [
     "L2BatchNorm", "ParallelMLP", "ParallelCNN", "neuralef_objective", "neuralef_grad",
@@ -60,5 +60,5 @@ __all__ = [
     "exact_entk_features", "nystrom_eigenfunctions", "neuralef_pc_model", "CollapsedModel",
     "SmallCNN", "train_classifier", "SharedMLP", "abs_cosine", "mlp_gp_kernel",
     "classic_kernel_run", "timing_vs_n", "ntk_experiment", "bridge_run", "cluster_accuracy",
-    "subspace_overlap", "projection_run", "eigenvalue_error", "RESOLUTION",
+    "subspace_overlap", "projection_run", "eigenvalue_error", "RESOLUTION", "batches", "eigenvalue_estimate",
 ]

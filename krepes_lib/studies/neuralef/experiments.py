@@ -17,7 +17,7 @@ from ...timing import Timer, per_point
 from .bridge import CollapsedModel, neuralef_pc_model, nystrom_eigenfunctions
 from .kernels import RandomFeatureKernel, entk_features, exact_entk_features
 from .networks import ParallelCNN, ParallelMLP, SharedMLP, SmallCNN, train_classifier
-from .objective import NeuralEF
+from .objective import NeuralEF, eigenvalue_estimate
 
 __all__ = ["abs_cosine", "subspace_overlap", "classic_kernel_run", "timing_vs_n", "cluster_accuracy",
            "projection_run", "eigenvalue_error", "ntk_experiment", "bridge_run"]
@@ -192,6 +192,10 @@ def ntk_experiment(X_train, y_train, X_test, y_test, image_shape, k: int = 10, c
        with S = ``n_rf`` directions (eq. 20; S = k matches NeuralEF's k network passes), and the
        best rank-k approximation (eigh of the exact kernel) as the floor;
     4. top-k eigenvalues: NeuralEF's μ̂ vs the eigenvalues of J Jᵀ/n on the training images;
+       beside them what the measurement can reach and whether the learner got there:
+       ``mu_floor`` — NeuralEF's own estimator (:func:`eigenvalue_estimate`, same batches, same
+       EMA) applied to the exact eigenvectors, and ``cos_train`` — |cos| of ψ̂_j with the exact
+       eigenvector u_j on the training images; ``loss_first``/``loss_last`` of the training;
     5. 2-means accuracy on the test projections (NeuralEF ψ̂, random features, raw pixels).
     """
     clf = SmallCNN(tuple(image_shape), width=cnn_width, seed=seed)
@@ -202,11 +206,14 @@ def ntk_experiment(X_train, y_train, X_test, y_test, image_shape, k: int = 10, c
     n_params = int(sum(p.numel() for p in clf.parameters()))
     exact = RandomFeatureKernel(feature_fn=lambda Xb: exact_entk_features(clf, Xb), n_samples=1)
     J_tr = exact.features(X_train).astype(np.float64)
-    s = np.linalg.svd(J_tr, compute_uv=False)
-    mu_truth = (s[:k] ** 2) / J_tr.shape[0]
+    n = J_tr.shape[0]
+    U, s, _ = np.linalg.svd(J_tr, full_matrices=False)  # J Jᵀ = U diag(s²) Uᵀ
+    mu_truth = (s[:k] ** 2) / n
     net = ParallelMLP(int(np.prod(image_shape)), k, width=nef_width, depth=3, activation="relu", seed=seed)
     nef = NeuralEF(net, k).fit(X_train, exact, iterations=iterations, batch_size=batch_size, seed=seed,
                                progress=progress)
+    mu_floor = eigenvalue_estimate(U[:, :k] * math.sqrt(n), J_tr, iterations, batch_size, seed, ema=nef.ema)
+    cos_train = abs_cosine(nef.predict(X_train), U[:, :k])
     J_te = exact.features(X_test).astype(np.float64)
     K = J_te @ J_te.T
     K_nef = nef.kernel_approx(X_test).astype(np.float64)
@@ -219,7 +226,8 @@ def ntk_experiment(X_train, y_train, X_test, y_test, image_shape, k: int = 10, c
     Psi_te = nef.predict(X_test)
     return dict(
         train_acc=train_acc, test_acc=test_acc, n_params=n_params,
-        mu_truth=mu_truth, mu_nef=np.asarray(nef.eigenvalues),
+        mu_truth=mu_truth, mu_nef=np.asarray(nef.eigenvalues), mu_floor=mu_floor, cos_train=cos_train,
+        loss_first=nef.history.loss[0], loss_last=nef.history.loss[-1],
         err_nef=float(np.linalg.norm(K_nef - K) / nrm), err_rf=float(np.linalg.norm(K_rf - K) / nrm),
         err_best=float(np.linalg.norm(K_best - K) / nrm),
         K=K, K_nef=K_nef, K_rf=K_rf,

@@ -16,7 +16,7 @@ from ...timing import Timer
 from .kernels import RandomFeatureKernel
 from .networks import L2BatchNorm, _tdtype
 
-__all__ = ["neuralef_objective", "neuralef_grad", "NeuralEF", "NeuralEFHistory"]
+__all__ = ["neuralef_objective", "neuralef_grad", "NeuralEF", "NeuralEFHistory", "batches", "eigenvalue_estimate"]
 
 
 def neuralef_objective(Psi, K):
@@ -50,6 +50,44 @@ def neuralef_grad(Psi, K):
     M = torch.triu(R / torch.diagonal(R)[:, None], diagonal=1)
     G = -(2.0 / B**2) * (KPsi - KPsi @ M)
     return G, R
+
+
+def batches(n: int, batch_size: int, iterations: int, seed: int = 0):
+    """The row indices of NeuralEF's batches (seed Alg. 1): B = min(n, ``batch_size``) rows per
+    step, drawn without replacement from seeded permutations (a new one when fewer than B rows
+    are left). :meth:`NeuralEF.fit` and :func:`eigenvalue_estimate` draw the same batches."""
+    rng = np.random.default_rng(seed)
+    B = int(min(n, batch_size))
+    perm, pos = rng.permutation(n), 0
+    for _ in range(int(iterations)):
+        if pos + B > n:
+            perm, pos = rng.permutation(n), 0
+        yield perm[pos:pos + B]
+        pos += B
+
+
+def eigenvalue_estimate(Psi, F, iterations: int, batch_size: int = 256, seed: int = 0, ema: float = 0.99,
+                        div: float = 1.0, const: float = 0.0):
+    """NeuralEF's eigenvalue estimator, eq. (nef-mu), applied to **given** eigenfunction values.
+
+    Psi (n, k): the functions on the training rows; F (n, D): kernel features of the same rows,
+    κ(x_a, x_b) = F_a·F_b / ``div`` + ``const``. Each of the ``iterations`` batches of
+    :func:`batches` is L2-normalised as in training (eq. (nef-l2bn)), R̃_jj = ψ̂_jᵀK_bψ̂_j / B² (eq.
+    (nef-R)) and μ̂ is their EMA. Applied to the exact eigenvectors (ψ_j(x_n) = √n u_nj) this is
+    what the estimator reaches when the eigenfunctions are perfect — its floor: a batch of B rows
+    carries the diagonal κ(x, x) with weight 1/B, which inflates small eigenvalues. Returns μ̂ (k,).
+    """
+    Psi = np.asarray(Psi, dtype=np.float64)
+    F = np.asarray(F, dtype=np.float64)
+    if Psi.ndim != 2 or F.ndim != 2 or Psi.shape[0] != F.shape[0]:
+        raise ValueError(f"eigenvalue_estimate: Psi {Psi.shape} and F {F.shape} must be (n, k) and (n, D), same n.")
+    mu = None
+    for idx in batches(Psi.shape[0], batch_size, iterations, seed):
+        P = Psi[idx] / np.sqrt((Psi[idx] ** 2).mean(0))  # eq. (nef-l2bn), the batch σ
+        FP = F[idx].T @ P
+        r = ((FP * FP).sum(0) / div + const * P.sum(0) ** 2) / len(idx) ** 2  # R̃_jj, eq. (nef-R)
+        mu = r if mu is None else ema * mu + (1 - ema) * r  # eq. (nef-mu)
+    return mu
 
 
 def _is_torch_ntk(kernel) -> bool:
@@ -140,8 +178,6 @@ class NeuralEF:
         if int(iterations) < 1:
             raise ValueError(f"iterations={iterations} must be >= 1.")
         n = Xh.shape[0]
-        B = int(min(n, batch_size))
-        rng = np.random.default_rng(seed)
         torch.manual_seed(int(seed))
         Xt = torch.as_tensor(Xh, dtype=self.dtype)
         timer = Timer()
@@ -155,14 +191,9 @@ class NeuralEF:
         params = list(self.net.parameters())
         opt = torch.optim.Adam(params, lr=self.lr)
         mu = None
-        perm, pos = rng.permutation(n), 0
         with timer("steps"):
             bar = tqdm(range(int(iterations)), desc="NeuralEF", disable=not progress, leave=False)
-            for it in bar:
-                if pos + B > n:
-                    perm, pos = rng.permutation(n), 0
-                idx = perm[pos:pos + B]
-                pos += B
+            for it, idx in zip(bar, batches(n, batch_size, iterations, seed)):
                 if F is not None:
                     Fb = F[idx]
                     Kb = Fb @ Fb.T / div + const
