@@ -385,3 +385,20 @@ def test_fit_draws_the_batches_of_batches():
     NeuralEF(ParallelMLP(2, 2, seed=0), 2).fit(X, kern, iterations=5, batch_size=8, seed=4, progress=False,
                                                precompute_features=False)
     assert seen == [b.tolist() for b in batches(20, 8, 5, seed=4)]
+
+
+def test_floor_expectation_matches_nef_floor_formula():
+    """eq. (nef-floor): on exact eigenvectors the batch quotient ψ_bᵀK_bbψ_b/B² (σ not applied) has
+    expectation μ_j + (n−B)/(B(n−1)) (κ̄_j − μ_j) over batches drawn without replacement."""
+    rng = np.random.default_rng(2)
+    n, B = 120, 16
+    F = rng.normal(size=(n, 8)) * np.linspace(2.0, 0.2, 8)
+    K = F @ F.T
+    lam, U = np.linalg.eigh(K)
+    lam, U = lam[::-1][:4], U[:, ::-1][:, :4]
+    mu, Psi = lam / n, U * math.sqrt(n)
+    kbar = (U**2 * np.diag(K)[:, None]).sum(0)
+    predicted = mu + (n - B) / (B * (n - 1)) * (kbar - mu)
+    r = np.mean([np.diag(Psi[idx].T @ K[np.ix_(idx, idx)] @ Psi[idx]) / B**2 for idx in batches(n, B, 6000, seed=0)], 0)
+    assert np.allclose(r, predicted, rtol=0.03)
+    assert np.all(predicted[1:] > 1.1 * mu[1:])  # the inflation the floor control guards against

@@ -359,7 +359,7 @@ assert all(a > 0.2 for a in table1.values()), "every projection must beat chance
 # one-sided t-test over seeds that the median relative error is below 0.2. What the measurement can
 # reach: NeuralEF's eigenvalue estimate is an EMA of batch Rayleigh quotients (eq. {eq}`nef-mu`), and a
 # batch of B rows carries the diagonal κ(x, x) with weight 1/B, which inflates small eigenvalues even
-# for perfect eigenfunctions; the same estimator on the exact eigenvectors, with the same batches, is
+# for perfect eigenfunctions (eq. {eq}`nef-floor`); the same estimator on the exact eigenvectors, with the same batches, is
 # that floor. It enters as a control: where the floor itself misses the threshold, the setting does
 # not test the claim. The |cos| of the learned ψ̂_j with the exact eigenvectors says whether the
 # networks found the eigenfunctions.

@@ -75,7 +75,8 @@ def eigenvalue_estimate(Psi, F, iterations: int, batch_size: int = 256, seed: in
     :func:`batches` is L2-normalised as in training (eq. (nef-l2bn)), R̃_jj = ψ̂_jᵀK_bψ̂_j / B² (eq.
     (nef-R)) and μ̂ is their EMA. Applied to the exact eigenvectors (ψ_j(x_n) = √n u_nj) this is
     what the estimator reaches when the eigenfunctions are perfect — its floor: a batch of B rows
-    carries the diagonal κ(x, x) with weight 1/B, which inflates small eigenvalues. Returns μ̂ (k,).
+    carries the diagonal κ(x, x) with weight 1/B, which inflates small eigenvalues (expectation:
+    eq. (nef-floor)). Returns μ̂ (k,).
     """
     Psi = np.asarray(Psi, dtype=np.float64)
     F = np.asarray(F, dtype=np.float64)
