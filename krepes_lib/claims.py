@@ -443,7 +443,8 @@ def _untested(c: Claim):
     if c.control is not None:
         out, ev = c.control.outcome()
         if out != HOLDS:
-            return f"the control '{c.control.what}' is {out} ({ev.describe()})", ev
+            said = "was not shown" if out == INCONCLUSIVE else "does not hold"
+            return f"the control '{c.control.what}' {said} ({ev.describe()})", ev
     return None
 
 

@@ -130,6 +130,8 @@ def test_a_control_that_does_not_hold_means_the_setting_does_not_test_the_claim(
     rows = C.decide([C.Claim("cell 1", "p", a=A, b=B, control=learned),
                      C.Claim("cell 2", "p", a=A, b=B)], C.Paired(), family="cells")
     assert rows[0]["verdict"].startswith(C.UNTESTED) and "the network beats" in rows[0]["verdict"]
+    assert "initialisation' was not shown (" in rows[0]["verdict"]  # read as English, not "is inconclusive"
+    assert " is does not" not in rows[0]["verdict"] and " is inconclusive" not in rows[0]["verdict"]
     # cell 1 left the family: cell 2 is corrected over K = 1
     assert rows[1]["p_holm"] == pytest.approx(rows[1]["p"]) and "Holm" not in rows[1]["rule"]
     ok = C.Control("learned", a=[0.6, 0.62, 0.61], b=[0.5, 0.51, 0.5])
