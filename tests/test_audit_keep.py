@@ -91,6 +91,24 @@ def test_influence_grid_writes_a_png(tmp_path):
     assert S.shape == (2, 10)
     with pytest.raises(ValueError, match="image_shape"):
         a.plot_influence(X[:5], (5, 5))
+    # the panels are the top-K of the signed contributions, in order: landmark ids in the titles
+    order = np.argsort(-np.asarray(kr.interpret.signed_contributions(a, X[:1])[0]))
+    titles = [ax.get_title() for ax in fig.axes[:1 + 2 * 2]]
+    assert [int(t.split()[0][1:]) for t in titles[1:3]] == list(order[:2])
+    assert [int(t.split()[0][1:]) for t in titles[3:5]] == list(order[::-1][:2])
+
+
+def test_gallery_grid_without_a_test_column_and_its_errors():
+    rng = np.random.default_rng(0)
+    A, R = rng.random((2, 3, 16)), rng.random((2, 2, 16))
+    fig = kr.interpret.gallery_grid(None, A, R, (4, 4), row_labels=["a", "b"],
+                                    attract_titles=[["x"] * 3] * 2, repel_titles=[["y"] * 2] * 2)
+    assert len(fig.axes) == 2 * 5 and fig.axes[0].get_ylabel() == "a" and fig.axes[3].get_title() == "y"
+    assert len(kr.interpret.gallery_grid(rng.random((2, 16)), A, R, (4, 4)).axes) == 2 * 6
+    with pytest.raises(ValueError, match="landmark images have 15"):
+        kr.interpret.gallery_grid(rng.random((2, 16)), rng.random((2, 3, 15)), R, (4, 4))
+    with pytest.raises(ValueError, match="same r"):
+        kr.interpret.gallery_grid(rng.random((3, 16)), A, R, (4, 4))
 
 
 def test_concentration_rule_and_warning():

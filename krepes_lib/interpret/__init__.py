@@ -47,7 +47,7 @@ from __future__ import annotations
 from ..defaults import (AG_TOP_K, CAV_C, CI_LEVEL, DENSE_MAX_BYTES, DROP_KNN_K, DROP_N_REMOVE,
                         N_BOOT, TOP_K)
 from .diagnostics import InfluenceConcentrationWarning, influence_concentration
-from .export import influence_grid, signed_contributions, topk_table
+from .export import gallery_grid, influence_grid, signed_contributions, topk_table
 from .influence import (AttractRepel, TopK, concept_activation_vector, concept_influence,
                         contribution_blocks, contributions, influence_blocks, influence_scores,
                         landmark_norms, representer_sum, top_attracting_repelling, top_influential)
@@ -63,7 +63,7 @@ __all__ = [
     "precision_at_1", "confidence_drop", "kendall_tau", "spectral_entropy",
     "class_coverage_from_coefficients",
     "influence_concentration", "InfluenceConcentrationWarning", "topk_table", "signed_contributions",
-    "influence_grid",
+    "influence_grid", "gallery_grid",
     "TopK", "AttractRepel", "AlignmentGap", "PrecisionAt1", "ConfidenceDrop",
     "TOP_K", "AG_TOP_K", "N_BOOT", "CI_LEVEL", "DROP_N_REMOVE", "DROP_KNN_K", "CAV_C",
     "DENSE_MAX_BYTES",

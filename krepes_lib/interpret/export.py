@@ -12,6 +12,8 @@ Book: *Interpretability* (``book/interpretability.md``), eqs. (int-is), (int-con
   (attracting), negative = pushes it back (repelling).
 * :func:`influence_grid` — a test image next to its K most attracting and K most repelling
   landmarks (matplotlib figure; saved atomically with ``path=``).
+* :func:`gallery_grid` — the figure itself, from images and titles already chosen (the
+  notebooks' galleries of attracting/repelling landmarks use it directly).
 """
 from __future__ import annotations
 
@@ -22,7 +24,7 @@ import numpy as np
 
 from ..backend import to_host
 
-__all__ = ["topk_table", "signed_contributions", "influence_grid", "write_atomic"]
+__all__ = ["topk_table", "signed_contributions", "influence_grid", "gallery_grid", "write_atomic"]
 
 
 def write_atomic(path, write):
@@ -88,7 +90,7 @@ def signed_contributions(audit, X_t, v=None):
     return K * (audit.delta_A @ v)[None, :]
 
 
-def _show(ax, img, title=None):
+def _show(ax, img, title=None, frame=None):
     img = np.clip(np.asarray(img, dtype=np.float64), 0.0, 1.0)
     ax.imshow(img if img.ndim == 3 and img.shape[-1] == 3 else img.squeeze(), cmap=None if img.ndim == 3
               and img.shape[-1] == 3 else "gray", vmin=0, vmax=1)
@@ -96,6 +98,58 @@ def _show(ax, img, title=None):
     ax.set_yticks([])
     if title:
         ax.set_title(title, fontsize=7)
+    for sp in ax.spines.values():
+        sp.set(edgecolor=frame or "black", linewidth=3 if frame else 0.5)
+
+
+def gallery_grid(X_test, attract, repel, image_shape, test_titles=None, attract_titles=None, repel_titles=None,
+                 suptitle=None, row_labels=None, frames=("green", "red"), path=None):
+    """One row per test image: the image, then its attracting and its repelling landmarks.
+
+    ``X_test`` (r, d) flattened channels-last images, or None for no test column (e.g. the
+    landmarks of a concept); ``attract`` and ``repel`` (r, K, d) the landmark images of each row
+    (any K each); titles are lists of the same shapes (or None), ``row_labels`` one label per row.
+    Frames colour the attracting (green) and repelling (red) panels. Returns the matplotlib
+    figure; ``path`` saves it (PNG, atomically).
+    """
+    import matplotlib
+
+    if path is not None:
+        matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    A = np.asarray(to_host(attract), dtype=np.float64)
+    R = np.asarray(to_host(repel), dtype=np.float64)
+    c0 = 0 if X_test is None else 1  # the test column
+    Xh = np.asarray(to_host(X_test), dtype=np.float64) if c0 else A[:, 0]
+    shape = tuple(image_shape)
+    if Xh.ndim != 2 or A.ndim != 3 or R.ndim != 3 or not (Xh.shape[0] == A.shape[0] == R.shape[0]):
+        raise ValueError(f"gallery_grid: X_test {Xh.shape}, attract {A.shape}, repel {R.shape} must be (r, d), "
+                         "(r, K, d), (r, K', d) with the same r.")
+    if A.shape[2] != Xh.shape[1] or R.shape[2] != Xh.shape[1]:
+        raise ValueError(f"gallery_grid: the landmark images have {A.shape[2]} / {R.shape[2]} columns and X_test "
+                         f"{Xh.shape[1]}; pass landmark rows of the same data (audit.landmarks).")
+    if int(np.prod(shape)) != Xh.shape[1]:
+        raise ValueError(f"image_shape={shape} holds {int(np.prod(shape))} numbers but the rows have "
+                         f"{Xh.shape[1]} columns; pass the data's image shape (split.image_shape).")
+    r, ka, kr = Xh.shape[0], A.shape[1], R.shape[1]
+    title = (lambda ts, *i: None if ts is None else ts[i[0]] if len(i) == 1 else ts[i[0]][i[1]])
+    fig, axes = plt.subplots(r, c0 + ka + kr, figsize=(1.3 * (c0 + ka + kr), 1.55 * r), squeeze=False)
+    for i in range(r):
+        if c0:
+            _show(axes[i, 0], Xh[i].reshape(shape), title(test_titles, i))
+        for j in range(ka):
+            _show(axes[i, c0 + j], A[i, j].reshape(shape), title(attract_titles, i, j), frames[0])
+        for j in range(kr):
+            _show(axes[i, c0 + ka + j], R[i, j].reshape(shape), title(repel_titles, i, j), frames[1])
+        if row_labels is not None:
+            axes[i, 0].set_ylabel(row_labels[i], fontsize=7, rotation=0, ha="right", va="center")
+    if suptitle:
+        fig.suptitle(suptitle, fontsize=8)
+    fig.tight_layout()
+    if path is not None:
+        write_atomic(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
+    return fig
 
 
 def influence_grid(audit, X_t, image_shape, rows=(0,), K: int = 5, v=None, y_t=None, y_landmarks=None,
@@ -106,12 +160,6 @@ def influence_grid(audit, X_t, image_shape, rows=(0,), K: int = 5, v=None, y_t=N
     ``image_shape`` is the data's (H, W[, C]) (rows flattened channels-last, the loaders'
     layout). Returns the matplotlib figure; ``path`` saves it (PNG, atomically).
     """
-    import matplotlib
-
-    if path is not None:
-        matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
     rows = [int(r) for r in np.atleast_1d(rows)]
     Xh = np.asarray(to_host(X_t))
     L = np.asarray(to_host(audit.landmarks))
@@ -122,18 +170,13 @@ def influence_grid(audit, X_t, image_shape, rows=(0,), K: int = 5, v=None, y_t=N
     m = L.shape[0]
     K = max(1, min(int(K), m // 2 if m > 1 else 1))
     S = np.asarray(to_host(signed_contributions(audit, Xh[rows], v)), dtype=np.float64)
-    fig, axes = plt.subplots(len(rows), 1 + 2 * K, figsize=(1.3 * (1 + 2 * K), 1.5 * len(rows)), squeeze=False)
     lab = (lambda ys, i: "" if ys is None else f" {classes[int(ys[i])] if classes else int(ys[i])}")
-    for i, t in enumerate(rows):
-        order = np.argsort(-S[i])
-        _show(axes[i, 0], Xh[t].reshape(shape), f"test {t}{lab(y_t, t)}")
-        for j, l in enumerate(order[:K]):
-            _show(axes[i, 1 + j], L[l].reshape(shape), f"+{l}{lab(y_landmarks, l)} {S[i, l]:.2g}")
-        for j, l in enumerate(order[::-1][:K]):
-            _show(axes[i, 1 + K + j], L[l].reshape(shape), f"−{l}{lab(y_landmarks, l)} {S[i, l]:.2g}")
-    fig.suptitle(f"test image | {K} most attracting landmarks (+) | {K} most repelling (−); "
-                 "score k(x̃_l, x_t)·⟨ΔÃ_l, v⟩", fontsize=8)
-    fig.tight_layout()
-    if path is not None:
-        write_atomic(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
-    return fig
+    order = np.argsort(-S, axis=1)
+    att, rep = order[:, :K], order[:, ::-1][:, :K]
+    return gallery_grid(
+        Xh[rows], L[att], L[rep], shape,
+        test_titles=[f"test {t}{lab(y_t, t)}" for t in rows],
+        attract_titles=[[f"+{l}{lab(y_landmarks, l)} {S[i, l]:.2g}" for l in att[i]] for i in range(len(rows))],
+        repel_titles=[[f"−{l}{lab(y_landmarks, l)} {S[i, l]:.2g}" for l in rep[i]] for i in range(len(rows))],
+        suptitle=f"test image | {K} most attracting landmarks (+) | {K} most repelling (−); "
+                 "score k(x̃_l, x_t)·⟨ΔÃ_l, v⟩", path=path)

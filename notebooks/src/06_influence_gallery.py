@@ -136,29 +136,18 @@ print("(k(·): mean kernel similarity to the test image of the listed landmarks 
 # first held-out image of `n_gallery` classes spread over the label range.
 
 # %%
-def show(ax, x, shape, frame=None, title=""):
-    img = np.clip(np.asarray(x).reshape(shape), 0, 1)
-    ax.imshow(img[..., 0] if img.ndim == 3 and img.shape[2] == 1 else img, cmap="gray_r" if img.ndim == 2 else None,
-              vmin=0, vmax=1)
-    ax.set_xticks([]), ax.set_yticks([]), ax.set_title(title, fontsize=7)
-    for s in ax.spines.values():
-        s.set(edgecolor=frame or "black", linewidth=3 if frame else 0.5)
-
-
 for (ds, loss), (run, g) in shown.items():
     S, shape, name = splits[ds], splits[ds].train.image_shape, splits[ds].classes
     Xl, yL, K = S.X[run.landmark_indices], run.y_landmarks, g["att_i"].shape[1]
     want = np.unique(np.linspace(0, S.n_classes - 1, min(n_gallery, S.n_classes)).round().astype(int))
     picks = [int(np.flatnonzero(S.y_test == c)[0]) for c in want if (S.y_test == c).any()]
-    fig, axes = plt.subplots(len(picks), 2 * K + 1, figsize=(1.25 * (2 * K + 1), 1.55 * len(picks)), squeeze=False)
-    for r, t in enumerate(picks):
-        show(axes[r, 0], S.X_test[t], shape, title=f"test: {name[S.y_test[t]]}")
-        for j in range(K):
-            show(axes[r, 1 + j], Xl[g["att_i"][t, j]], shape, "green", f"{name[yL[g['att_i'][t, j]]]} {g['att_s'][t, j]:+.2f}")
-            show(axes[r, 1 + K + j], Xl[g["rep_i"][t, j]], shape, "red", f"{name[yL[g['rep_i'][t, j]]]} {g['rep_s'][t, j]:+.2f}")
-    fig.suptitle(f"{ds}, {loss} (audit, seed {run.seed}): attracting (green) and repelling (red) landmarks "
-                 "along the CAV of the test image's class", fontsize=10, y=1.02)
-    fig.tight_layout()
+    fig = kr.interpret.gallery_grid(
+        S.X_test[picks], Xl[g["att_i"][picks]], Xl[g["rep_i"][picks]], shape,
+        test_titles=[f"test: {name[S.y_test[t]]}" for t in picks],
+        attract_titles=[[f"{name[yL[i]]} {s:+.2f}" for i, s in zip(g["att_i"][t], g["att_s"][t])] for t in picks],
+        repel_titles=[[f"{name[yL[i]]} {s:+.2f}" for i, s in zip(g["rep_i"][t], g["rep_s"][t])] for t in picks],
+        suptitle=f"{ds}, {loss} (audit, seed {run.seed}): attracting (green) and repelling (red) landmarks "
+                 "along the CAV of the test image's class")
     save_figure(fig, f"06_influence_gallery_{ds}_{loss}")
     plt.show()
 
@@ -200,16 +189,17 @@ for name in concepts:
           f"{ctable.values('bottom_share_pos', **w).mean():.2f}, all landmarks {ctable.values('base_rate', **w).mean():.2f}")
 
 # %%
-fig, axes = plt.subplots(len(concepts), 2 * top_k, figsize=(1.25 * 2 * top_k, 1.7 * len(concepts)), squeeze=False)
-for r, (name, (run, top, bottom, mean, pos_L)) in enumerate(concept_top.items()):
-    for j, l in enumerate(list(top) + list(bottom)):
-        show(axes[r, j], S.X[run.landmark_indices][l], S.train.image_shape, "green" if j < top_k else "red",
-             f"{S.classes[run.y_landmarks[l]]} [{'+' if pos_L[l] else '−'}] {mean[l]:+.2f}")
-    axes[r, 0].set_ylabel(name, fontsize=7, rotation=0, ha="right", va="center")
-fig.suptitle(f"{concept_dataset}, {losses[0]} (seed {seeds[0]}): landmarks with the largest (green) and most negative (red) "
-             "mean concept influence on held-out positives\n[+/−] = the landmark is a concept positive/negative",
-             fontsize=9, y=1.04)
-fig.tight_layout()
+tops, bottoms, top_titles, bottom_titles = [], [], [], []
+for name, (run, top, bottom, mean, pos_L) in concept_top.items():
+    Xl = S.X[run.landmark_indices]
+    tops.append(Xl[top]), bottoms.append(Xl[bottom])
+    for ls, titles in ((top, top_titles), (bottom, bottom_titles)):
+        titles.append([f"{S.classes[run.y_landmarks[l]]} [{'+' if pos_L[l] else '−'}] {mean[l]:+.2f}" for l in ls])
+fig = kr.interpret.gallery_grid(
+    None, np.stack(tops), np.stack(bottoms), S.train.image_shape, None, top_titles, bottom_titles,
+    row_labels=list(concept_top),
+    suptitle=f"{concept_dataset}, {losses[0]} (seed {seeds[0]}): landmarks with the largest (green) and most negative "
+             "(red) mean concept influence on held-out positives\n[+/−] = the landmark is a concept positive/negative")
 save_figure(fig, f"06_influence_gallery_concepts_{concept_dataset}")
 plt.show()
 

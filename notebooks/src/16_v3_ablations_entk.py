@@ -266,27 +266,18 @@ for tb, col in ((G_e, "eNTK"), (G_r, "RBF column")):
         what="d = mean k(repelling, x_t) − mean k(other-class landmark, x_t)"), greater)
 
 
-def show_gallery(ax_row, run, g, split, i, title):  # plotting only
-    shape = split.image_shape
-    L = np.asarray(kr.to_host(run.audit.landmarks))
-    imgs = [split.X_test[i]] + [L[j] for j in g["att_i"][i][:3]] + [L[j] for j in g["rep_i"][i][:3]]
-    labs = ["test"] + [f"+{run.y_landmarks[j]}" for j in g["att_i"][i][:3]] + [f"−{run.y_landmarks[j]}" for j in g["rep_i"][i][:3]]
-    for ax, im, lab in zip(ax_row, imgs, labs):
-        ax.imshow(np.clip(np.asarray(im, float).reshape(shape), 0, 1), cmap="gray" if len(shape) == 2 else None)
-        ax.set_title(lab, fontsize=7)
-        ax.axis("off")
-    ax_row[0].set_ylabel(title)
-
-
-if shown:
-    rows = [(k, i) for k in shown for i in range(3)]
-    fig, axes = plt.subplots(len(rows), 7, figsize=(8, 1.3 * len(rows)), squeeze=False)
-    for ax_row, (k, i) in zip(axes, rows):
-        run, g, sp = shown[k]
-        show_gallery(ax_row, run, g, sp, i, k)
-        ax_row[0].set_title(f"{k}: test y={sp.y_test[i]}", fontsize=7)
-    fig.suptitle("test image, 3 attracting (+class), 3 repelling (−class) landmarks; rows: eNTK, then RBF", fontsize=8)
-    fig.tight_layout()
+if shown:  # three test images per column (eNTK, RBF): each with 3 attracting and 3 repelling landmarks
+    test, att, rep, t_titles, a_titles, r_titles = [], [], [], [], [], []
+    for k, (run, g, sp) in shown.items():
+        L = np.asarray(kr.to_host(run.audit.landmarks))
+        for i in range(3):
+            ia, ir = g["att_i"][i][:3], g["rep_i"][i][:3]
+            test.append(sp.X_test[i]), att.append(L[ia]), rep.append(L[ir])
+            t_titles.append(f"{k}: test y={sp.y_test[i]}")
+            a_titles.append([f"+{run.y_landmarks[j]}" for j in ia]), r_titles.append([f"−{run.y_landmarks[j]}" for j in ir])
+    fig = kr.interpret.gallery_grid(np.stack(test), np.stack(att), np.stack(rep), sp.image_shape, t_titles, a_titles,
+                                    r_titles, suptitle="test image, 3 attracting (+class), 3 repelling (−class) "
+                                    "landmarks; rows: eNTK, then RBF")
     save_figure(fig, "16_gallery")
     plt.show()
 
