@@ -274,6 +274,24 @@ class SpectrumTrace:
     A: np.ndarray
     loss: list
 
+    def plot(self, ax, pred: "StepwisePrediction | None" = None, title: str = "", log: bool = False):
+        """The eigenvalues of C(t) against the step on a matplotlib ``ax`` (one colour per mode), with
+        the closed form's curves (eq. (sw-logistic), ``pred.curves``) dashed when ``pred`` is given."""
+        import matplotlib.pyplot as plt
+
+        colors = plt.cm.viridis(np.linspace(0, 0.9, self.eig.shape[1]))
+        for k in range(self.eig.shape[1]):
+            ax.plot(self.t, self.eig[:, k], color=colors[k], lw=2)
+            if pred is not None:
+                ax.plot(self.t, pred.curves(self.t)[:, k], "--", color="k", lw=0.8)
+        ax.set_xlabel("optimiser step (full batch)")
+        ax.set_ylabel("eigenvalues of C(t)")
+        if log:
+            ax.set_yscale("log")
+            ax.set_ylim(max(self.eig[1:].min(), self.eig.max() * 1e-8), self.eig.max() * 2)
+        ax.set_title(title)
+        return ax
+
 
 def track_spectrum(model: NystromModel, X, loss, epochs: int, lr: float, Gamma_eval,
                    optimizer: str = "sgd", augment="auto", seed: int = 0, batch_size=None,

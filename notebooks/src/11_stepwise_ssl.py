@@ -121,25 +121,10 @@ for s in seeds:
           f"(‖Qᵀu_j‖): {np.round(overlaps, 2)}")
 
 # %%
-def plot_spectrum(ax, trace, pred=None, title="", log=False):
-    eig = trace.eig
-    colors = plt.cm.viridis(np.linspace(0, 0.9, eig.shape[1]))
-    for k in range(eig.shape[1]):
-        ax.plot(trace.t, eig[:, k], color=colors[k], lw=2)
-        if pred is not None:
-            ax.plot(trace.t, pred.curves(trace.t)[:, k], "--", color="k", lw=0.8)
-    ax.set_xlabel("optimiser step (full batch)")
-    ax.set_ylabel("eigenvalues of C(t)")
-    if log:
-        ax.set_yscale("log")
-        ax.set_ylim(max(eig[1:].min(), eig.max() * 1e-8), eig.max() * 2)
-    ax.set_title(title)
-
-
 s0 = seeds[0]
 fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
-plot_spectrum(axes[0], runs[s0]["trace"], runs[s0]["pred"], f"Barlow Twins (covariance), seed {s0}: "
-              "training (colour) vs closed form (dashed)")
+runs[s0]["trace"].plot(axes[0], runs[s0]["pred"], f"Barlow Twins (covariance), seed {s0}: "
+                       "training (colour) vs closed form (dashed)")
 for s in seeds:
     axes[1].loglog(runs[s]["pred"].step_times, runs[s]["t_hat"], "o", label=f"seed {s}")
 lim = [min(r["pred"].step_times.min() for r in runs.values()) * 0.8,
@@ -180,7 +165,7 @@ for name, cfg in other_losses.items():
 
 fig, axes = plt.subplots(1, len(other), figsize=(5.5 * len(other), 3.8), squeeze=False)
 for ax, (name, rs) in zip(axes[0], other.items()):
-    plot_spectrum(ax, rs[s0]["trace"], title=f"{name}, seed {s0}", log=True)
+    rs[s0]["trace"].plot(ax, title=f"{name}, seed {s0}", log=True)
 fig.tight_layout()
 save_figure(fig, "11_stepwise_others")
 plt.show()
