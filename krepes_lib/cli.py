@@ -866,6 +866,18 @@ def cmd_reproduce(args) -> int:
     return 0
 
 
+THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def _share_cores(jobs: int) -> None:
+    """Initializer of a ``--jobs`` worker: its notebooks' kernels (which inherit this environment)
+    get cores // jobs BLAS/OpenMP/torch threads each, so N notebooks do not each start one thread
+    per core and fight over them. A thread count the user set is left alone."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    for var in THREAD_VARS:
+        os.environ.setdefault(var, str(max(1, cores // max(1, int(jobs)))))
+
+
 def _run_one(root: Path, name: str, profile: str, exp: dict, force: bool, timeout, deps) -> tuple:
     """One notebook in a worker process of ``--jobs``: (status, seconds) or the failure text."""
     t = time.time()
@@ -888,7 +900,8 @@ def expected_seconds(entry: dict, profile: str) -> float:
 
 
 def _run_parallel(root: Path, names, args, exp: dict, deps) -> None:
-    """``--jobs N``: notebooks run in N worker processes (each its own kernel and environment).
+    """``--jobs N``: notebooks run in N worker processes (each its own kernel and environment,
+    with cores // N BLAS/OpenMP threads unless the user set them: :func:`_share_cores`).
 
     Notebooks are independent: each writes only its own executed notebook and results file
     (atomically). What they share is the network cache, whose per-network lock
@@ -903,7 +916,8 @@ def _run_parallel(root: Path, names, args, exp: dict, deps) -> None:
     failed = []
     # longest first (LPT): a long notebook started last would run alone at the end
     order = sorted(names, key=lambda n: -expected_seconds(exp["notebooks"][n], args.profile))
-    with ProcessPoolExecutor(max_workers=min(args.jobs, len(names)) or 1) as pool:
+    with ProcessPoolExecutor(max_workers=min(args.jobs, len(names)) or 1, initializer=_share_cores,
+                             initargs=(args.jobs,)) as pool:
         futures = {pool.submit(_run_one, root, n, args.profile, exp, args.force, args.timeout, deps): n
                    for n in order}
         bar = tqdm(total=len(futures), desc=f"notebooks ({args.profile}, {args.jobs} at once)", unit="nb")

@@ -393,3 +393,14 @@ def test_jobs_start_the_longest_notebook_first(tmp_path):
     args = argparse.Namespace(jobs=1, profile="ci", force=False, timeout=None)
     cli._run_parallel(tmp_path, ["a", "b", "c"], args, exp, "v1")
     assert log.read_text() == "bca"
+
+
+def test_jobs_share_the_cores_between_notebooks(monkeypatch):
+    """A --jobs worker gives its kernels cores // jobs threads, and keeps a count the user set."""
+    cores = len(os.sched_getaffinity(0))
+    for var in cli.THREAD_VARS:
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "7")
+    cli._share_cores(2)
+    assert os.environ["OMP_NUM_THREADS"] == os.environ["MKL_NUM_THREADS"] == str(max(1, cores // 2))
+    assert os.environ["OPENBLAS_NUM_THREADS"] == "7"
