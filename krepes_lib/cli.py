@@ -562,7 +562,10 @@ def _state_line(st: SectionState, profile: str) -> str:
     run = f"profile **{st.profile or '?'}**, run {st.written or '?'}"
     if st.current:
         return f"*State:* **current** ({run}; same notebook, parameters, code, data and environment as now)."
-    fix = f"`krepes reproduce --only {st.name} --profile {profile}`"
+    # a failed, edited or unreadable results file can sit beside an executed notebook that is current,
+    # which a plain rerun would skip: those need --force
+    force = " --force" if st.status in ("failed", "unverified", "unreadable") else ""
+    fix = f"`krepes reproduce --only {st.name} --profile {profile}{force}`"
     why = "; ".join(st.reasons)
     head = {"stale": "STALE", "failed": "FAILED", "other profile": "OTHER PROFILE",
             "unverified": "UNVERIFIED", "unreadable": "UNREADABLE"}.get(st.status, st.status.upper())

@@ -287,6 +287,7 @@ def test_report_marks_stale_failed_foreign_and_unreadable_sections(tmp_path, mon
     text = cli.write_report(root, EXP2, "ci").read_text()
     assert "**STALE**" in _section(text) and "KREPES_DTYPE float32 → float64" in _section(text)
     assert "no current result: 09_alignment_gap (stale)" in _glance(text)
+    assert f"rerun with `krepes reproduce --only {NB} --profile ci`" in _section(text)  # a rerun is not skipped
 
     # #60: a rerun after the change fails: its old numbers are marked FAILED, out of §7
     _notebook(root, "raise RuntimeError('boom')")
@@ -296,6 +297,8 @@ def test_report_marks_stale_failed_foreign_and_unreadable_sections(tmp_path, mon
     text = cli.write_report(root, EXP2, "ci").read_text()
     assert "**FAILED**" in _section(text) and f"{NB}.failed.ipynb" in _section(text)
     assert "since then KREPES_DTYPE float32 → float64" in _section(text)
+    # the advice works even once the change is undone and the old executed notebook is current again
+    assert f"rerun with `krepes reproduce --only {NB} --profile ci --force`" in _section(text)
     assert "| reproduced |" not in _glance(text)
 
     # #63 a truncated executed notebook, #62 a partial results file: named, no traceback
