@@ -163,10 +163,7 @@ def influence_grid(audit, X_t, image_shape, rows=(0,), K: int = 5, v=None, y_t=N
     rows = [int(r) for r in np.atleast_1d(rows)]
     Xh = np.asarray(to_host(X_t))
     L = np.asarray(to_host(audit.landmarks))
-    shape = tuple(image_shape)
-    if int(np.prod(shape)) != Xh.shape[1]:
-        raise ValueError(f"image_shape={shape} holds {int(np.prod(shape))} numbers but X_t has "
-                         f"{Xh.shape[1]} columns; pass the data's image shape (split.image_shape).")
+    shape = tuple(image_shape)  # checked against the rows by gallery_grid
     m = L.shape[0]
     K = max(1, min(int(K), m // 2 if m > 1 else 1))
     S = np.asarray(to_host(signed_contributions(audit, Xh[rows], v)), dtype=np.float64)
